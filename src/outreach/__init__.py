@@ -1,0 +1,46 @@
+"""outreach: reach customers when something went wrong, and keep trying until they answer."""
+
+from importlib.metadata import version
+
+from outreach._client import AsyncClient, Client, StartRequest
+from outreach._hooks import Hooks
+from outreach._models import (
+    Attempt,
+    AttemptStatus,
+    Event,
+    EventKind,
+    FollowUp,
+    Medium,
+    Notification,
+    Option,
+    Plan,
+    QuietHours,
+    Recipient,
+    RetryPolicy,
+    Status,
+    Step,
+)
+
+__version__ = version("outreach")
+
+__all__ = [
+    "AsyncClient",
+    "Attempt",
+    "AttemptStatus",
+    "Client",
+    "Event",
+    "EventKind",
+    "FollowUp",
+    "Hooks",
+    "Medium",
+    "Notification",
+    "Option",
+    "Plan",
+    "QuietHours",
+    "Recipient",
+    "RetryPolicy",
+    "StartRequest",
+    "Status",
+    "Step",
+    "__version__",
+]

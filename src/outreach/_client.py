@@ -1,0 +1,410 @@
+"""The public API: ``AsyncClient`` (the core) and ``Client`` (the same for synchronous code)."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import os
+import secrets
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from outreach._clock import Clock, SystemClock
+from outreach._engine import Ack, Cancel, Input
+from outreach._hooks import Hooks
+from outreach._models import Event, EventKind, Medium, Notification, Plan, Recipient, Status
+from outreach._runner import Runner, new_id, template_context
+from outreach._settings import Settings
+from outreach._templates import Templates
+from outreach._tokens import TokenSigner
+from outreach._urls import PublicUrls
+from outreach.channels import Channel, resolve_media
+from outreach.exceptions import (
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidChoice,
+    NotFound,
+    TemplateError,
+)
+from outreach.stores import Store, open_store
+
+log = logging.getLogger("outreach")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """One recipient of a batch start; ``context`` is merged over the batch's shared context."""
+
+    recipient: Recipient
+    context: Mapping[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class AsyncClient:
+    """Starts, tracks and acknowledges notifications, and runs the escalations.
+
+    ``store`` is a URL (``memory://``, ``sqlite:///path.db``) or a Store; ``channels`` maps the
+    names used in ``Step.channel`` to adapters; ``clock`` defaults to the system clock.
+    Use it as ``async with AsyncClient(...) as ox:``.
+    """
+
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        channels: Mapping[str, Channel] | None = None,
+        templates: str | os.PathLike[str] | Templates | None = None,
+        clock: Clock | None = None,
+        hooks: Hooks | None = None,
+        settings: Settings | None = None,
+        *,
+        poll_interval: timedelta = timedelta(seconds=5),
+    ) -> None:
+        self.settings = settings or Settings()
+        store = store if store is not None else self.settings.store
+        self.store: Store = open_store(store) if isinstance(store, str) else store
+        self.channels = dict(channels or {})
+        self.clock: Clock = clock or SystemClock()
+        self.poll_interval = poll_interval
+        folder = templates if templates is not None else self.settings.templates
+        self.templates = (
+            folder if isinstance(folder, Templates) or folder is None else Templates(folder)
+        )
+        secret = self.settings.secret_key
+        if secret is None:
+            log.warning(
+                "OUTREACH_SECRET_KEY is not set: acknowledgement links are signed with a "
+                "throw-away key and stop working when this process exits"
+            )
+        self._runner = Runner(
+            store=self.store,
+            channels=self.channels,
+            media=resolve_media(self.channels),
+            templates=self.templates,
+            clock=self.clock,
+            urls=PublicUrls(self.settings.public_url),
+            signer=TokenSigner(secret.get_secret_value() if secret else secrets.token_urlsafe(32)),
+            hooks=hooks or Hooks(),
+            owner=f"{os.getpid()}-{new_id()[:8]}",
+        )
+        self._wake = asyncio.Event()
+
+    # lifecycle
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connect to the store (and migrate it)."""
+        await self.store.open()
+
+    async def close(self) -> None:
+        """Close the store and every channel."""
+        for channel in self.channels.values():
+            await channel.aclose()
+        await self.store.close()
+
+    # starting
+
+    async def start(
+        self,
+        recipient: Recipient,
+        plan: Plan,
+        *,
+        context: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        campaign: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Notification:
+        """Start escalating ``plan`` to ``recipient``; idempotent on ``key``.
+
+        Every template of the plan is rendered once with ``context`` first, so a missing
+        variable fails here, before anything is stored or sent.
+        """
+        request = StartRequest(recipient, context or {}, key, metadata or {})
+        [notification] = await self.start_many(plan, [request], campaign=campaign)
+        return notification
+
+    async def start_many(
+        self,
+        plan: Plan,
+        requests: Iterable[StartRequest | Recipient],
+        *,
+        context: Mapping[str, Any] | None = None,
+        campaign: str | None = None,
+    ) -> list[Notification]:
+        """Start ``plan`` for many recipients in one transaction (a campaign).
+
+        Everything is checked before anything is stored: one bad request stores nothing.
+        """
+        self._check_channels(plan)
+        now = self.clock.now()
+        fresh = []
+        for request in requests:
+            if isinstance(request, Recipient):
+                request = StartRequest(request)
+            merged = {**(context or {}), **request.context}
+            notification = Notification(
+                id=new_id(),
+                key=request.key,
+                campaign=campaign,
+                metadata=dict(request.metadata),
+                recipient=request.recipient,
+                plan=plan,
+                context=merged,
+                created_at=now,
+                updated_at=now,
+                due_at=now,
+                deadline_at=None if plan.deadline is None else now + plan.deadline,
+            )
+            self._trial_render(notification)
+            fresh.append(notification)
+        created = [
+            Event(at=now, notification_id=n.id, kind=EventKind.CREATED, data={"key": n.key})
+            for n in fresh
+        ]
+        stored = await self.store.create(fresh, created)
+        for new, old in zip(fresh, stored, strict=True):
+            if new is not old:
+                _check_same(new, old)
+        self._wake.set()
+        return stored
+
+    def _check_channels(self, plan: Plan) -> None:
+        names = [step.channel for step in plan.steps]
+        names += [follow_up.channel for follow_up in plan.follow_ups]
+        for name in names:
+            if name not in self.channels:
+                raise ConfigurationError(
+                    f"plan {plan.name!r} uses channel {name!r}, but the client has "
+                    f"{sorted(self.channels) or 'no channels'}"
+                )
+
+    def _trial_render(self, notification: Notification) -> None:
+        if self.templates is None:
+            raise TemplateError(
+                "no templates folder is configured (templates=... or OUTREACH_TEMPLATES)"
+            )
+        plan = notification.plan
+        media = self._runner.media
+        uses = [(s.template, media[s.channel]) for s in plan.steps]
+        uses += [(f.template, media[f.channel]) for f in plan.follow_ups]
+        context = template_context(notification, self._runner.urls.ack("preview"))
+        for template, medium in dict.fromkeys(uses):
+            self.templates.render(template, medium, context, locale=notification.recipient.locale)
+
+    # reading
+
+    async def get(
+        self, notification_id: str | None = None, *, key: str | None = None
+    ) -> Notification:
+        """The notification with this id (or ``key=``); raises ``NotFound``."""
+        if (notification_id is None) == (key is None):
+            raise TypeError("pass exactly one of an id or key=")
+        if notification_id is not None:
+            found = await self.store.get(notification_id)
+        else:
+            assert key is not None
+            found = await self.store.get_by_key(key)
+        if found is None:
+            raise NotFound(
+                f"no notification with {'id' if key is None else 'key'} {notification_id or key!r}"
+            )
+        return found
+
+    async def list(
+        self, *, status: Status | str | None = None, campaign: str | None = None, limit: int = 1000
+    ) -> builtins.list[Notification]:
+        """Notifications, oldest first, by status and/or campaign."""
+        return await self.store.query(
+            status=None if status is None else Status(status), campaign=campaign, limit=limit
+        )
+
+    async def events(self, since: int = 0, *, page: int = 1000) -> AsyncIterator[Event]:
+        """Every log entry after ``since`` (an event's ``seq``), oldest first, until caught up."""
+        while True:
+            batch = await self.store.events(since, page)
+            for event in batch:
+                yield event
+            if len(batch) < page:
+                return
+            since = batch[-1].seq
+
+    # changing
+
+    async def acknowledge(
+        self,
+        notification_id: str | None = None,
+        *,
+        key: str | None = None,
+        via: str = "api",
+        choice: str | None = None,
+        attempt_id: str | None = None,
+    ) -> Notification:
+        """Record the customer's acknowledgement (and choice); stops every pending step."""
+        notification = await self.get(notification_id, key=key)
+        if (
+            choice is not None
+            and notification.plan.options
+            and not notification.plan.option(choice)
+        ):
+            keys = [option.key for option in notification.plan.options]
+            raise InvalidChoice(
+                f"notification {notification.id}: choice {choice!r} is not one of {keys}"
+            )
+        return await self._apply(notification, Ack(via=via, choice=choice, attempt_id=attempt_id))
+
+    async def cancel(
+        self,
+        notification_id: str | None = None,
+        *,
+        key: str | None = None,
+        reason: str | None = None,
+    ) -> Notification:
+        """Withdraw a notification: nothing more is sent for it."""
+        notification = await self.get(notification_id, key=key)
+        return await self._apply(notification, Cancel(reason))
+
+    async def _apply(self, notification: Notification, event: Input) -> Notification:
+        opted_out = await self._runner.opted_out([notification])
+        _, stored = await self._runner.apply(
+            notification, event, opted_out[notification.id], leased=False
+        )
+        self._wake.set()
+        return stored
+
+    async def suppress(self, medium: Medium | str, address: str, *, reason: str = "api") -> None:
+        """Never send to ``address`` on ``medium`` again (until ``unsuppress``)."""
+        await self.store.suppress(Medium(medium), address, reason, self.clock.now())
+
+    async def unsuppress(self, medium: Medium | str, address: str) -> None:
+        """Lift a suppression."""
+        await self.store.unsuppress(Medium(medium), address)
+
+    # running
+
+    async def run_due(self) -> int:
+        """Run everything due now, then return how many notifications were handled."""
+        return await self._runner.run_due()
+
+    async def run(self) -> None:
+        """Run escalations until cancelled, sleeping until the next due time.
+
+        Work started by this client wakes the loop at once; work written by another process
+        to the same store is noticed within ``poll_interval``.
+        """
+        while True:
+            self._wake.clear()
+            await self.run_due()
+            due = await self.store.next_due()
+            poll = self.clock.now() + self.poll_interval
+            await self.clock.sleep_until(poll if due is None else min(due, poll), self._wake)
+
+
+def _check_same(requested: Notification, stored: Notification) -> None:
+    """The same key must mean the same recipient and plan."""
+    if (
+        stored.recipient != requested.recipient
+        or stored.plan.fingerprint != requested.plan.fingerprint
+    ):
+        raise IdempotencyConflict(
+            f"key {requested.key!r} is already used by notification {stored.id} "
+            "with a different recipient or plan"
+        )
+
+
+class Client:
+    """``AsyncClient`` for synchronous code.
+
+    It runs its own event loop in a private thread, so it also works where a loop is already
+    running (Jupyter, a sync view inside an async app). Use it as ``with Client(...) as ox:``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="outreach", daemon=True)
+        self._thread.start()
+        self._async: AsyncClient = self._call(_build(*args, **kwargs))
+        self._call(self._async.open())
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the client and stop its thread."""
+        if self._loop.is_closed():
+            return
+        self._call(self._async.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def start(self, recipient: Recipient, plan: Plan, **kwargs: Any) -> Notification:
+        """See ``AsyncClient.start``."""
+        return self._call(self._async.start(recipient, plan, **kwargs))
+
+    def start_many(
+        self, plan: Plan, requests: Iterable[StartRequest | Recipient], **kwargs: Any
+    ) -> list[Notification]:
+        """See ``AsyncClient.start_many``."""
+        return self._call(self._async.start_many(plan, requests, **kwargs))
+
+    def get(self, notification_id: str | None = None, *, key: str | None = None) -> Notification:
+        """See ``AsyncClient.get``."""
+        return self._call(self._async.get(notification_id, key=key))
+
+    def list(self, **kwargs: Any) -> builtins.list[Notification]:
+        """See ``AsyncClient.list``."""
+        return self._call(self._async.list(**kwargs))
+
+    def events(self, since: int = 0) -> builtins.list[Event]:
+        """Every log entry after ``since``, as a list."""
+
+        async def collect() -> builtins.list[Event]:
+            return [event async for event in self._async.events(since)]
+
+        return self._call(collect())
+
+    def acknowledge(self, notification_id: str | None = None, **kwargs: Any) -> Notification:
+        """See ``AsyncClient.acknowledge``."""
+        return self._call(self._async.acknowledge(notification_id, **kwargs))
+
+    def cancel(self, notification_id: str | None = None, **kwargs: Any) -> Notification:
+        """See ``AsyncClient.cancel``."""
+        return self._call(self._async.cancel(notification_id, **kwargs))
+
+    def run_due(self) -> int:
+        """See ``AsyncClient.run_due``."""
+        return self._call(self._async.run_due())
+
+
+async def _build(*args: Any, **kwargs: Any) -> AsyncClient:
+    """Construct the async client on its own loop (its asyncio objects belong there)."""
+    return AsyncClient(*args, **kwargs)

@@ -1,0 +1,547 @@
+"""The escalation rules, as one pure function.
+
+``decide(state, event, now)`` takes a notification (plus the facts the runner knows about its
+channels and the recipient's opt-outs), one input event and the current instant, and returns the
+new notification, the actions the shell must carry out and the log entries describing the
+change. It reads no clock, does no I/O and draws no random numbers, so every rule of the design's
+*Semantics* section can be tested exhaustively here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from outreach._models import (
+    Attempt,
+    AttemptStatus,
+    Event,
+    EventKind,
+    FollowUp,
+    Medium,
+    Notification,
+    QuietHours,
+    Status,
+    Step,
+)
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The notification is due: do whatever its plan says to do now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The channel accepted an attempt (``status`` is ``unknown`` after an ambiguous timeout)."""
+
+    attempt_id: str
+    provider_id: str | None
+    status: AttemptStatus = AttemptStatus.SENT
+    tries: int = 1
+
+
+class Failure(StrEnum):
+    """Why a send did not go out, as far as the engine cares."""
+
+    PERMANENT = "permanent"
+    TRANSIENT = "transient"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    OPTED_OUT = "opted_out"
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailed:
+    """The channel raised. ``retry_at`` set means: re-attempt this step then."""
+
+    attempt_id: str
+    failure: Failure
+    error: str
+    retry_at: datetime | None = None
+    tries: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A provider reported on an attempt (delivery receipt, call progress, bounce)."""
+
+    attempt_id: str
+    status: AttemptStatus
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The customer acknowledged (or replied after the fact)."""
+
+    via: str
+    choice: str | None = None
+    attempt_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """The caller withdrew the notification."""
+
+    reason: str | None = None
+
+
+Input = Tick | Sent | SendFailed | StatusUpdate | Ack | Cancel
+
+# --- outputs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Render and send this attempt (already recorded as ``sending``)."""
+
+    attempt: Attempt
+
+
+@dataclass(frozen=True, slots=True)
+class StartFollowUp:
+    """Create the follow-up notification, first due at ``first_due``."""
+
+    follow_up: FollowUp
+    first_due: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CancelCall:
+    """Hang up a call that is no longer needed."""
+
+    attempt: Attempt
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOptOut:
+    """Suppress ``address`` for ``medium`` from now on (the provider said the person opted out)."""
+
+    medium: Medium
+    address: str
+
+
+Action = Send | StartFollowUp | CancelCall | RecordOptOut
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the shell knows beyond the notification itself.
+
+    ``media`` maps each configured channel name to its medium; ``unavailable`` names channels
+    switched off by a configuration error, with the reason; ``opted_out`` lists the media whose
+    address this recipient has opted out of.
+    """
+
+    media: Mapping[str, Medium]
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    opted_out: frozenset[Medium] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """The engine's whole input besides the event and the time."""
+
+    notification: Notification
+    facts: Facts
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The engine's answer: the new notification, what to do, and what to log."""
+
+    notification: Notification
+    actions: tuple[Action, ...] = ()
+    events: tuple[Event, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything needs to be stored."""
+        return bool(self.events) or bool(self.actions)
+
+
+def decide(state: State, event: Input, now: datetime) -> Decision:
+    """Apply one event to one notification at ``now``."""
+    run = _Run(state, now)
+    match event:
+        case Tick():
+            run.tick()
+        case Sent():
+            run.sent(event)
+        case SendFailed():
+            run.send_failed(event)
+        case StatusUpdate():
+            run.status_update(event)
+        case Ack():
+            run.ack(event)
+        case Cancel():
+            run.cancel(event)
+    return Decision(run.n, tuple(run.actions), tuple(run.events))
+
+
+# --- rules --------------------------------------------------------------------------------
+
+_WAITING = frozenset(
+    {
+        AttemptStatus.QUEUED,
+        AttemptStatus.SENT,
+        AttemptStatus.DELIVERED,
+        AttemptStatus.ENGAGED,
+        AttemptStatus.UNKNOWN,
+    }
+)
+_FAILED = frozenset({AttemptStatus.UNDELIVERED, AttemptStatus.FAILED})
+# Callbacks arrive late, twice and out of order: an attempt's status only ever moves up.
+_RANK = {
+    AttemptStatus.SENDING: 0,
+    AttemptStatus.UNKNOWN: 0,
+    AttemptStatus.QUEUED: 1,
+    AttemptStatus.SENT: 2,
+    AttemptStatus.DELIVERED: 3,
+    AttemptStatus.ENGAGED: 4,
+    AttemptStatus.UNDELIVERED: 5,
+    AttemptStatus.FAILED: 5,
+    AttemptStatus.SKIPPED: 5,
+}
+_RINGING = frozenset({AttemptStatus.QUEUED, AttemptStatus.SENT})
+
+
+def quiet_until(quiet: QuietHours, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """The first instant after ``now`` outside the quiet window, or None if ``now`` is outside.
+
+    Wall-clock times are interpreted in ``zone``; on the nights clocks change, both readings of
+    the end time are tried and the earliest one that really lies outside the window wins.
+    """
+    local = now.astimezone(zone)
+    if not quiet.contains(local.time().replace(tzinfo=None)):
+        return None
+    day = local.date() if local.time() < quiet.end else local.date() + timedelta(days=1)
+    candidates = []
+    for offset in (0, 1):  # the end may fall in a DST gap or overlap of the next day too
+        for fold in (0, 1):
+            end = datetime.combine(day + timedelta(days=offset), quiet.end, zone).replace(fold=fold)
+            instant = end.astimezone(UTC)
+            if instant > now and not quiet.contains(instant.astimezone(zone).time()):
+                candidates.append(instant)
+    return min(candidates)
+
+
+class _Run:
+    """One application of ``decide``: accumulates the new state, actions and log entries."""
+
+    def __init__(self, state: State, now: datetime) -> None:
+        self.n = state.notification
+        self.facts = state.facts
+        self.now = now
+        self.actions: list[Action] = []
+        self.events: list[Event] = []
+
+    # bookkeeping
+
+    def log(self, kind: EventKind, attempt_id: str | None = None, **data: Any) -> None:
+        self.events.append(
+            Event(
+                at=self.now, notification_id=self.n.id, kind=kind, attempt_id=attempt_id, data=data
+            )
+        )
+
+    def update(self, **changes: Any) -> None:
+        self.n = self.n.model_copy(update={**changes, "updated_at": self.now})
+
+    def put(self, attempt: Attempt) -> None:
+        others = tuple(a for a in self.n.attempts if a.id != attempt.id)
+        self.update(attempts=(*others, attempt))
+
+    def current(self) -> Attempt | None:
+        """The latest attempt at the step the cursor is on."""
+        latest = None
+        for attempt in self.n.attempts:
+            at_cursor = (attempt.pass_, attempt.step) == (self.n.pass_, self.n.step)
+            if at_cursor and (latest is None or attempt.reattempt > latest.reattempt):
+                latest = attempt
+        return latest
+
+    def wait_until(self, when: datetime) -> None:
+        deadline = self.n.deadline_at
+        due = when if deadline is None else min(when, deadline)
+        if due != self.n.due_at:
+            self.update(due_at=due)
+
+    def finish(self, status: Status, **data: Any) -> None:
+        self.update(status=status, due_at=None, finished_at=self.now)
+        self.log(EventKind(status.value), **data)
+
+    # events
+
+    def tick(self) -> None:
+        if self.n.status.is_terminal:
+            if self.n.due_at is not None:
+                self.update(due_at=None)
+            return
+        self.recover_crashed()
+        if self.n.deadline_at is not None and self.now >= self.n.deadline_at:
+            self.cancel_calls()
+            self.finish(Status.EXPIRED)
+            return
+        if self.n.status is Status.PENDING:
+            self.update(status=Status.ACTIVE)
+            self.log(EventKind.ACTIVATED)
+        self.proceed()
+
+    def recover_crashed(self) -> None:
+        """An attempt still ``sending`` when its lease lapsed: the runner died mid-send."""
+        for attempt in self.n.attempts:
+            if attempt.status is AttemptStatus.SENDING:
+                recovered = attempt.model_copy(
+                    update={
+                        "status": AttemptStatus.UNKNOWN,
+                        "sent_at": attempt.created_at,
+                        "updated_at": self.now,
+                        "error": "the runner stopped while sending; not resent",
+                    }
+                )
+                self.put(recovered)
+                self.log(EventKind.ATTEMPT_STATUS, attempt.id, status=recovered.status)
+
+    def sent(self, event: Sent) -> None:
+        attempt = self.n.attempt(event.attempt_id)
+        if attempt is None:
+            return
+        self.put(
+            attempt.model_copy(
+                update={
+                    "status": event.status,
+                    "provider_id": event.provider_id,
+                    "sent_at": self.now,
+                    "updated_at": self.now,
+                    "tries": attempt.tries + event.tries,
+                }
+            )
+        )
+        self.log(EventKind.ATTEMPT, attempt.id, status=event.status, channel=attempt.channel)
+        self.proceed_if_active()
+
+    def send_failed(self, event: SendFailed) -> None:
+        attempt = self.n.attempt(event.attempt_id)
+        if attempt is None:
+            return
+        retry_at = None
+        if event.failure in (Failure.TRANSIENT, Failure.RATE_LIMITED):
+            retry_at = event.retry_at
+        status = (
+            AttemptStatus.SKIPPED if event.failure is Failure.UNAVAILABLE else AttemptStatus.FAILED
+        )
+        self.put(
+            attempt.model_copy(
+                update={
+                    "status": status,
+                    "error": event.error,
+                    "retry_at": retry_at,
+                    "updated_at": self.now,
+                    "tries": attempt.tries + event.tries,
+                }
+            )
+        )
+        self.log(
+            EventKind.ATTEMPT,
+            attempt.id,
+            status=status,
+            channel=attempt.channel,
+            failure=event.failure,
+            error=event.error,
+        )
+        if event.failure is Failure.OPTED_OUT and attempt.medium and attempt.address:
+            self.actions.append(RecordOptOut(attempt.medium, attempt.address))
+            self.log(EventKind.OPTED_OUT, attempt.id, medium=attempt.medium)
+        self.proceed_if_active()
+
+    def status_update(self, event: StatusUpdate) -> None:
+        attempt = self.n.attempt(event.attempt_id)
+        if attempt is None or _RANK[event.status] <= _RANK[attempt.status]:
+            return
+        self.put(
+            attempt.model_copy(
+                update={
+                    "status": event.status,
+                    "error": event.error or attempt.error,
+                    "sent_at": attempt.sent_at or self.now,
+                    "updated_at": self.now,
+                }
+            )
+        )
+        self.log(EventKind.ATTEMPT_STATUS, attempt.id, status=event.status, error=event.error)
+        current = self.current()
+        if (
+            not self.n.status.is_terminal
+            and event.status in _FAILED
+            and current is not None
+            and current.id == attempt.id
+        ):
+            self.update(due_at=self.now)  # early escalation: the runner moves on at once
+
+    def ack(self, event: Ack) -> None:
+        n = self.n
+        late = (
+            n.status in (Status.EXHAUSTED, Status.EXPIRED, Status.FAILED)
+            and n.finished_at is not None
+            and self.now <= n.finished_at + n.plan.grace
+        )
+        if n.status.is_terminal and not late:
+            self.log(
+                EventKind.REPLY_RECORDED,
+                event.attempt_id,
+                via=event.via,
+                choice=event.choice,
+                status=n.status,
+            )
+            return
+        self.cancel_calls()
+        self.update(
+            status=Status.ACKNOWLEDGED,
+            choice=event.choice,
+            acknowledged_via=event.via,
+            acknowledged_at=self.now,
+            finished_at=self.now,
+            due_at=None,
+        )
+        self.log(EventKind.ACKNOWLEDGED, event.attempt_id, via=event.via, choice=event.choice)
+        for follow_up in n.plan.follow_ups:
+            if follow_up.when_choice in (None, event.choice):
+                first_due = self.now + follow_up.after
+                self.actions.append(StartFollowUp(follow_up, first_due))
+                self.log(EventKind.FOLLOW_UP_STARTED, name=follow_up.label, due=first_due)
+
+    def cancel(self, event: Cancel) -> None:
+        if self.n.status.is_terminal:
+            return
+        self.cancel_calls()
+        self.finish(Status.CANCELLED, reason=event.reason)
+
+    def cancel_calls(self) -> None:
+        for attempt in self.n.attempts:
+            if (
+                attempt.medium is Medium.VOICE
+                and attempt.status in _RINGING
+                and attempt.provider_id
+            ):
+                self.actions.append(CancelCall(attempt))
+
+    # the escalation itself
+
+    def proceed_if_active(self) -> None:
+        if self.n.status is Status.ACTIVE:
+            self.proceed()
+
+    def proceed(self) -> None:
+        """Walk the plan from the cursor until something must be waited for or sent."""
+        plan = self.n.plan
+        while True:
+            if self.n.pass_ > plan.repeat:
+                everything_skipped = all(a.status is AttemptStatus.SKIPPED for a in self.n.attempts)
+                self.finish(Status.FAILED if everything_skipped else Status.EXHAUSTED)
+                return
+            step = plan.steps[self.n.step]
+            current = self.current()
+            if current is None:
+                if self.begin(step, reattempt=0):
+                    return
+            elif current.status is AttemptStatus.SENDING:
+                return  # the runner holding the lease will report back
+            elif current.status in _WAITING:
+                assert current.sent_at is not None
+                window_end = current.sent_at + step.wait
+                if self.now < window_end:
+                    self.wait_until(window_end)
+                    return
+                self.advance()
+            elif current.retry_at is not None and current.status is AttemptStatus.FAILED:
+                if self.now < current.retry_at:
+                    self.wait_until(current.retry_at)
+                    return
+                if self.begin(step, reattempt=current.reattempt + 1):
+                    return
+            else:  # skipped, failed for good, undelivered: early escalation
+                self.advance()
+
+    def advance(self) -> None:
+        if self.n.step + 1 < len(self.n.plan.steps):
+            self.update(step=self.n.step + 1)
+        else:
+            self.update(step=0, pass_=self.n.pass_ + 1)
+
+    def begin(self, step: Step, *, reattempt: int) -> bool:
+        """Start (or re-attempt) ``step``; False when it was skipped and the walk goes on."""
+        medium = self.facts.media.get(step.channel)
+        address = None if medium is None else self.n.recipient.address(medium)
+        if medium is None:
+            reason = f"no channel named {step.channel!r} is configured"
+        elif step.channel in self.facts.unavailable:
+            reason = (
+                f"channel {step.channel!r} is unavailable: {self.facts.unavailable[step.channel]}"
+            )
+        elif address is None:
+            reason = f"the recipient has no {'email' if medium is Medium.EMAIL else 'phone'}"
+        elif medium in self.facts.opted_out:
+            reason = f"the recipient opted out of {medium}"
+        else:
+            reason = None
+        if reason is not None:
+            self.record(step, reattempt, medium, None, AttemptStatus.SKIPPED, error=reason)
+            return False
+        assert medium is not None
+        if self.deferred_for_quiet_hours(medium):
+            return True
+        attempt = self.record(step, reattempt, medium, address, AttemptStatus.SENDING)
+        self.update(due_at=self.now)
+        self.actions.append(Send(attempt))
+        return True
+
+    def record(
+        self,
+        step: Step,
+        reattempt: int,
+        medium: Medium | None,
+        address: str | None,
+        status: AttemptStatus,
+        error: str | None = None,
+    ) -> Attempt:
+        n = self.n
+        attempt = Attempt(
+            id=f"{n.id}.{n.pass_}.{n.step}.{reattempt}",
+            notification_id=n.id,
+            pass_=n.pass_,
+            step=n.step,
+            reattempt=reattempt,
+            channel=step.channel,
+            medium=medium,
+            address=address,
+            status=status,
+            error=error,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        self.put(attempt)
+        self.log(EventKind.ATTEMPT, attempt.id, status=status, channel=step.channel, error=error)
+        return attempt
+
+    def deferred_for_quiet_hours(self, medium: Medium) -> bool:
+        plan = self.n.plan
+        quiet = plan.quiet_hours
+        if quiet is None or plan.urgent or medium not in quiet.media:
+            return False
+        zone = ZoneInfo(self.n.recipient.timezone or plan.timezone)
+        until = quiet_until(quiet, zone, self.now)
+        if until is None:
+            return False
+        previous_due = self.n.due_at
+        self.wait_until(until)
+        if self.n.due_at != previous_due:
+            self.log(EventKind.DEFERRED, until=until, reason="quiet hours")
+        return True

@@ -1,0 +1,59 @@
+"""Callbacks into the application, called after the change they report is committed."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from outreach._models import Attempt, AttemptStatus, Event, EventKind, Notification
+
+log = logging.getLogger("outreach.hooks")
+
+NotificationHook = Callable[[Notification], Awaitable[None] | None]
+AttemptHook = Callable[[Notification, Attempt], Awaitable[None] | None]
+ChannelErrorHook = Callable[[str, Exception], Awaitable[None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """Optional callbacks, sync or async. A hook that raises is logged and otherwise ignored:
+    the change it reports is already stored, and ``AsyncClient.events`` has it at least once."""
+
+    on_acknowledged: NotificationHook | None = None
+    on_exhausted: NotificationHook | None = None
+    on_attempt: AttemptHook | None = None
+    on_channel_error: ChannelErrorHook | None = None
+
+    async def after_commit(self, notification: Notification, events: Sequence[Event]) -> None:
+        """Fire the hooks that ``events`` (just committed for ``notification``) call for."""
+        for event in events:
+            if event.kind is EventKind.ACKNOWLEDGED:
+                await _call(self.on_acknowledged, notification)
+            elif event.kind is EventKind.EXHAUSTED:
+                await _call(self.on_exhausted, notification)
+            elif (
+                event.kind is EventKind.ATTEMPT
+                and event.data.get("status") != AttemptStatus.SENDING
+            ):
+                attempt = notification.attempt(event.attempt_id or "")
+                if attempt is not None:
+                    await _call(self.on_attempt, notification, attempt)
+
+    async def channel_error(self, channel: str, error: Exception) -> None:
+        await _call(self.on_channel_error, channel, error)
+
+
+async def _call(hook: Callable[..., Any] | None, *args: Any) -> None:
+    if hook is None:
+        return
+    try:
+        result = hook(*args)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception(
+            "hook %s failed; the change it reports is stored", getattr(hook, "__name__", hook)
+        )

@@ -1,0 +1,400 @@
+"""The records users build and read: recipients, plans, notifications, attempts, events.
+
+All are pydantic models. Configuration records (``Plan`` and its parts) are frozen, so a running
+notification keeps exactly the plan it started with. Construction errors are raised as errors of
+our own tree (``InvalidRecipient``, ``ConfigurationError``) whose message names the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from outreach._durations import Duration
+from outreach.exceptions import ConfigurationError, InvalidRecipient, OutreachError
+
+
+class Medium(StrEnum):
+    """What kind of address a channel reaches: a phone by text, a phone by call, a mailbox."""
+
+    SMS = "sms"
+    EMAIL = "email"
+    VOICE = "voice"
+
+
+class Status(StrEnum):
+    """Where a notification is in its life."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    ACKNOWLEDGED = "acknowledged"
+    EXHAUSTED = "exhausted"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once nothing more will be sent for this notification."""
+        return self not in (Status.PENDING, Status.ACTIVE)
+
+
+class AttemptStatus(StrEnum):
+    """What became of one send."""
+
+    SENDING = "sending"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    ENGAGED = "engaged"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+
+class EventKind(StrEnum):
+    """What an entry of the event log records."""
+
+    CREATED = "created"
+    ACTIVATED = "activated"
+    ATTEMPT = "attempt"
+    ATTEMPT_STATUS = "attempt_status"
+    DEFERRED = "deferred"
+    ACKNOWLEDGED = "acknowledged"
+    REPLY_RECORDED = "reply_recorded"
+    CANCELLED = "cancelled"
+    EXHAUSTED = "exhausted"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    FOLLOW_UP_STARTED = "follow_up_started"
+    OPTED_OUT = "opted_out"
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, each naming the field it is about."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "value"
+        lines.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)
+
+
+class _Checked(BaseModel):
+    """Base for records users construct: validation failures raise our own error type."""
+
+    _error: ClassVar[type[OutreachError]] = ConfigurationError
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _raise_our_error(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise cls._error(f"invalid {cls.__name__}: {_describe(exc)}") from None
+
+
+TRUSTED = {"trusted": True}
+"""Validation context for records read back from our own store: already checked once."""
+
+
+def _trusted(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and info.context.get("trusted") is True
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'America/New_York')") from None
+    return value
+
+
+class Recipient(_Checked):
+    """Someone to reach: a phone (E.164 once validated), an email, their time zone, language."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    _error = InvalidRecipient
+
+    id: str = Field(min_length=1)
+    phone: str | None = None
+    email: str | None = None
+    timezone: str | None = None
+    locale: str = "en"
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if _trusted(info):
+            return value
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            raise ValueError(
+                f"{value!r} is not a valid phone number; use E.164 with the country code, "
+                "e.g. '+16175550123'"
+            )
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    @field_validator("email")
+    @classmethod
+    def _mailbox(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if _trusted(info):
+            return value
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(f"{value!r} is not a valid email address: {exc}") from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_timezone(value)
+
+    def address(self, medium: Medium) -> str | None:
+        """The address this recipient has for ``medium``, if any."""
+        return self.email if medium is Medium.EMAIL else self.phone
+
+
+class _Config(_Checked):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RetryPolicy(_Config):
+    """How one step retries transient send failures.
+
+    ``attempts`` counts every try of the step. Delays grow from ``initial`` by ``multiplier`` up
+    to ``max_delay`` with up to ``jitter`` added. A delay up to ``inline_limit`` is waited in
+    process; a longer one is stored as a re-attempt of the step, so a crash cannot lose it.
+    """
+
+    attempts: int = Field(default=4, ge=1)
+    initial: Duration = timedelta(seconds=1)
+    multiplier: float = Field(default=2.0, ge=1.0)
+    max_delay: Duration = timedelta(minutes=10)
+    jitter: Duration = timedelta(seconds=1)
+    inline_limit: Duration = timedelta(seconds=10)
+
+
+class Step(_Config):
+    """One send of the plan: a channel name, a template and how long to wait for an answer."""
+
+    channel: str = Field(min_length=1)
+    template: str = Field(min_length=1)
+    wait: Duration = timedelta(minutes=15)
+    retry: RetryPolicy | None = None
+
+
+class Option(_Config):
+    """A choice the customer can make: by key ("2") or by one of its keywords ("refund")."""
+
+    key: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+    keywords: tuple[str, ...] = ()
+
+
+class QuietHours(_Config):
+    """Local hours, ``[start, end)`` in the recipient's zone, when calls and texts wait."""
+
+    start: time
+    end: time
+    media: frozenset[Medium] = frozenset({Medium.SMS, Medium.VOICE})
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError("start and end are equal: the quiet window would be empty")
+        return self
+
+    def contains(self, local: time) -> bool:
+        """Whether a local wall-clock time falls inside the window."""
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+
+class FollowUp(_Config):
+    """A later notification of its own, started when the parent is acknowledged.
+
+    ``when_choice`` limits it to one choice (None: any acknowledgement); it is first due
+    ``after`` the acknowledgement.
+    """
+
+    after: Duration
+    channel: str = Field(min_length=1)
+    template: str = Field(min_length=1)
+    when_choice: str | None = None
+    name: str | None = None
+    wait: Duration = timedelta(hours=1)
+    repeat: int = Field(default=0, ge=0)
+    deadline: Duration | None = None
+
+    @property
+    def label(self) -> str:
+        """The name used in the child's key: ``name``, else the template."""
+        return self.name or self.template
+
+    def as_plan(self, parent: Plan) -> Plan:
+        """The one-step plan the child runs: its own step and timing, the parent's manners."""
+        return Plan(
+            name=f"{parent.name}/{self.label}",
+            steps=(Step(channel=self.channel, template=self.template, wait=self.wait),),
+            options=parent.options,
+            repeat=self.repeat,
+            deadline=self.deadline,
+            quiet_hours=parent.quiet_hours,
+            timezone=parent.timezone,
+            urgent=parent.urgent,
+            grace=parent.grace,
+            retry=parent.retry,
+        )
+
+
+class Plan(_Config):
+    """The escalation a notification follows, frozen once a notification starts with it."""
+
+    name: str = Field(min_length=1)
+    steps: tuple[Step, ...] = Field(min_length=1)
+    options: tuple[Option, ...] = ()
+    repeat: int = Field(default=0, ge=0)
+    deadline: Duration | None = None
+    quiet_hours: QuietHours | None = None
+    timezone: str = "UTC"
+    urgent: bool = False
+    follow_ups: tuple[FollowUp, ...] = ()
+    grace: Duration = timedelta(days=7)
+    retry: RetryPolicy = RetryPolicy()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _check_timezone(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        keys = [option.key for option in self.options]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"option keys must be unique, got {keys}")
+        for follow_up in self.follow_ups:
+            if follow_up.when_choice is not None and follow_up.when_choice not in keys:
+                raise ValueError(
+                    f"follow-up {follow_up.label!r} waits for choice {follow_up.when_choice!r}, "
+                    f"which is not an option key ({keys})"
+                )
+        return self
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A content hash: equal plans share one stored snapshot."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+    def option(self, choice: str) -> Option | None:
+        """The option with key ``choice``."""
+        return next((option for option in self.options if option.key == choice), None)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        """Read a plan from a ``.toml`` or ``.json`` file."""
+        path = Path(path)
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            return cls.model_validate(tomllib.loads(text))
+        if path.suffix == ".json":
+            return cls.model_validate_json(text)
+        raise ConfigurationError(f"{path}: a plan file must end in .toml or .json")
+
+
+class Attempt(BaseModel):
+    """One try at one step of one pass: what was sent where, and what became of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    notification_id: str
+    pass_: int
+    step: int
+    reattempt: int = 0
+    channel: str
+    medium: Medium | None = None
+    address: str | None = None
+    status: AttemptStatus
+    provider_id: str | None = None
+    error: str | None = None
+    tries: int = 0
+    created_at: datetime
+    sent_at: datetime | None = None
+    updated_at: datetime
+    retry_at: datetime | None = None
+
+
+class Notification(BaseModel):
+    """One recipient's escalation under one plan, and everything that happened to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    key: str | None = None
+    campaign: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    parent_id: str | None = None
+    recipient: Recipient
+    plan: Plan
+    context: dict[str, Any] = Field(default_factory=dict)
+    status: Status = Status.PENDING
+    choice: str | None = None
+    acknowledged_via: str | None = None
+    acknowledged_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    deadline_at: datetime | None = None
+    due_at: datetime | None = None
+    pass_: int = 0
+    step: int = 0
+    version: int = 0
+    attempts: tuple[Attempt, ...] = ()
+
+    def attempt(self, attempt_id: str) -> Attempt | None:
+        """The attempt with this id."""
+        return next((a for a in self.attempts if a.id == attempt_id), None)
+
+
+class Event(BaseModel):
+    """An entry of the append-only event log; ``seq`` is its position, given by the store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int = 0
+    at: datetime
+    notification_id: str
+    kind: EventKind
+    attempt_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)

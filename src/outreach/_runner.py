@@ -1,0 +1,366 @@
+"""The only loop: claim due notifications, let the engine decide, send, record, repeat.
+
+Each claimed notification is driven until the engine has nothing more to send now: the
+attempt is recorded as ``sending`` before the provider is called, the outcome is fed back to
+the engine, and every write is version-checked. Writes from concurrent sends are grouped into
+one transaction (group commit), which is what makes SQLite keep up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from outreach._clock import Clock
+from outreach._engine import (
+    CancelCall,
+    Decision,
+    Facts,
+    Failure,
+    Input,
+    RecordOptOut,
+    Send,
+    SendFailed,
+    Sent,
+    StartFollowUp,
+    State,
+    Tick,
+    decide,
+)
+from outreach._hooks import Hooks
+from outreach._models import Attempt, Event, EventKind, Medium, Notification
+from outreach._redact import mask
+from outreach._retry import GaveUp, with_retries
+from outreach._templates import Templates
+from outreach._tokens import TokenClaims, TokenSigner
+from outreach._urls import PublicUrls
+from outreach.channels import Channel, Message
+from outreach.exceptions import (
+    ConcurrencyError,
+    ConfigurationError,
+    PermanentDeliveryError,
+    RateLimited,
+    TemplateError,
+    TransientDeliveryError,
+)
+from outreach.stores import Change, Store
+
+log = logging.getLogger("outreach.runner")
+
+_SAVE_TRIES = 5
+
+
+def new_id() -> str:
+    """A fresh notification id."""
+    return uuid.uuid4().hex
+
+
+def template_context(notification: Notification, ack_url: str) -> dict[str, Any]:
+    """What a template sees: the caller's context plus ``recipient``, ``options``, ``ack_url``."""
+    return {
+        **notification.context,
+        "recipient": notification.recipient,
+        "options": notification.plan.options,
+        "ack_url": ack_url,
+    }
+
+
+def token_expiry(notification: Notification, now: datetime) -> datetime:
+    """Links work until the deadline (or the plan's natural end) plus the grace period."""
+    plan = notification.plan
+    end = notification.deadline_at
+    if end is None:
+        end = now + sum((step.wait for step in plan.steps), timedelta()) * (plan.repeat + 1)
+    return end + plan.grace
+
+
+def follow_up_of(parent: Notification, action: StartFollowUp, now: datetime) -> Notification:
+    """The child notification a follow-up action asks for."""
+    follow_up = action.follow_up
+    deadline = follow_up.deadline
+    return Notification(
+        id=new_id(),
+        key=f"{parent.key or parent.id}/{follow_up.label}",
+        campaign=parent.campaign,
+        metadata=parent.metadata,
+        parent_id=parent.id,
+        recipient=parent.recipient,
+        plan=follow_up.as_plan(parent.plan),
+        context=parent.context,
+        created_at=now,
+        updated_at=now,
+        due_at=action.first_due,
+        deadline_at=None if deadline is None else action.first_due + deadline,
+    )
+
+
+def change_for(decision: Decision, now: datetime, *, owner: str | None) -> Change:
+    """What to store for a decision: the new state, its log, follow-ups and opt-outs."""
+    children = [
+        follow_up_of(decision.notification, action, now)
+        for action in decision.actions
+        if isinstance(action, StartFollowUp)
+    ]
+    events = [
+        *decision.events,
+        *(
+            Event(
+                at=now,
+                notification_id=child.id,
+                kind=EventKind.CREATED,
+                data={"parent_id": child.parent_id},
+            )
+            for child in children
+        ),
+    ]
+    opt_outs = [
+        (action.medium, action.address)
+        for action in decision.actions
+        if isinstance(action, RecordOptOut)
+    ]
+    return Change(decision.notification, events, children, opt_outs, owner)
+
+
+class _GroupCommit:
+    """Queues saves from concurrent tasks and writes each burst in one transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: list[tuple[Change, asyncio.Future[Notification | None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def save(self, change: Change) -> Notification | None:
+        future: asyncio.Future[Notification | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((change, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results: list[Notification | None] = await self._store.save(
+                    [change for change, _ in batch]
+                )
+            except Exception as error:
+                for _, future in batch:
+                    future.set_exception(error)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                future.set_result(result)
+
+
+@dataclass
+class Runner:
+    """Drives due notifications; shared by ``run_due``, ``run`` and the client's writes."""
+
+    store: Store
+    channels: Mapping[str, Channel]
+    media: Mapping[str, Medium]
+    templates: Templates | None
+    clock: Clock
+    urls: PublicUrls
+    signer: TokenSigner
+    hooks: Hooks
+    owner: str
+    lease: timedelta = timedelta(minutes=5)
+    batch_size: int = 500
+    max_in_flight: int = 100
+
+    def __post_init__(self) -> None:
+        self.unavailable: dict[str, str] = {}
+        self._commits = _GroupCommit(self.store)
+        self._slots = asyncio.Semaphore(self.max_in_flight)
+
+    def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
+        return Facts(media=self.media, unavailable=dict(self.unavailable), opted_out=opted_out)
+
+    async def opted_out(
+        self, notifications: Sequence[Notification]
+    ) -> dict[str, frozenset[Medium]]:
+        """Per notification id, the media whose address its recipient has opted out of."""
+        wanted = {
+            (medium, address)
+            for n in notifications
+            for medium in Medium
+            if (address := n.recipient.address(medium)) is not None
+        }
+        suppressed = await self.store.opted_out(sorted(wanted)) if wanted else set()
+        return {
+            n.id: frozenset(
+                medium for medium in Medium if (medium, n.recipient.address(medium)) in suppressed
+            )
+            for n in notifications
+        }
+
+    async def run_due(self) -> int:
+        """Run everything due now, batch after batch; return how many claims were handled."""
+        handled = 0
+        while True:
+            batch = await self.store.claim_due(
+                self.clock.now(), owner=self.owner, lease=self.lease, limit=self.batch_size
+            )
+            if not batch:
+                return handled
+            handled += len(batch)
+            opted_out = await self.opted_out(batch)
+            await asyncio.gather(*(self.drive(n, Tick(), opted_out[n.id]) for n in batch))
+
+    async def drive(
+        self, notification: Notification, event: Input, opted_out: frozenset[Medium]
+    ) -> Notification:
+        """Apply ``event`` and keep going while the engine asks for sends."""
+        while True:
+            decision, notification = await self.apply(notification, event, opted_out)
+            send = next((a for a in decision.actions if isinstance(a, Send)), None)
+            if send is None:
+                return notification
+            event = await self.send(notification, send.attempt)
+
+    async def apply(
+        self,
+        notification: Notification,
+        event: Input,
+        opted_out: frozenset[Medium],
+        *,
+        leased: bool = True,
+    ) -> tuple[Decision, Notification]:
+        """Decide and store, re-deciding on a fresh copy when another writer got there first.
+
+        When the runner holds the lease (``leased``) it is released unless a send follows;
+        the client's own writes (acknowledge, cancel) leave leases alone.
+        """
+        for _ in range(_SAVE_TRIES):
+            now = self.clock.now()
+            decision = decide(State(notification, self.facts(opted_out)), event, now)
+            sends = any(isinstance(a, Send) for a in decision.actions)
+            release = leased and not sends
+            change = change_for(decision, now, owner=self.owner if release else None)
+            stored = await self._commits.save(change)
+            if stored is not None:
+                await self.after_commit(stored, decision)
+                return decision, stored
+            fresh = await self.store.get(notification.id)
+            if fresh is None:
+                break
+            notification = fresh
+        raise ConcurrencyError(f"notification {notification.id}: too many concurrent writers")
+
+    async def after_commit(self, notification: Notification, decision: Decision) -> None:
+        for action in decision.actions:
+            if isinstance(action, CancelCall):
+                await self.cancel_call(action.attempt)
+        await self.hooks.after_commit(notification, decision.events)
+        for event in decision.events:
+            if event.kind in (
+                EventKind.ACKNOWLEDGED,
+                EventKind.EXHAUSTED,
+                EventKind.EXPIRED,
+                EventKind.FAILED,
+                EventKind.CANCELLED,
+            ):
+                log.info("notification %s %s", notification.id, event.kind.value)
+
+    async def cancel_call(self, attempt: Attempt) -> None:
+        cancel = getattr(self.channels.get(attempt.channel), "cancel", None)
+        if cancel is None or attempt.provider_id is None:
+            return
+        try:
+            await cancel(attempt.provider_id)
+        except Exception:
+            log.warning(
+                "could not hang up call %s of attempt %s",
+                attempt.provider_id,
+                attempt.id,
+                exc_info=True,
+            )
+
+    def render(self, notification: Notification, attempt: Attempt) -> Message:
+        """The message for one attempt, with a signed acknowledgement link."""
+        if self.templates is None:
+            raise TemplateError(
+                "no templates folder is configured (templates=... or OUTREACH_TEMPLATES)"
+            )
+        assert attempt.medium is not None
+        assert attempt.address is not None
+        step = notification.plan.steps[attempt.step]
+        claims = TokenClaims(
+            purpose="ack",
+            notification_id=notification.id,
+            attempt_id=attempt.id,
+            choice=None,
+            expires_at=token_expiry(notification, self.clock.now()),
+        )
+        ack_url = self.urls.ack(self.signer.sign(claims))
+        rendered = self.templates.render(
+            step.template,
+            attempt.medium,
+            template_context(notification, ack_url),
+            locale=notification.recipient.locale,
+        )
+        return Message(
+            notification_id=notification.id,
+            attempt_id=attempt.id,
+            medium=attempt.medium,
+            to=attempt.address,
+            body=rendered.body,
+            subject=rendered.subject,
+            html=rendered.html,
+            locale=notification.recipient.locale,
+            options=notification.plan.options,
+            ack_url=ack_url,
+            segments=rendered.segments,
+        )
+
+    async def send(self, notification: Notification, attempt: Attempt) -> Sent | SendFailed:
+        """Render and send one attempt with its retry policy; translate the outcome."""
+        try:
+            message = self.render(notification, attempt)
+        except TemplateError as error:
+            log.error("attempt %s: %s", attempt.id, error)
+            return SendFailed(attempt.id, Failure.PERMANENT, str(error), tries=0)
+        channel = self.channels[attempt.channel]
+        step = notification.plan.steps[attempt.step]
+        tries_before = sum(
+            a.tries
+            for a in notification.attempts
+            if (a.pass_, a.step) == (attempt.pass_, attempt.step) and a.id != attempt.id
+        )
+        log.debug("attempt %s: %s to %s", attempt.id, attempt.channel, mask(attempt.address))
+        try:
+            async with self._slots:
+                receipt, tries = await with_retries(
+                    lambda: channel.send(message),
+                    step.retry or notification.plan.retry,
+                    self.clock,
+                    tries_before=tries_before,
+                )
+        except GaveUp as gave_up:
+            return await self.failure(attempt, gave_up)
+        return Sent(attempt.id, receipt.provider_id, receipt.status, tries)
+
+    async def failure(self, attempt: Attempt, gave_up: GaveUp) -> SendFailed:
+        """Classify a send that gave up; switch a misconfigured channel off."""
+        error, tries = gave_up.error, gave_up.tries
+        retry_at = None if gave_up.retry_in is None else self.clock.now() + gave_up.retry_in
+        text = f"{type(error).__name__}: {error}"
+        if isinstance(error, ConfigurationError):
+            self.unavailable[attempt.channel] = str(error)
+            log.error("channel %r is switched off until restart: %s", attempt.channel, error)
+            await self.hooks.channel_error(attempt.channel, error)
+            return SendFailed(attempt.id, Failure.UNAVAILABLE, text, tries=tries)
+        if isinstance(error, PermanentDeliveryError):
+            failure = Failure.OPTED_OUT if error.opt_out else Failure.PERMANENT
+            return SendFailed(attempt.id, failure, text, tries=tries)
+        if isinstance(error, RateLimited):
+            return SendFailed(attempt.id, Failure.RATE_LIMITED, text, retry_at, tries)
+        if isinstance(error, TransientDeliveryError):
+            return SendFailed(attempt.id, Failure.TRANSIENT, text, retry_at, tries)
+        log.error("channel %r raised outside the error tree", attempt.channel, exc_info=error)
+        return SendFailed(attempt.id, Failure.PERMANENT, text, tries=tries)

@@ -1,0 +1,10 @@
+"""Channels: adapters that hand one rendered message to a provider.
+
+A channel translates and raises; it never retries, paces or decides escalation (the runner
+does). Its whole interface is :class:`Channel`.
+"""
+
+from outreach.channels._base import Channel, Message, Receipt, resolve_media
+from outreach.channels.console import Console
+
+__all__ = ["Channel", "Console", "Message", "Receipt", "resolve_media"]

@@ -1,0 +1,87 @@
+"""The error tree: every failure the library raises is an ``OutreachError``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+class OutreachError(Exception):
+    """Root of every error raised by outreach."""
+
+
+class ConfigurationError(OutreachError):
+    """Something the developer configured is wrong: a plan, a channel, a setting, credentials."""
+
+
+class TemplateError(OutreachError):
+    """A template is missing or cannot be rendered with the given context."""
+
+
+class InvalidRecipient(OutreachError):
+    """A recipient's phone, email, time zone or other field is invalid."""
+
+
+class IdempotencyConflict(OutreachError):
+    """The key is already used by a notification with a different recipient or plan."""
+
+
+class NotFound(OutreachError, LookupError):
+    """No notification (or attempt) has the given id or key."""
+
+
+class InvalidChoice(OutreachError):
+    """An acknowledgement names a choice that is not one of the plan's options."""
+
+
+class DeliveryError(OutreachError):
+    """A channel could not hand a message to its provider."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying later: timeouts, 5xx, connection errors.
+
+    ``retry_after`` carries the provider's hint (``Retry-After``) when it gave one.
+    """
+
+    def __init__(self, message: str, *, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(TransientDeliveryError):
+    """The provider (or our pacing) asked us to slow down; the send is deferred, never dropped."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help: invalid or unreachable address, rejected content.
+
+    ``opt_out`` is true when the provider says the recipient opted out (Twilio 21610).
+    """
+
+    def __init__(self, message: str, *, opt_out: bool = False) -> None:
+        super().__init__(message)
+        self.opt_out = opt_out
+
+
+class StoreError(OutreachError):
+    """The store failed or holds data it cannot read."""
+
+
+class ConcurrencyError(StoreError):
+    """A version-checked update lost the race against another writer."""
+
+
+class WebhookError(OutreachError):
+    """A webhook request could not be accepted."""
+
+
+class InvalidSignature(WebhookError):
+    """A webhook request's signature is missing, forged or too old."""
+
+
+class InvalidToken(WebhookError):
+    """An acknowledgement or unsubscribe token is unknown, malformed or forged."""
+
+
+class ExpiredToken(InvalidToken):
+    """A token was genuine but its expiry has passed."""

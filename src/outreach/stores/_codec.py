@@ -1,0 +1,56 @@
+"""Turning records into column values and back, shared by the SQL stores."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from outreach._models import TRUSTED, Event, EventKind, Notification, Plan
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(when: datetime | None) -> int | None:
+    """Exact epoch microseconds (no float rounding), for indexed time columns."""
+    return None if when is None else (when - EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot store {type(value).__name__} in an event")
+
+
+def dump_data(data: dict[str, Any]) -> str:
+    return json.dumps(data, default=_default, separators=(",", ":"))
+
+
+def dump_notification(notification: Notification) -> str:
+    """The record without its plan, which is stored once per fingerprint."""
+    return notification.model_dump_json(exclude={"plan"})
+
+
+def load_notification(body: str, plan: Plan) -> Notification:
+    return Notification.model_validate({**json.loads(body), "plan": plan}, context=TRUSTED)
+
+
+def load_event(
+    seq: int, at: int, notification_id: str, kind: str, attempt_id: str | None, data: str
+) -> Event:
+    return Event(
+        seq=seq,
+        at=from_micros(at),
+        notification_id=notification_id,
+        kind=EventKind(kind),
+        attempt_id=attempt_id,
+        data=json.loads(data),
+    )

@@ -1,0 +1,357 @@
+"""The embedded default store: one SQLite file, shareable by a CLI, a server and workers.
+
+The file runs in WAL mode with a busy timeout, transactions are short and writes take the lock
+up front (``BEGIN IMMEDIATE``), so several processes can use one file. All calls run on one
+private thread that owns the connection, keeping the event loop free while SQLite works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from outreach._models import Event, Medium, Notification, Plan, Status
+from outreach.exceptions import StoreError
+from outreach.stores import Change
+from outreach.stores._codec import (
+    dump_data,
+    dump_notification,
+    from_micros,
+    load_event,
+    load_notification,
+    to_micros,
+)
+
+T = TypeVar("T")
+
+_COLUMNS = "plan_id, body"
+_INSERT_NOTIFICATION = """
+    INSERT OR IGNORE INTO notifications
+        (id, key, campaign, parent_id, status, plan_id, due_at, version, created_at, body)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_INSERT_EVENT = """
+    INSERT INTO events (at, notification_id, kind, attempt_id, data) VALUES (?, ?, ?, ?, ?)
+"""
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered schema scripts shipped with the package, in order."""
+    folder = resources.files("outreach.stores") / "sql" / "sqlite"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _statements(script: str) -> Iterator[str]:
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+
+
+class SQLiteStore:
+    """A store in one SQLite file (``":memory:"`` for a private in-memory database)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
+        self._path = str(path)
+        self._busy_timeout = busy_timeout
+        self._executor: ThreadPoolExecutor | None = None
+        self._db: sqlite3.Connection | None = None
+        self._plans: dict[str, Plan] = {}
+
+    # plumbing
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise StoreError("the store is not open; use 'async with AsyncClient(...)'")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None
+        return self._db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _plan(self, plan_id: str) -> Plan:
+        plan = self._plans.get(plan_id)
+        if plan is None:
+            row = self.db.execute("SELECT body FROM plans WHERE id = ?", (plan_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"plan snapshot {plan_id} is missing from {self._path}")
+            plan = self._plans[plan_id] = Plan.model_validate_json(row[0])
+        return plan
+
+    def _load(self, rows: Sequence[tuple[str, str]]) -> list[Notification]:
+        return [load_notification(body, self._plan(plan_id)) for plan_id, body in rows]
+
+    # lifecycle
+
+    async def open(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="outreach-sqlite")
+            await self._call(self._open)
+
+    def _open(self) -> None:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(
+            self._path, isolation_level=None, timeout=self._busy_timeout, check_same_thread=False
+        )
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        self._db = db
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            for version, script in migrations():
+                if version > current:
+                    for statement in _statements(script):
+                        db.execute(statement)
+                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    async def close(self) -> None:
+        if self._executor is not None:
+            await self._call(self.db.close)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            self._db = None
+
+    # notifications
+
+    async def create(
+        self, notifications: Sequence[Notification], events: Sequence[Event]
+    ) -> list[Notification]:
+        return await self._call(self._create, notifications, events)
+
+    def _create(
+        self, notifications: Sequence[Notification], events: Sequence[Event]
+    ) -> list[Notification]:
+        with self._write() as db:
+            stored = [self._insert(db, n) for n in notifications]
+            created = {n.id for n, s in zip(notifications, stored, strict=True) if n is s}
+            self._append(db, [e for e in events if e.notification_id in created])
+        return stored
+
+    def _insert(self, db: sqlite3.Connection, n: Notification) -> Notification:
+        """Insert ``n``; if its key is taken, the notification already stored under it."""
+        plan_id = n.plan.fingerprint
+        if plan_id not in self._plans:
+            db.execute(
+                "INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)",
+                (plan_id, n.plan.model_dump_json()),
+            )
+            self._plans[plan_id] = n.plan
+        inserted = db.execute(
+            _INSERT_NOTIFICATION,
+            (
+                n.id,
+                n.key,
+                n.campaign,
+                n.parent_id,
+                n.status,
+                plan_id,
+                to_micros(n.due_at),
+                n.version,
+                to_micros(n.created_at),
+                dump_notification(n),
+            ),
+        ).rowcount
+        if inserted:
+            return n
+        row = db.execute(
+            f"SELECT {_COLUMNS} FROM notifications WHERE key = ? OR id = ?", (n.key, n.id)
+        ).fetchone()
+        return self._load([row])[0]
+
+    def _append(self, db: sqlite3.Connection, events: Sequence[Event]) -> None:
+        db.executemany(
+            _INSERT_EVENT,
+            [
+                (to_micros(e.at), e.notification_id, e.kind, e.attempt_id, dump_data(e.data))
+                for e in events
+            ],
+        )
+
+    async def get(self, notification_id: str) -> Notification | None:
+        return await self._call(self._get_one, "id", notification_id)
+
+    async def get_by_key(self, key: str) -> Notification | None:
+        return await self._call(self._get_one, "key", key)
+
+    def _get_one(self, column: str, value: str) -> Notification | None:
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM notifications WHERE {column} = ?", (value,)
+        ).fetchone()
+        return None if row is None else self._load([row])[0]
+
+    async def query(
+        self, *, status: Status | None = None, campaign: str | None = None, limit: int = 1000
+    ) -> list[Notification]:
+        return await self._call(self._query, status, campaign, limit)
+
+    def _query(self, status: Status | None, campaign: str | None, limit: int) -> list[Notification]:
+        where, args = ["1 = 1"], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(str(status))
+        if campaign is not None:
+            where.append("campaign = ?")
+            args.append(campaign)
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM notifications WHERE {' AND '.join(where)}"
+            " ORDER BY created_at, id LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return self._load(rows)
+
+    async def claim_due(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int
+    ) -> list[Notification]:
+        return await self._call(self._claim_due, now, owner, lease, limit)
+
+    def _claim_due(
+        self, now: datetime, owner: str, lease: timedelta, limit: int
+    ) -> list[Notification]:
+        at = to_micros(now)
+        with self._write() as db:
+            rows = db.execute(
+                f"""
+                UPDATE notifications SET lease_owner = ?, lease_until = ?
+                WHERE id IN (
+                    SELECT id FROM notifications
+                    WHERE due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+                    ORDER BY due_at LIMIT ?
+                )
+                RETURNING {_COLUMNS}
+                """,
+                (owner, to_micros(now + lease), at, at, limit),
+            ).fetchall()
+        return self._load(rows)
+
+    async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
+        return await self._call(self._save, changes)
+
+    def _save(self, changes: Sequence[Change]) -> list[Notification | None]:
+        results: list[Notification | None] = []
+        with self._write() as db:
+            for change in changes:
+                n = change.notification
+                stored = n.model_copy(update={"version": n.version + 1})
+                updated = db.execute(
+                    """
+                    UPDATE notifications SET
+                        status = ?, due_at = ?, version = ?, body = ?,
+                        lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END,
+                        lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END
+                    WHERE id = ? AND version = ?
+                    """,
+                    (
+                        n.status,
+                        to_micros(n.due_at),
+                        stored.version,
+                        dump_notification(stored),
+                        change.owner,
+                        change.owner,
+                        n.id,
+                        n.version,
+                    ),
+                ).rowcount
+                if not updated:
+                    results.append(None)
+                    continue
+                self._append(db, change.events)
+                for child in change.children:
+                    self._insert(db, child)
+                db.executemany(
+                    "INSERT OR IGNORE INTO suppressions (medium, address, reason, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    [
+                        (medium, address, "provider reported an opt-out", to_micros(n.updated_at))
+                        for medium, address in change.opt_outs
+                    ],
+                )
+                results.append(stored)
+        return results
+
+    async def next_due(self) -> datetime | None:
+        return await self._call(self._next_due)
+
+    def _next_due(self) -> datetime | None:
+        value = self.db.execute("SELECT MIN(due_at) FROM notifications").fetchone()[0]
+        return None if value is None else from_micros(value)
+
+    # event log and suppressions
+
+    async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
+        return await self._call(self._events, since, limit)
+
+    def _events(self, since: int, limit: int) -> list[Event]:
+        rows = self.db.execute(
+            "SELECT seq, at, notification_id, kind, attempt_id, data FROM events"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since, limit),
+        ).fetchall()
+        return [load_event(*row) for row in rows]
+
+    async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
+        return await self._call(self._opted_out, addresses)
+
+    def _opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
+        found: set[tuple[Medium, str]] = set()
+        for medium, address in addresses:
+            row = self.db.execute(
+                "SELECT 1 FROM suppressions WHERE medium = ? AND address = ?", (medium, address)
+            ).fetchone()
+            if row is not None:
+                found.add((medium, address))
+        return found
+
+    async def suppress(self, medium: Medium, address: str, reason: str, now: datetime) -> None:
+        await self._call(self._suppress, medium, address, reason, now)
+
+    def _suppress(self, medium: Medium, address: str, reason: str, now: datetime) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO suppressions (medium, address, reason, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (medium, address, reason, to_micros(now)),
+            )
+
+    async def unsuppress(self, medium: Medium, address: str) -> None:
+        await self._call(self._unsuppress, medium, address)
+
+    def _unsuppress(self, medium: Medium, address: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM suppressions WHERE medium = ? AND address = ?", (medium, address)
+            )

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from outreach import AsyncClient, FollowUp, Option, Plan, QuietHours, Step
+from outreach.testing import FakeClock, InMemoryChannel
+
+settings.register_profile(
+    "ci", deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", deadline=None, max_examples=60)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+TEMPLATES = Path(__file__).parent.parent / "templates"
+
+
+@pytest.fixture(autouse=True)
+def _secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTREACH_SECRET_KEY", "test-secret")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock("2026-11-23T14:00:00+00:00")
+
+
+@pytest.fixture
+def channels() -> dict[str, InMemoryChannel]:
+    return {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
+
+
+@pytest.fixture
+def plan() -> Plan:
+    return Plan(
+        name="flight-cancelled",
+        steps=[
+            Step(channel="sms", template="flight_cancelled", wait="15m"),
+            Step(channel="email", template="flight_cancelled", wait="30m"),
+            Step(channel="voice", template="flight_cancelled", wait="1h"),
+        ],
+        options=[
+            Option(key="1", label="Rebook me", keywords=["rebook"]),
+            Option(key="2", label="Refund", keywords=["refund"]),
+            Option(key="3", label="Taxi to my destination", keywords=["taxi"]),
+        ],
+        deadline="24h",
+        quiet_hours=QuietHours(start="21:00", end="08:00"),
+        follow_ups=[
+            FollowUp(when_choice="2", after="3d", channel="voice", template="refund_check")
+        ],
+    )
+
+
+@pytest.fixture
+async def client(
+    clock: FakeClock, channels: dict[str, InMemoryChannel]
+) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(
+        store="memory://", channels=channels, templates=TEMPLATES, clock=clock
+    ) as ox:
+        yield ox
