@@ -8,11 +8,9 @@ our own tree (``InvalidRecipient``, ``ConfigurationError``) whose message names 
 from __future__ import annotations
 
 import hashlib
-import json
 import tomllib
 from datetime import datetime, time, timedelta
 from enum import StrEnum
-from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -310,11 +308,13 @@ class Plan(_Config):
                 )
         return self
 
-    @cached_property
+    @property
     def fingerprint(self) -> str:
-        """A content hash: equal plans share one stored snapshot."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+        """A content hash: equal plans share one stored snapshot.
+
+        Not cached: ``model_copy(update=...)`` would carry a cached value over to a changed plan.
+        """
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:20]
 
     def option(self, choice: str) -> Option | None:
         """The option with key ``choice``."""

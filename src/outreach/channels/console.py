@@ -11,7 +11,7 @@ from outreach.channels._base import Message, Receipt
 
 
 class Console:
-    """Prints each message (to stdout unless ``stream`` is given) and reports it delivered."""
+    """Prints each message (to stdout unless ``stream`` is given) and reports it sent."""
 
     def __init__(
         self,
@@ -32,7 +32,7 @@ class Console:
             header += f" | {message.subject}"
         stream.write(f"{header}\n{message.body}\n")
         stream.flush()
-        return Receipt(provider_id=f"console-{next(self._ids)}", status=AttemptStatus.DELIVERED)
+        return Receipt(provider_id=f"console-{next(self._ids)}", status=AttemptStatus.SENT)
 
     async def aclose(self) -> None:
         """Nothing to release."""

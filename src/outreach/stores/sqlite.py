@@ -156,15 +156,23 @@ class SQLiteStore:
     def _create(
         self, notifications: Sequence[Notification], events: Sequence[Event]
     ) -> list[Notification]:
+        fingerprints: dict[int, str] = {}
         with self._write() as db:
-            stored = [self._insert(db, n) for n in notifications]
+            stored = [self._insert(db, n, fingerprints) for n in notifications]
             created = {n.id for n, s in zip(notifications, stored, strict=True) if n is s}
             self._append(db, [e for e in events if e.notification_id in created])
         return stored
 
-    def _insert(self, db: sqlite3.Connection, n: Notification) -> Notification:
-        """Insert ``n``; if its key is taken, the notification already stored under it."""
-        plan_id = n.plan.fingerprint
+    def _insert(
+        self, db: sqlite3.Connection, n: Notification, fingerprints: dict[int, str]
+    ) -> Notification:
+        """Insert ``n``; if its key is taken, the notification already stored under it.
+
+        ``fingerprints`` caches plan hashes by object for the length of one transaction.
+        """
+        plan_id = fingerprints.get(id(n.plan))
+        if plan_id is None:
+            plan_id = fingerprints[id(n.plan)] = n.plan.fingerprint
         if plan_id not in self._plans:
             db.execute(
                 "INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)",
@@ -291,7 +299,7 @@ class SQLiteStore:
                     continue
                 self._append(db, change.events)
                 for child in change.children:
-                    self._insert(db, child)
+                    self._insert(db, child, {})
                 db.executemany(
                     "INSERT OR IGNORE INTO suppressions (medium, address, reason, created_at)"
                     " VALUES (?, ?, ?, ?)",

@@ -1,0 +1,226 @@
+"""The client's promises: idempotent starts, clean failures on bad input, restarts, the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import outreach
+from outreach import AsyncClient, Client, Hooks, Notification, Plan, Recipient, Status, Step
+from outreach._models import AttemptStatus, EventKind
+from outreach._runner import Runner
+from outreach.exceptions import (
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidChoice,
+    InvalidRecipient,
+    NotFound,
+    TemplateError,
+)
+from outreach.testing import FakeClock, InMemoryChannel
+
+TEMPLATES = Path(__file__).parent.parent / "templates"
+
+PAX = Recipient(id="pax-17", phone="+16175550123", email="ann@example.com")
+CONTEXT = {"flight": "9K 1042"}
+
+
+class Killed(Exception):
+    """Stands in for a process dying mid-send."""
+
+
+def test_public_names_are_exported_and_sorted() -> None:
+    assert outreach.__all__ == sorted(outreach.__all__)
+    for name in outreach.__all__:
+        assert hasattr(outreach, name)
+    assert outreach.__version__
+
+
+async def test_same_key_returns_the_same_notification_and_sends_once(
+    client: AsyncClient, plan: Plan, channels: dict[str, InMemoryChannel]
+) -> None:
+    first = await client.start(PAX, plan, context=CONTEXT, key="k1")
+    again = await client.start(PAX, plan, context=CONTEXT, key="k1")
+    assert again.id == first.id
+    await client.run_due()
+    await client.start(PAX, plan, context=CONTEXT, key="k1")
+    await client.run_due()
+    assert len(channels["sms"].outbox) == 1
+    assert len(await client.list()) == 1
+
+
+async def test_same_key_with_another_recipient_or_plan_conflicts(
+    client: AsyncClient, plan: Plan
+) -> None:
+    await client.start(PAX, plan, context=CONTEXT, key="k1")
+    with pytest.raises(IdempotencyConflict, match="k1"):
+        await client.start(PAX.model_copy(update={"id": "other"}), plan, context=CONTEXT, key="k1")
+    other_plan = plan.model_copy(update={"name": "other"})
+    with pytest.raises(IdempotencyConflict):
+        await client.start(PAX, other_plan, context=CONTEXT, key="k1")
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"phone": "+1 617 555"}, "phone"),
+        ({"email": "not-an-address"}, "email"),
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+    ],
+)
+def test_invalid_recipient_fields_are_named(fields: dict[str, str], named: str) -> None:
+    with pytest.raises(InvalidRecipient, match=named):
+        Recipient(id="pax-1", **fields)
+
+
+async def test_unknown_channel_stores_nothing(client: AsyncClient) -> None:
+    plan = Plan(name="p", steps=[Step(channel="pigeon", template="flight_cancelled")])
+    with pytest.raises(ConfigurationError, match="pigeon"):
+        await client.start(PAX, plan, context=CONTEXT)
+    assert await client.list() == []
+
+
+async def test_missing_template_stores_nothing(client: AsyncClient) -> None:
+    plan = Plan(name="p", steps=[Step(channel="sms", template="no_such_notice")])
+    with pytest.raises(TemplateError, match="no_such_notice"):
+        await client.start(PAX, plan, context=CONTEXT)
+    assert await client.list() == []
+
+
+async def test_missing_template_variable_is_named_and_stores_nothing(
+    client: AsyncClient, plan: Plan
+) -> None:
+    with pytest.raises(TemplateError, match="flight"):
+        await client.start(PAX, plan, context={})
+    assert await client.list() == []
+
+
+async def test_one_bad_request_in_a_batch_stores_nothing(client: AsyncClient, plan: Plan) -> None:
+    good = outreach.StartRequest(PAX, CONTEXT, key="a")
+    bad = outreach.StartRequest(PAX.model_copy(update={"id": "b"}), {}, key="b")
+    with pytest.raises(TemplateError):
+        await client.start_many(plan, [good, bad])
+    assert await client.list() == []
+
+
+async def test_unknown_id_key_and_choice(client: AsyncClient, plan: Plan) -> None:
+    with pytest.raises(NotFound):
+        await client.get("nope")
+    with pytest.raises(NotFound):
+        await client.acknowledge(key="nope")
+    n = await client.start(PAX, plan, context=CONTEXT)
+    with pytest.raises(InvalidChoice, match="'9'"):
+        await client.acknowledge(n.id, choice="9")
+    assert (await client.get(n.id)).status is Status.PENDING
+
+
+async def test_restart_resumes_on_time_and_never_resends_a_lost_send(
+    tmp_path: Path, clock: FakeClock, plan: Plan
+) -> None:
+    url = f"sqlite:///{tmp_path / 'outreach.db'}"
+    first = {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
+    async with AsyncClient(store=url, channels=first, templates=TEMPLATES, clock=clock) as ox:
+        n = await ox.start(PAX, plan, context=CONTEXT, key="k")
+        await ox.run_due()
+    assert len(first["sms"].outbox) == 1
+
+    # A runner dies between recording the email as `sending` and hearing back from the provider.
+    clock.advance("15m")
+    second = {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
+    async with AsyncClient(store=url, channels=second, templates=TEMPLATES, clock=clock) as ox:
+        runner: Runner = ox._runner
+
+        async def crash(notification: Notification, attempt: object) -> object:
+            raise Killed("killed mid-send")
+
+        runner.send = crash  # type: ignore[assignment,method-assign]
+        with pytest.raises(Killed):
+            await ox.run_due()
+    lost = (await _reopen(url, clock)).attempts[-1]
+    assert (lost.channel, lost.status) == ("email", AttemptStatus.SENDING)
+
+    third = {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
+    async with AsyncClient(store=url, channels=third, templates=TEMPLATES, clock=clock) as ox:
+        clock.advance("4m")
+        await ox.run_due()  # the lease (5 minutes) still holds: nobody touches it
+        assert (await ox.get(n.id)).attempts[-1].status is AttemptStatus.SENDING
+        clock.advance("2m")
+        await ox.run_due()  # lease lapsed: the email becomes `unknown`, is not resent
+        email = (await ox.get(n.id)).attempts[-1]
+        assert email.status is AttemptStatus.UNKNOWN
+        assert third["email"].outbox == []
+        assert third["voice"].outbox == []
+        clock.advance("24m")  # 30m after the email was recorded: its wait is over
+        await ox.run_due()
+        assert len(third["voice"].outbox) == 1
+        assert third["email"].outbox == []
+
+
+async def _reopen(url: str, clock: FakeClock) -> Notification:
+    async with AsyncClient(store=url, channels={}, templates=TEMPLATES, clock=clock) as ox:
+        [n] = await ox.list()
+        return n
+
+
+async def test_every_change_is_in_the_event_log_and_hooks_run_after_commit(
+    clock: FakeClock, channels: dict[str, InMemoryChannel], plan: Plan
+) -> None:
+    seen: list[str] = []
+
+    async def acknowledged(n: Notification) -> None:
+        seen.append(f"ack {n.choice}")
+
+    def failing(n: Notification, attempt: outreach.Attempt) -> None:
+        raise RuntimeError("the application's hook is broken")
+
+    hooks = Hooks(on_acknowledged=acknowledged, on_attempt=failing)
+    async with AsyncClient(
+        store="memory://", channels=channels, templates=TEMPLATES, clock=clock, hooks=hooks
+    ) as ox:
+        n = await ox.start(PAX, plan, context=CONTEXT)
+        await ox.run_due()  # the failing hook is logged, the runner carries on
+        await ox.acknowledge(n.id, choice="1")
+        kinds = [e.kind async for e in ox.events()]
+        assert kinds[:2] == [EventKind.CREATED, EventKind.ACTIVATED]
+        assert EventKind.ACKNOWLEDGED in kinds
+        events = [e async for e in ox.events()]
+        later = [e async for e in ox.events(since=events[1].seq)]
+        assert later == events[2:]
+    assert seen == ["ack 1"]
+
+
+async def test_cancel_stops_everything(
+    client: AsyncClient, clock: FakeClock, plan: Plan, channels: dict[str, InMemoryChannel]
+) -> None:
+    n = await client.start(PAX, plan, context=CONTEXT, key="k")
+    await client.run_due()
+    cancelled = await client.cancel(key="k", reason="flight restored")
+    assert cancelled.status is Status.CANCELLED
+    clock.advance("2h")
+    await client.run_due()
+    assert sum(len(c.outbox) for c in channels.values()) == 1
+    after = await client.acknowledge(n.id, choice="1")
+    assert after.status is Status.CANCELLED
+
+
+def test_sync_client_works_inside_and_outside_a_running_loop(plan: Plan) -> None:
+    clock = FakeClock()
+    channels = {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
+    with Client(store="memory://", channels=channels, templates=TEMPLATES, clock=clock) as ox:
+        n = ox.start(PAX, plan, context=CONTEXT, key="k")
+        assert ox.run_due() == 1
+        clock.advance("15m")
+        ox.run_due()
+        assert len(channels["email"].outbox) == 1
+        assert ox.acknowledge(key="k", choice="2").status is Status.ACKNOWLEDGED
+        assert ox.get(n.id).choice == "2"
+        assert ox.events()[0].kind is EventKind.CREATED
+
+
+async def test_sync_client_inside_an_event_loop(plan: Plan) -> None:
+    channels = {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
+    with Client(store="memory://", channels=channels, templates=TEMPLATES, clock=FakeClock()) as ox:
+        ox.start(PAX, plan, context=CONTEXT)
+        ox.run_due()
+    assert len(channels["sms"].outbox) == 1

@@ -1,0 +1,248 @@
+"""A hypothesis state machine over the pure engine: any events, any clock moves, the rules hold."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from outreach import AttemptStatus, Notification, Option, Plan, QuietHours, Recipient, Status, Step
+from outreach._engine import (
+    Ack,
+    Cancel,
+    Facts,
+    Failure,
+    Send,
+    SendFailed,
+    Sent,
+    State,
+    StatusUpdate,
+    Tick,
+    decide,
+)
+from outreach._models import Medium
+
+ZONE = "America/New_York"
+# Nights the clocks change in New York: spring forward 2026-03-08, fall back 2026-11-01.
+STARTS = [
+    datetime(2026, 3, 7, 22, 0, tzinfo=UTC),
+    datetime(2026, 3, 8, 5, 30, tzinfo=UTC),
+    datetime(2026, 10, 31, 23, 0, tzinfo=UTC),
+    datetime(2026, 11, 1, 5, 45, tzinfo=UTC),
+    datetime(2026, 6, 1, 12, 0, tzinfo=UTC),
+]
+QUIET = [
+    QuietHours(start="21:00", end="08:00"),
+    QuietHours(start="01:30", end="02:30"),  # ends inside the spring-forward gap
+    QuietHours(start="00:30", end="01:30"),  # ends inside the fall-back overlap
+]
+MEDIA = {"sms": Medium.SMS, "email": Medium.EMAIL, "voice": Medium.VOICE}
+
+
+def build_plan(quiet: QuietHours, repeat: int, deadline: int | None, waits: list[int]) -> Plan:
+    channels = ["sms", "email", "voice"]
+    return Plan(
+        name="p",
+        steps=[
+            Step(channel=channels[i % 3], template="t", wait=timedelta(minutes=w))
+            for i, w in enumerate(waits)
+        ],
+        options=[Option(key="1", label="one"), Option(key="2", label="two")],
+        repeat=repeat,
+        deadline=None if deadline is None else timedelta(hours=deadline),
+        quiet_hours=quiet,
+    )
+
+
+class EngineMachine(RuleBasedStateMachine):
+    """Feeds random events to one notification and checks the design's rules after each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n: Notification | None = None
+        self.now = STARTS[0]
+        self.sends: list[tuple[datetime, Medium, tuple[int, int, int]]] = []
+        self.terminal_at: datetime | None = None
+        self.opted_out: frozenset[Medium] = frozenset()
+        self.in_flight: list[str] = []
+
+    @initialize(
+        start=st.sampled_from(STARTS),
+        quiet=st.sampled_from(QUIET),
+        repeat=st.integers(0, 2),
+        deadline=st.one_of(st.none(), st.integers(1, 30)),
+        waits=st.lists(st.integers(1, 180), min_size=1, max_size=4),
+        has_phone=st.booleans(),
+    )
+    def create(
+        self,
+        start: datetime,
+        quiet: QuietHours,
+        repeat: int,
+        deadline: int | None,
+        waits: list[int],
+        has_phone: bool,
+    ) -> None:
+        plan = build_plan(quiet, repeat, deadline, waits)
+        self.now = start
+        self.n = Notification(
+            id="n1",
+            recipient=Recipient(
+                id="r",
+                phone="+16175550123" if has_phone else None,
+                email="r@example.com",
+                timezone=ZONE,
+            ),
+            plan=plan,
+            created_at=start,
+            updated_at=start,
+            due_at=start,
+            deadline_at=None if plan.deadline is None else start + plan.deadline,
+        )
+
+    def apply(self, event: object) -> None:
+        assert self.n is not None
+        before = self.n
+        decision = decide(State(self.n, Facts(MEDIA, opted_out=self.opted_out)), event, self.now)  # type: ignore[arg-type]
+        self.n = decision.notification
+        for action in decision.actions:
+            if isinstance(action, Send):
+                attempt = action.attempt
+                # (a) nothing is sent once acknowledged or cancelled
+                assert before.status not in (Status.ACKNOWLEDGED, Status.CANCELLED)
+                assert self.n.status is Status.ACTIVE
+                assert attempt.medium is not None
+                self.sends.append(
+                    (self.now, attempt.medium, (attempt.pass_, attempt.step, attempt.reattempt))
+                )
+                self.in_flight.append(attempt.id)
+        if self.n.status.is_terminal and self.terminal_at is None:
+            self.terminal_at = self.now
+
+    @rule(minutes=st.integers(0, 24 * 60))
+    def advance_and_tick(self, minutes: int) -> None:
+        assert self.n is not None
+        self.now += timedelta(minutes=minutes)
+        if self.n.due_at is not None and self.n.due_at <= self.now:
+            self.apply(Tick())
+
+    @rule(minutes=st.integers(0, 3 * 24 * 60))
+    def run_until(self, minutes: int) -> None:
+        """Jump through due times like the runner does, answering every send at once."""
+        assert self.n is not None
+        end = self.now + timedelta(minutes=minutes)
+        for _ in range(100):
+            if self.in_flight:
+                self.apply(Sent(self.in_flight.pop(), provider_id="p"))
+                continue
+            if self.n.due_at is None or self.n.due_at > end:
+                break
+            self.now = max(self.now, self.n.due_at)
+            self.apply(Tick())
+        self.now = max(self.now, end)
+
+    @precondition(lambda self: bool(self.in_flight))
+    @rule(
+        outcome=st.sampled_from([*Failure, "sent", "unknown"]),
+        retry_minutes=st.one_of(st.none(), st.integers(1, 120)),
+    )
+    def finish_send(self, outcome: str, retry_minutes: int | None) -> None:
+        attempt_id = self.in_flight.pop(0)
+        if outcome == "sent":
+            self.apply(Sent(attempt_id, provider_id="p"))
+        elif outcome == "unknown":
+            self.apply(Sent(attempt_id, provider_id=None, status=AttemptStatus.UNKNOWN))
+        else:
+            delay = None if retry_minutes is None else timedelta(minutes=retry_minutes)
+            retry_at = None if delay is None else self.now + delay
+            self.apply(SendFailed(attempt_id, Failure(outcome), "boom", retry_at))
+
+    @precondition(lambda self: bool(self.in_flight))
+    @rule()
+    def crash(self) -> None:
+        """The runner dies mid-send; its lease lapses and another runner ticks."""
+        self.in_flight.clear()
+        self.now += timedelta(minutes=5)
+        self.apply(Tick())
+
+    @precondition(lambda self: self.n is not None and bool(self.n.attempts))
+    @rule(data=st.data(), status=st.sampled_from(list(AttemptStatus)))
+    def status_callback(self, data: st.DataObject, status: AttemptStatus) -> None:
+        assert self.n is not None
+        attempt = data.draw(st.sampled_from(self.n.attempts))
+        self.apply(StatusUpdate(attempt.id, status))
+
+    @rule(choice=st.sampled_from([None, "1", "2"]), roll=st.integers(0, 4))
+    def acknowledge(self, choice: str | None, roll: int) -> None:
+        if roll == 0:  # customers rarely answer: let most runs reach the end of the plan
+            self.apply(Ack(via="api", choice=choice))
+
+    @rule(roll=st.integers(0, 9))
+    def cancel(self, roll: int) -> None:
+        if roll == 0:
+            self.apply(Cancel())
+
+    @rule()
+    def opt_out_of_sms(self) -> None:
+        self.opted_out = self.opted_out | {Medium.SMS}
+
+    @invariant()
+    def each_step_attempted_once_unless_reattempted(self) -> None:
+        # (b) a (pass, step) is attempted again only as a recorded re-attempt
+        seen = [key for _, _, key in self.sends]
+        assert len(seen) == len(set(seen))
+        if self.n is not None:
+            for _, _, (pass_, step, reattempt) in self.sends:
+                if reattempt:
+                    earlier = [
+                        a
+                        for a in self.n.attempts
+                        if (a.pass_, a.step, a.reattempt) == (pass_, step, reattempt - 1)
+                    ]
+                    assert earlier, "a re-attempt with no recorded earlier attempt"
+                    assert earlier[0].status is AttemptStatus.FAILED
+
+    @invariant()
+    def no_call_or_text_in_quiet_hours(self) -> None:
+        # (c) including the nights the clocks change
+        if self.n is None:
+            return
+        quiet = self.n.plan.quiet_hours
+        assert quiet is not None
+        zone = ZoneInfo(ZONE)
+        for when, medium, _ in self.sends:
+            if medium in quiet.media:
+                assert not quiet.contains(when.astimezone(zone).time()), when.astimezone(zone)
+
+    @invariant()
+    def terminal_after_deadline(self) -> None:
+        # (d) once the deadline has passed and the notification was due, it is terminal
+        n = self.n
+        if n is None or n.deadline_at is None or self.now < n.deadline_at or self.in_flight:
+            return
+        if n.due_at is not None and n.due_at <= self.now:
+            self.apply(Tick())
+            assert self.n is not None
+            assert self.n.status.is_terminal
+
+    @invariant()
+    def due_never_after_deadline(self) -> None:
+        n = self.n
+        if n is not None and n.deadline_at is not None and n.due_at is not None:
+            assert n.due_at <= n.deadline_at
+
+    @invariant()
+    def terminal_means_nothing_due(self) -> None:
+        if self.n is not None and self.n.status.is_terminal:
+            assert self.n.due_at is None
+
+
+TestEngine = EngineMachine.TestCase
