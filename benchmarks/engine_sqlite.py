@@ -217,7 +217,14 @@ def run_baseline(path: Path, n: int, chunk: int) -> list[Timing]:
                     updated = db.execute(
                         "UPDATE notifications SET status = ?, due_at = ?, version = ?, body = ?"
                         " WHERE id = ? AND version = ?",
-                        (status, due, version, body(ids[i], f"k{i}", status, version), ids[i], version - 1),
+                        (
+                            status,
+                            due,
+                            version,
+                            body(ids[i], f"k{i}", status, version),
+                            ids[i],
+                            version - 1,
+                        ),
                     ).rowcount
                     assert updated == 1
                 db.execute("COMMIT")
@@ -499,9 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--chunk", type=int, default=5_000, help="recipients per start_many / insert transaction"
     )
-    parser.add_argument(
-        "--profile", action="store_true", help="cProfile phase 2; top 25 to stderr"
-    )
+    parser.add_argument("--profile", action="store_true", help="cProfile phase 2; top 25 to stderr")
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the plain-sqlite3 floor measurement"
     )
@@ -522,7 +527,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report(args.n, args.chunk, base, results, ok, lines)
     elapsed = time.perf_counter() - began
     note = "  (over 5 minutes)" if elapsed > SLOW_RUN_S else ""
-    print(f"\ntotal run time {elapsed:.1f}s{note}" + ("; --profile inflates times" if args.profile else ""))
+    print(
+        f"\ntotal run time {elapsed:.1f}s{note}"
+        + ("; --profile inflates times" if args.profile else "")
+    )
     return 0 if ok else 1
 
 

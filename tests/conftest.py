@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -57,10 +58,18 @@ def plan() -> Plan:
 
 
 @pytest.fixture
+def templates_dir(tmp_path: Path) -> Path:
+    """A private copy of the example templates, safe to edit in a test."""
+    copy = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, copy)
+    return copy
+
+
+@pytest.fixture
 async def client(
-    clock: FakeClock, channels: dict[str, InMemoryChannel]
+    clock: FakeClock, channels: dict[str, InMemoryChannel], templates_dir: Path
 ) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(
-        store="memory://", channels=channels, templates=TEMPLATES, clock=clock
+        store="memory://", channels=channels, templates=templates_dir, clock=clock
     ) as ox:
         yield ox

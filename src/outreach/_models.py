@@ -8,6 +8,7 @@ our own tree (``InvalidRecipient``, ``ConfigurationError``) whose message names 
 from __future__ import annotations
 
 import hashlib
+import json
 import tomllib
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -21,7 +22,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ModelWrapValidatorHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -103,13 +103,11 @@ class _Checked(BaseModel):
 
     _error: ClassVar[type[OutreachError]] = ConfigurationError
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _raise_our_error(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+    def __init__(self, /, **data: Any) -> None:
         try:
-            return handler(data)
+            super().__init__(**data)
         except ValidationError as exc:
-            raise cls._error(f"invalid {cls.__name__}: {_describe(exc)}") from None
+            raise self._error(f"invalid {type(self).__name__}: {_describe(exc)}") from None
 
 
 TRUSTED = {"trusted": True}
@@ -324,12 +322,16 @@ class Plan(_Config):
     def load(cls, path: str | Path) -> Plan:
         """Read a plan from a ``.toml`` or ``.json`` file."""
         path = Path(path)
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".toml":
-            return cls.model_validate(tomllib.loads(text))
-        if path.suffix == ".json":
-            return cls.model_validate_json(text)
-        raise ConfigurationError(f"{path}: a plan file must end in .toml or .json")
+        if path.suffix not in (".toml", ".json"):
+            raise ConfigurationError(f"{path}: a plan file must end in .toml or .json")
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+            return cls(**data)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"{path}: {exc}") from None
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{path}: {exc}") from None
 
 
 class Attempt(BaseModel):

@@ -1,0 +1,103 @@
+"""Records: durations, validation errors that name the field, plans from files, frozen plans."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from outreach import FollowUp, Option, Plan, QuietHours, Recipient, Step
+from outreach._durations import format_duration, parse_duration
+from outreach.demo import demo_plan
+from outreach.exceptions import ConfigurationError, InvalidRecipient
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("45s", timedelta(seconds=45)),
+        ("15m", timedelta(minutes=15)),
+        ("1h30m", timedelta(minutes=90)),
+        ("3d", timedelta(days=3)),
+        ("1w", timedelta(weeks=1)),
+        ("500ms", timedelta(milliseconds=500)),
+    ],
+)
+def test_durations_round_trip(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+    assert parse_duration(format_duration(expected)) == expected
+
+
+@pytest.mark.parametrize("bad", ["15", "m", "15x", "1h 30q", ""])
+def test_bad_durations_are_named(bad: str) -> None:
+    with pytest.raises(ConfigurationError, match="wait"):
+        Step(channel="sms", template="t", wait=bad)
+
+
+def test_recipient_normalises_phone_and_email() -> None:
+    r = Recipient(id="p", phone="+1 (617) 555-0123", email="Ann@Example.COM")
+    assert r.phone == "+16175550123"
+    assert r.email == "Ann@example.com"
+    assert r.timezone is None
+    assert r.locale == "en"
+
+
+def test_recipient_names_every_bad_field() -> None:
+    with pytest.raises(InvalidRecipient) as caught:
+        Recipient(id="p", phone="12", email="x@")
+    assert "phone" in str(caught.value)
+    assert "email" in str(caught.value)
+
+
+def test_plans_are_frozen_and_fingerprinted_by_content() -> None:
+    plan = Plan(name="p", steps=[Step(channel="sms", template="t")])
+    with pytest.raises(Exception, match="frozen"):
+        plan.name = "q"  # type: ignore[misc]
+    assert (
+        plan.fingerprint == Plan(name="p", steps=[{"channel": "sms", "template": "t"}]).fingerprint
+    )
+    assert plan.fingerprint != plan.model_copy(update={"name": "q"}).fingerprint
+
+
+def test_plan_rules() -> None:
+    with pytest.raises(ConfigurationError, match="steps"):
+        Plan(name="p", steps=[])
+    with pytest.raises(ConfigurationError, match="unique"):
+        Plan(
+            name="p",
+            steps=[Step(channel="sms", template="t")],
+            options=[Option(key="1", label="a"), Option(key="1", label="b")],
+        )
+    with pytest.raises(ConfigurationError, match="'9'"):
+        Plan(
+            name="p",
+            steps=[Step(channel="sms", template="t")],
+            follow_ups=[FollowUp(when_choice="9", after="1d", channel="voice", template="t")],
+        )
+    with pytest.raises(ConfigurationError, match="empty"):
+        QuietHours(start="08:00", end="08:00")
+    with pytest.raises(ConfigurationError, match="timezone"):
+        Plan(name="p", steps=[Step(channel="sms", template="t")], timezone="Nowhere/Land")
+
+
+def test_plans_load_from_toml_and_json(tmp_path: Path) -> None:
+    plan = demo_plan()
+    assert [s.channel for s in plan.steps] == ["sms", "email", "voice"]
+    assert plan.follow_ups[0].after == timedelta(days=3)
+    as_json = tmp_path / "plan.json"
+    as_json.write_text(plan.model_dump_json())
+    assert Plan.load(as_json) == plan
+    with pytest.raises(ConfigurationError, match="toml or .json"):
+        Plan.load(tmp_path / "plan.yaml")
+
+
+def test_follow_up_plan_keeps_the_parents_manners() -> None:
+    parent = demo_plan()
+    child = parent.follow_ups[0].as_plan(parent)
+    assert child.name == "flight-cancelled/refund_check"
+    assert [s.channel for s in child.steps] == ["voice"]
+    assert child.steps[0].wait == timedelta(hours=1)
+    assert child.quiet_hours == parent.quiet_hours
+    assert child.options == parent.options
+    assert child.deadline is None

@@ -1,0 +1,159 @@
+"""The runner: retries through the clock, stored re-attempts, channels switched off, opt-outs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from outreach import AsyncClient, AttemptStatus, Hooks, Plan, Recipient, RetryPolicy, Status, Step
+from outreach.exceptions import ConfigurationError, PermanentDeliveryError, RateLimited
+from outreach.testing import FakeClock, InMemoryChannel
+
+PAX = Recipient(id="pax-17", phone="+16175550123", email="ann@example.com")
+CONTEXT = {"flight": "9K 1042"}
+
+
+async def test_short_transient_failures_retry_in_process_through_the_clock(
+    client: AsyncClient, clock: FakeClock, plan: Plan, channels: dict[str, InMemoryChannel]
+) -> None:
+    channels["sms"].fail_next(2)
+    start = clock.now()
+    n = await client.start(PAX, plan, context=CONTEXT)
+    await client.run_due()
+    [attempt] = (await client.get(n.id)).attempts
+    assert attempt.status is AttemptStatus.SENT
+    assert attempt.tries == 3
+    assert len(channels["sms"].outbox) == 1
+    waited = clock.now() - start
+    assert timedelta(seconds=3) <= waited <= timedelta(seconds=5)  # 1s + 2s backoff, + jitter
+    assert attempt.sent_at == clock.now()  # the step's wait runs from here
+
+
+async def test_long_retry_after_becomes_a_stored_reattempt(
+    client: AsyncClient, clock: FakeClock, plan: Plan, channels: dict[str, InMemoryChannel]
+) -> None:
+    channels["sms"].fail_next(error=RateLimited("429", retry_after=timedelta(minutes=2)))
+    n = await client.start(PAX, plan, context=CONTEXT)
+    await client.run_due()
+    n = await client.get(n.id)
+    [first] = n.attempts
+    assert first.status is AttemptStatus.FAILED
+    assert first.retry_at == clock.now() + timedelta(minutes=2)
+    assert n.due_at == first.retry_at
+    clock.advance("2m")
+    await client.run_due()
+    n = await client.get(n.id)
+    assert [(a.step, a.reattempt, a.status) for a in n.attempts] == [
+        (0, 0, AttemptStatus.FAILED),
+        (0, 1, AttemptStatus.SENT),
+    ]
+    assert len(channels["sms"].outbox) == 1
+
+
+async def test_spent_retry_policy_fails_the_attempt_and_escalates(
+    clock: FakeClock, channels: dict[str, InMemoryChannel], templates_dir: Path
+) -> None:
+    plan = Plan(
+        name="p",
+        steps=[
+            Step(channel="sms", template="flight_cancelled"),
+            Step(channel="email", template="flight_cancelled"),
+        ],
+        retry=RetryPolicy(attempts=2, initial="1s", jitter="0s"),
+    )
+    channels["sms"].fail_next(5)
+    async with AsyncClient(
+        store="memory://", channels=channels, templates=templates_dir, clock=clock
+    ) as ox:
+        n = await ox.start(PAX, plan, context=CONTEXT)
+        await ox.run_due()
+        n = await ox.get(n.id)
+    assert [(a.channel, a.status, a.tries) for a in n.attempts] == [
+        ("sms", AttemptStatus.FAILED, 2),
+        ("email", AttemptStatus.SENT, 1),
+    ]
+
+
+async def test_bad_credentials_switch_the_channel_off_but_not_the_others(
+    clock: FakeClock, channels: dict[str, InMemoryChannel], plan: Plan, templates_dir: Path
+) -> None:
+    errors: list[str] = []
+    hooks = Hooks(on_channel_error=lambda name, error: errors.append(name))
+    channels["sms"].fail_next(error=ConfigurationError("401: check OUTREACH_TWILIO_AUTH_TOKEN"))
+    async with AsyncClient(
+        store="memory://", channels=channels, templates=templates_dir, clock=clock, hooks=hooks
+    ) as ox:
+        first = await ox.start(PAX, plan, context=CONTEXT, key="a")
+        await ox.run_due()
+        second = await ox.start(PAX.model_copy(update={"id": "b"}), plan, context=CONTEXT, key="b")
+        await ox.run_due()
+        for n in (await ox.get(first.id), await ox.get(second.id)):
+            sms, email = n.attempts
+            assert sms.status is AttemptStatus.SKIPPED
+            assert "OUTREACH_TWILIO_AUTH_TOKEN" in (sms.error or "")
+            assert email.status is AttemptStatus.SENT
+    assert errors == ["sms"]
+    assert channels["sms"].outbox == []
+
+
+async def test_provider_opt_out_is_remembered_for_every_later_notification(
+    client: AsyncClient, plan: Plan, channels: dict[str, InMemoryChannel]
+) -> None:
+    channels["sms"].fail_next(error=PermanentDeliveryError("21610", opt_out=True))
+    await client.start(PAX, plan, context=CONTEXT, key="a")
+    await client.run_due()
+    later = await client.start(PAX, plan, context=CONTEXT, key="b")
+    await client.run_due()
+    sms = (await client.get(later.id)).attempts[0]
+    assert sms.status is AttemptStatus.SKIPPED
+    assert "opted out" in (sms.error or "")
+    assert channels["sms"].outbox == []
+    await client.unsuppress("sms", PAX.phone or "")
+    third = await client.start(PAX, plan, context=CONTEXT, key="c")
+    await client.run_due()
+    assert (await client.get(third.id)).attempts[0].status is AttemptStatus.SENT
+
+
+async def test_render_failure_at_send_time_is_a_permanent_failure_of_that_step(
+    client: AsyncClient, plan: Plan, channels: dict[str, InMemoryChannel], templates_dir: Path
+) -> None:
+    n = await client.start(PAX, plan, context=CONTEXT)
+    (templates_dir / "flight_cancelled" / "sms.txt").write_text("{{ gate }}")
+    client.templates = type(client.templates)(templates_dir)  # type: ignore[misc]
+    client._runner.templates = client.templates
+    await client.run_due()
+    sms, email = (await client.get(n.id)).attempts
+    assert sms.status is AttemptStatus.FAILED
+    assert "gate" in (sms.error or "")
+    assert email.status is AttemptStatus.SENT
+
+
+async def test_run_sleeps_until_the_next_due_time_and_wakes_on_new_work(
+    client: AsyncClient, clock: FakeClock, plan: Plan, channels: dict[str, InMemoryChannel]
+) -> None:
+    worker = asyncio.create_task(client.run())
+    try:
+        n = await client.start(PAX, plan, context=CONTEXT)
+        await _until(lambda: len(channels["sms"].outbox) == 1)
+        clock.advance("15m")
+        await _until(lambda: len(channels["email"].outbox) == 1)
+        await client.acknowledge(n.id, choice="1")
+        clock.advance("3h")
+        await asyncio.sleep(0.05)
+        assert channels["voice"].outbox == []
+        assert (await client.get(n.id)).status is Status.ACKNOWLEDGED
+    finally:
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+
+
+async def _until(condition: object, *, polls: int = 200) -> None:
+    for _ in range(polls):
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never became true")

@@ -1,0 +1,154 @@
+"""The SQLite store on a real file: leases, version checks, migrations, sharing one file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from outreach import Notification, Plan, Recipient, Status, Step
+from outreach._models import Event, EventKind, Medium
+from outreach.exceptions import ConfigurationError, StoreError
+from outreach.stores import Change, open_store
+from outreach.stores.sqlite import SQLiteStore, migrations
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+PLAN = Plan(name="p", steps=[Step(channel="sms", template="t")])
+
+
+def notification(i: int, *, key: str | None = None, due: datetime | None = NOW) -> Notification:
+    return Notification(
+        id=f"n{i}",
+        key=key,
+        recipient=Recipient(id=f"r{i}", phone="+16175550123"),
+        plan=PLAN,
+        created_at=NOW,
+        updated_at=NOW,
+        due_at=due,
+    )
+
+
+@pytest.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]:
+    """Two stores on one file, as two processes would have."""
+    path = tmp_path / "shared.db"
+    first, second = SQLiteStore(path), SQLiteStore(path)
+    await first.open()
+    await second.open()
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+async def test_a_lease_keeps_other_runners_away_until_it_lapses(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    a, b = stores
+    await a.create([notification(i) for i in range(10)], [])
+    mine = await a.claim_due(NOW, owner="a", lease=timedelta(minutes=5), limit=6)
+    theirs = await b.claim_due(NOW, owner="b", lease=timedelta(minutes=5), limit=10)
+    assert len(mine) == 6
+    assert len(theirs) == 4
+    assert {n.id for n in mine}.isdisjoint(n.id for n in theirs)
+    assert (
+        await b.claim_due(
+            NOW + timedelta(minutes=4), owner="b", lease=timedelta(minutes=5), limit=10
+        )
+        == []
+    )
+    lapsed = await b.claim_due(
+        NOW + timedelta(minutes=5), owner="b", lease=timedelta(minutes=5), limit=10
+    )
+    assert len(lapsed) == 10
+
+
+async def test_saving_releases_only_your_own_lease(stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+    a, b = stores
+    await a.create([notification(1)], [])
+    [claimed] = await a.claim_due(NOW, owner="a", lease=timedelta(minutes=5), limit=1)
+    [saved] = await b.save([Change(claimed, owner="b")])  # an ack from elsewhere
+    assert saved is not None
+    assert await b.claim_due(NOW, owner="b", lease=timedelta(minutes=5), limit=1) == []
+    [released] = await a.save([Change(saved, owner="a")])
+    assert released is not None
+    assert len(await b.claim_due(NOW, owner="b", lease=timedelta(minutes=5), limit=1)) == 1
+
+
+async def test_a_stale_write_loses_and_writes_nothing(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    a, b = stores
+    [n] = await a.create([notification(1)], [])
+    event = Event(at=NOW, notification_id=n.id, kind=EventKind.CANCELLED)
+    [won] = await a.save([Change(n.model_copy(update={"status": Status.CANCELLED}), [event])])
+    [lost] = await b.save(
+        [
+            Change(
+                n.model_copy(update={"status": Status.ACKNOWLEDGED}),
+                [event],
+                opt_outs=[(Medium.SMS, "+16175550123")],
+            )
+        ]
+    )
+    assert won is not None
+    assert won.version == 1
+    assert lost is None
+    stored = await b.get(n.id)
+    assert stored is not None
+    assert stored.status is Status.CANCELLED
+    assert len(await b.events()) == 1
+    assert await b.opted_out([(Medium.SMS, "+16175550123")]) == set()
+
+
+async def test_keys_are_unique_and_the_first_wins(stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+    a, b = stores
+    [first] = await a.create([notification(1, key="k")], [])
+    [again] = await b.create([notification(2, key="k")], [])
+    assert again.id == first.id
+    assert [n.id for n in await a.query()] == ["n1"]
+
+
+async def test_migrations_are_recorded_and_run_once(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    for _ in range(2):
+        store = SQLiteStore(path)
+        await store.open()
+        await store.close()
+    with sqlite3.connect(path) as db:
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_version")]
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert versions == [number for number, _ in migrations()]
+    assert mode == "wal"
+
+
+async def test_next_due_and_a_closed_store() -> None:
+    store = open_store("memory://")
+    with pytest.raises(StoreError, match="not open"):
+        await store.get("x")
+    await store.open()
+    assert await store.next_due() is None
+    await store.create(
+        [notification(1, due=NOW + timedelta(hours=1)), notification(2, due=None)], []
+    )
+    assert await store.next_due() == NOW + timedelta(hours=1)
+    await store.close()
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "sqlite:///", "file.db"])
+def test_unknown_store_urls_are_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        open_store(url)
+
+
+def test_sqlite_urls_follow_sqlalchemy() -> None:
+    relative = open_store("sqlite:///data/outreach.db")
+    absolute = open_store("sqlite:////var/lib/outreach.db")
+    assert isinstance(relative, SQLiteStore)
+    assert isinstance(absolute, SQLiteStore)
+    assert relative._path == "data/outreach.db"
+    assert absolute._path == "/var/lib/outreach.db"
