@@ -88,7 +88,7 @@ def test_plans_load_from_toml_and_json(tmp_path: Path) -> None:
     as_json = tmp_path / "plan.json"
     as_json.write_text(plan.model_dump_json())
     assert Plan.load(as_json) == plan
-    with pytest.raises(ConfigurationError, match="toml or .json"):
+    with pytest.raises(ConfigurationError, match=r"\.toml or \.json"):
         Plan.load(tmp_path / "plan.yaml")
 
 
