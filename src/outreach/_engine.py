@@ -230,7 +230,16 @@ def quiet_until(quiet: QuietHours, zone: ZoneInfo, now: datetime) -> datetime | 
             instant = end.astimezone(UTC)
             if instant > now and not quiet.contains(instant.astimezone(zone).time()):
                 candidates.append(instant)
-    return min(candidates)
+    best = min(candidates)
+    # When the end falls in the hour skipped on a spring-forward night, the window really ends
+    # when the clocks jump, somewhat before ``best``: walk back to that instant.
+    probe = best - _MINUTE
+    while probe > now and not quiet.contains(probe.astimezone(zone).time()):
+        best, probe = probe, probe - _MINUTE
+    return best
+
+
+_MINUTE = timedelta(minutes=1)
 
 
 class _Run:
@@ -286,10 +295,6 @@ class _Run:
                 self.update(due_at=None)
             return
         self.recover_crashed()
-        if self.n.deadline_at is not None and self.now >= self.n.deadline_at:
-            self.cancel_calls()
-            self.finish(Status.EXPIRED)
-            return
         if self.n.status is Status.PENDING:
             self.update(status=Status.ACTIVE)
             self.log(EventKind.ACTIVATED)
@@ -314,12 +319,14 @@ class _Run:
         attempt = self.n.attempt(event.attempt_id)
         if attempt is None:
             return
+        # A delivery receipt may have been processed before the send's own answer.
+        ahead = _RANK[attempt.status] > _RANK[event.status]
         self.put(
             attempt.model_copy(
                 update={
-                    "status": event.status,
+                    "status": attempt.status if ahead else event.status,
                     "provider_id": event.provider_id,
-                    "sent_at": self.now,
+                    "sent_at": attempt.sent_at or self.now,
                     "updated_at": self.now,
                     "tries": attempt.tries + event.tries,
                 }
@@ -441,6 +448,10 @@ class _Run:
 
     def proceed(self) -> None:
         """Walk the plan from the cursor until something must be waited for or sent."""
+        if self.n.deadline_at is not None and self.now >= self.n.deadline_at:
+            self.cancel_calls()
+            self.finish(Status.EXPIRED)
+            return
         plan = self.n.plan
         while True:
             if self.n.pass_ > plan.repeat:
