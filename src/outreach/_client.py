@@ -205,7 +205,9 @@ class AsyncClient:
         media = self._runner.media
         uses = [(s.template, media[s.channel]) for s in plan.steps]
         uses += [(f.template, media[f.channel]) for f in plan.follow_ups]
-        context = template_context(notification, self._runner.urls.ack("preview"))
+        preview = self._runner.urls.ack("preview")
+        options = {option.key: preview for option in plan.options}
+        context = template_context(notification, preview, options)
         for template, medium in dict.fromkeys(uses):
             self.templates.render(template, medium, context, locale=notification.recipient.locale)
 

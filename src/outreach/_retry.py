@@ -31,6 +31,17 @@ class GaveUp(Exception):
         self.retry_in = retry_in
 
 
+def _hint(error: BaseException | None, clock: Clock) -> timedelta | None:
+    """The provider's own idea of when to try again, as a delay from now."""
+    if not isinstance(error, TransientDeliveryError):
+        return None
+    if error.retry_after is not None:
+        return max(error.retry_after, timedelta(0))
+    if error.retry_at is not None:
+        return max(error.retry_at - clock.now(), timedelta(0))
+    return None
+
+
 def _retry_inline(error: BaseException) -> bool:
     return isinstance(error, TransientDeliveryError) and not isinstance(error, RateLimited)
 
@@ -38,8 +49,9 @@ def _retry_inline(error: BaseException) -> bool:
 class _Schedule:
     """Wait and stop rules for one attempt; remembers a delay too long to sleep in process."""
 
-    def __init__(self, policy: RetryPolicy, tries_before: int) -> None:
+    def __init__(self, policy: RetryPolicy, clock: Clock, tries_before: int) -> None:
         self.policy = policy
+        self.clock = clock
         self.tries_before = tries_before
         self.deferred: timedelta | None = None
         self._backoff = wait_exponential_jitter(
@@ -50,13 +62,14 @@ class _Schedule:
         )
 
     def wait(self, state: RetryCallState) -> float:
-        """The provider's ``Retry-After`` when given, else exponential backoff with jitter.
+        """The provider's hint when given, else exponential backoff with jitter.
 
         Backoff counts the tries of earlier stored re-attempts too.
         """
         error = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(error, TransientDeliveryError) and error.retry_after is not None:
-            return error.retry_after.total_seconds()
+        hint = _hint(error, self.clock)
+        if hint is not None:
+            return hint.total_seconds()
         counted = RetryCallState(state.retry_object, state.fn, state.args, state.kwargs)
         counted.attempt_number = state.attempt_number + self.tries_before
         return float(self._backoff(counted))
@@ -77,7 +90,7 @@ async def with_retries(
 
     Raises :class:`GaveUp` with the last error otherwise.
     """
-    schedule = _Schedule(policy, tries_before)
+    schedule = _Schedule(policy, clock, tries_before)
 
     async def sleep(seconds: float) -> None:
         await clock.sleep(timedelta(seconds=seconds))
@@ -104,8 +117,9 @@ def _retry_in(
     error: Exception, schedule: _Schedule, retrying: AsyncRetrying, tries: int
 ) -> timedelta | None:
     if isinstance(error, RateLimited):
-        if error.retry_after is not None:
-            return error.retry_after
+        hint = _hint(error, schedule.clock)
+        if hint is not None:
+            return hint
         state = RetryCallState(retrying, None, (), {})
         state.attempt_number = tries
         return timedelta(seconds=schedule.wait(state))

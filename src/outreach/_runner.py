@@ -60,13 +60,17 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def template_context(notification: Notification, ack_url: str) -> dict[str, Any]:
-    """What a template sees: the caller's context plus ``recipient``, ``options``, ``ack_url``."""
+def template_context(
+    notification: Notification, ack_url: str, option_urls: Mapping[str, str]
+) -> dict[str, Any]:
+    """What a template sees: the caller's context plus ``recipient``, ``options``, ``ack_url``
+    and ``option_urls`` (a link per option key)."""
     return {
         **notification.context,
         "recipient": notification.recipient,
         "options": notification.plan.options,
         "ack_url": ack_url,
+        "option_urls": option_urls,
     }
 
 
@@ -290,18 +294,24 @@ class Runner:
         assert attempt.medium is not None
         assert attempt.address is not None
         step = notification.plan.steps[attempt.step]
-        claims = TokenClaims(
-            purpose="ack",
-            notification_id=notification.id,
-            attempt_id=attempt.id,
-            choice=None,
-            expires_at=token_expiry(notification, self.clock.now()),
-        )
-        ack_url = self.urls.ack(self.signer.sign(claims))
+        expires_at = token_expiry(notification, self.clock.now())
+
+        def token(purpose: str, choice: str | None = None) -> str:
+            claims = TokenClaims(purpose, notification.id, attempt.id, choice, expires_at)
+            return self.signer.sign(claims)
+
+        ack_url = self.urls.ack(token("ack"))
+        option_urls = {}
+        unsubscribe_url = None
+        if attempt.medium is Medium.EMAIL:
+            option_urls = {
+                o.key: self.urls.ack(token("ack", o.key)) for o in notification.plan.options
+            }
+            unsubscribe_url = self.urls.unsubscribe(token("unsubscribe"))
         rendered = self.templates.render(
             step.template,
             attempt.medium,
-            template_context(notification, ack_url),
+            template_context(notification, ack_url, option_urls),
             locale=notification.recipient.locale,
         )
         return Message(
@@ -315,6 +325,8 @@ class Runner:
             locale=notification.recipient.locale,
             options=notification.plan.options,
             ack_url=ack_url,
+            option_urls=option_urls,
+            unsubscribe_url=unsubscribe_url,
             segments=rendered.segments,
         )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 
 class OutreachError(Exception):
@@ -40,12 +40,20 @@ class DeliveryError(OutreachError):
 class TransientDeliveryError(DeliveryError):
     """Worth retrying later: timeouts, 5xx, connection errors.
 
-    ``retry_after`` carries the provider's hint (``Retry-After``) when it gave one.
+    The provider's hint, when it gave one, is ``retry_after`` (a delay, from ``Retry-After``)
+    or ``retry_at`` (an instant, from SendGrid's ``X-RateLimit-Reset``).
     """
 
-    def __init__(self, message: str, *, retry_after: timedelta | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: timedelta | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.retry_at = retry_at
 
 
 class RateLimited(TransientDeliveryError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from outreach._models import AttemptStatus, Medium, Option
@@ -12,7 +12,11 @@ from outreach.exceptions import ConfigurationError
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """Everything one attempt sends: the rendered text and where it goes."""
+    """Everything one attempt sends: the rendered text and where it goes.
+
+    ``ack_url`` opens the acknowledgement page; ``option_urls`` maps each option key to a link
+    that chooses it; ``unsubscribe_url`` is the one-click opt-out (RFC 8058) for email.
+    """
 
     notification_id: str
     attempt_id: str
@@ -24,6 +28,8 @@ class Message:
     locale: str = "en"
     options: tuple[Option, ...] = ()
     ack_url: str | None = None
+    option_urls: Mapping[str, str] = field(default_factory=dict)
+    unsubscribe_url: str | None = None
     segments: int | None = None
 
 
