@@ -157,3 +157,60 @@ async def _until(condition: object, *, polls: int = 200) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError("condition never became true")
+
+
+async def test_pacing_spreads_sends_at_the_channel_rate(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    """At 10 msg/s, 200 texts take 20 s of (fake) time, and none is dropped."""
+    sms = InMemoryChannel(name="sms", rate=10)
+    plan = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled", wait="1h")])
+    start = clock.now()
+    async with AsyncClient(
+        store="memory://", channels={"sms": sms}, templates=templates_dir, clock=clock
+    ) as ox:
+        people = [Recipient(id=f"p{i}", phone=f"+1617555{i:04d}") for i in range(200)]
+        await ox.start_many(plan, people, context=CONTEXT)
+        await ox.run_due()
+        elapsed = (clock.now() - start).total_seconds()
+        assert len(sms.outbox) == 200
+        assert 19.0 <= elapsed <= 21.0
+        sent = sorted(a.sent_at for n in await ox.list(limit=500) for a in n.attempts if a.sent_at)
+    assert len(sent) == 200
+
+
+async def test_pacing_beyond_the_horizon_defers_the_step_without_recording_an_attempt(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    sms = InMemoryChannel(name="sms", rate=1)
+    plan = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled", wait="1h")])
+    async with AsyncClient(
+        store="memory://", channels={"sms": sms}, templates=templates_dir, clock=clock
+    ) as ox:
+        people = [Recipient(id=f"p{i}", phone=f"+1617555{i:04d}") for i in range(100)]
+        await ox.start_many(plan, people, context=CONTEXT)
+        await ox.run_due()
+        notifications = await ox.list(limit=500)
+        waiting = [n for n in notifications if not n.attempts]
+        assert len(sms.outbox) + len(waiting) == 100
+        assert 55 <= len(sms.outbox) <= 65  # one a second for the 60 s horizon
+        assert all(n.due_at is not None and n.due_at > clock.now() for n in waiting)
+        clock.advance("2m")
+        await ox.run_due()
+        assert len(sms.outbox) == 100
+
+
+async def test_one_person_is_not_texted_more_than_three_times_an_hour(
+    client: AsyncClient, clock: FakeClock, channels: dict[str, InMemoryChannel]
+) -> None:
+    plan = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled", wait="1h")])
+    for key in "abcde":
+        await client.start(PAX, plan, context=CONTEXT, key=key)
+    await client.run_due()
+    assert len(channels["sms"].outbox) == 3
+    clock.advance("59m")
+    await client.run_due()
+    assert len(channels["sms"].outbox) == 3
+    clock.advance("1m")
+    await client.run_due()
+    assert len(channels["sms"].outbox) == 5

@@ -20,6 +20,7 @@ from outreach._models import (
     Status,
     Step,
 )
+from outreach._ratelimit import RecipientCap
 
 __version__ = version("outreach")
 
@@ -38,6 +39,7 @@ __all__ = [
     "Plan",
     "QuietHours",
     "Recipient",
+    "RecipientCap",
     "RetryPolicy",
     "StartRequest",
     "Status",

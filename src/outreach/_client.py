@@ -18,6 +18,7 @@ from outreach._clock import Clock, SystemClock
 from outreach._engine import Ack, Cancel, Input
 from outreach._hooks import Hooks
 from outreach._models import Event, EventKind, Medium, Notification, Plan, Recipient, Status
+from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
 from outreach._runner import Runner, new_id, template_context
 from outreach._settings import Settings
 from outreach._templates import Templates
@@ -52,7 +53,8 @@ class AsyncClient:
     """Starts, tracks and acknowledges notifications, and runs the escalations.
 
     ``store`` is a URL (``memory://``, ``sqlite:///path.db``) or a Store; ``channels`` maps the
-    names used in ``Step.channel`` to adapters; ``clock`` defaults to the system clock.
+    names used in ``Step.channel`` to adapters; ``clock`` defaults to the system clock;
+    ``recipient_cap`` limits how often one address is texted or called (None: no cap).
     Use it as ``async with AsyncClient(...) as ox:``.
     """
 
@@ -65,6 +67,7 @@ class AsyncClient:
         hooks: Hooks | None = None,
         settings: Settings | None = None,
         *,
+        recipient_cap: RecipientCap | None = DEFAULT_CAP,
         poll_interval: timedelta = timedelta(seconds=5),
     ) -> None:
         self.settings = settings or Settings()
@@ -93,6 +96,10 @@ class AsyncClient:
             signer=TokenSigner(secret.get_secret_value() if secret else secrets.token_urlsafe(32)),
             hooks=hooks or Hooks(),
             owner=f"{os.getpid()}-{new_id()[:8]}",
+            pacer=Pacer(
+                {name: getattr(c, "rate", None) for name, c in self.channels.items()},
+                recipient_cap,
+            ),
         )
         self._wake = asyncio.Event()
 

@@ -93,7 +93,15 @@ class Cancel:
     reason: str | None = None
 
 
-Input = Tick | Sent | SendFailed | StatusUpdate | Ack | Cancel
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Hold the due step back until ``until`` (pacing, a per-recipient cap); nothing is sent."""
+
+    until: datetime
+    reason: str
+
+
+Input = Tick | Sent | SendFailed | StatusUpdate | Ack | Cancel | Defer
 
 # --- outputs ------------------------------------------------------------------------------
 
@@ -183,6 +191,8 @@ def decide(state: State, event: Input, now: datetime) -> Decision:
             run.ack(event)
         case Cancel():
             run.cancel(event)
+        case Defer():
+            run.defer(event)
     return Decision(run.n, tuple(run.actions), tuple(run.events))
 
 
@@ -430,6 +440,12 @@ class _Run:
             return
         self.cancel_calls()
         self.finish(Status.CANCELLED, reason=event.reason)
+
+    def defer(self, event: Defer) -> None:
+        if self.n.status.is_terminal:
+            return
+        self.wait_until(event.until)
+        self.log(EventKind.DEFERRED, until=event.until, reason=event.reason)
 
     def cancel_calls(self) -> None:
         for attempt in self.n.attempts:

@@ -20,6 +20,7 @@ from outreach._clock import Clock
 from outreach._engine import (
     CancelCall,
     Decision,
+    Defer,
     Facts,
     Failure,
     Input,
@@ -34,6 +35,7 @@ from outreach._engine import (
 )
 from outreach._hooks import Hooks
 from outreach._models import Attempt, Event, EventKind, Medium, Notification
+from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
 from outreach._templates import Templates
@@ -177,10 +179,20 @@ class Runner:
     batch_size: int = 500
     max_in_flight: int = 100
 
+    pacer: Pacer | None = None
+
     def __post_init__(self) -> None:
         self.unavailable: dict[str, str] = {}
         self._commits = _GroupCommit(self.store)
-        self._slots = asyncio.Semaphore(self.max_in_flight)
+        if self.pacer is None:
+            self.pacer = Pacer(
+                {name: getattr(c, "rate", None) for name, c in self.channels.items()}
+            )
+        self._in_flight = {
+            name: asyncio.Semaphore(getattr(c, "max_in_flight", None) or self.max_in_flight)
+            for name, c in self.channels.items()
+        }
+        self._start_at: dict[str, datetime] = {}
 
     def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
         return Facts(media=self.media, unavailable=dict(self.unavailable), opted_out=opted_out)
@@ -242,7 +254,7 @@ class Runner:
         """
         for _ in range(_SAVE_TRIES):
             now = self.clock.now()
-            decision = decide(State(notification, self.facts(opted_out)), event, now)
+            decision = self.decide(notification, event, opted_out, now)
             sends = any(isinstance(a, Send) for a in decision.actions)
             release = leased and not sends
             change = change_for(decision, now, owner=self.owner if release else None)
@@ -255,6 +267,24 @@ class Runner:
                 break
             notification = fresh
         raise ConcurrencyError(f"notification {notification.id}: too many concurrent writers")
+
+    def decide(
+        self, notification: Notification, event: Input, opted_out: frozenset[Medium], now: datetime
+    ) -> Decision:
+        """The engine's decision, with a send held back when pacing says it is not yet time."""
+        state = State(notification, self.facts(opted_out))
+        decision = decide(state, event, now)
+        send = next((a for a in decision.actions if isinstance(a, Send)), None)
+        if send is None or self.pacer is None:
+            return decision
+        attempt = send.attempt
+        assert attempt.medium is not None
+        assert attempt.address is not None
+        start = self.pacer.admit(attempt.channel, attempt.medium, attempt.address, now)
+        if start - now <= self.pacer.horizon:
+            self._start_at[attempt.id] = start
+            return decision
+        return decide(state, Defer(start, "pacing"), now)
 
     async def after_commit(self, notification: Notification, decision: Decision) -> None:
         for action in decision.actions:
@@ -339,6 +369,11 @@ class Runner:
             return SendFailed(attempt.id, Failure.PERMANENT, str(error), tries=0)
         channel = self.channels[attempt.channel]
         step = notification.plan.steps[attempt.step]
+        start = self._start_at.pop(attempt.id, None)
+        if start is not None and start > self.clock.now():
+            await self.clock.sleep(start - self.clock.now())
+        if self.pacer is not None and message.segments and message.segments > 1:
+            self.pacer.charge_extra(attempt.channel, message.segments - 1)
         tries_before = sum(
             a.tries
             for a in notification.attempts
@@ -346,7 +381,7 @@ class Runner:
         )
         log.debug("attempt %s: %s to %s", attempt.id, attempt.channel, mask(attempt.address))
         try:
-            async with self._slots:
+            async with self._in_flight[attempt.channel]:
                 receipt, tries = await with_retries(
                     lambda: channel.send(message),
                     step.retry or notification.plan.retry,

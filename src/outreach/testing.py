@@ -21,8 +21,8 @@ _DEFAULT_START = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 class FakeClock:
     """A clock that only moves when told to: ``advance("15m")``.
 
-    Sleeping (in-process retries) advances it instantly. ``advance`` may be called from any
-    thread, e.g. a test driving the sync ``Client``.
+    Sleeping (retries, pacing) returns at once and moves the clock to the sleeper's wake-up.
+    ``advance`` may be called from any thread, e.g. a test driving the sync ``Client``.
     """
 
     def __init__(self, start: datetime | str | None = None) -> None:
@@ -53,7 +53,15 @@ class FakeClock:
         self.advance(when - self._now)
 
     async def sleep(self, delay: timedelta) -> None:
-        self.advance(max(delay, timedelta(0)))
+        """Return at once, the clock moved to at least ``delay`` after the call.
+
+        Concurrent sleepers each push the clock to their own wake-up time, so 200 sends paced
+        0.1 s apart end 20 s later, not 200 x their waits later.
+        """
+        target = self._now + max(delay, timedelta(0))
+        await asyncio.sleep(0)
+        if target > self._now:
+            self.advance(target - self._now)
 
     async def sleep_until(self, when: datetime | None, wake: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -74,13 +82,23 @@ def _settle(future: asyncio.Future[None]) -> None:
 class InMemoryChannel:
     """Records what it is asked to send in ``outbox`` instead of sending it.
 
-    ``fail_next`` makes the next sends raise (transient by default). Subclass it and override
-    ``send`` (calling ``super().send``) to instrument a test.
+    ``fail_next`` makes the next sends raise (transient by default). ``rate`` and
+    ``max_in_flight`` pace it like a provider adapter. Subclass it and override ``send``
+    (calling ``super().send``) to instrument a test.
     """
 
-    def __init__(self, medium: Medium | str | None = None, *, name: str = "memory") -> None:
+    def __init__(
+        self,
+        medium: Medium | str | None = None,
+        *,
+        name: str = "memory",
+        rate: float | None = None,
+        max_in_flight: int | None = None,
+    ) -> None:
         self.name = name
         self.medium = None if medium is None else Medium(medium)
+        self.rate = rate
+        self.max_in_flight = max_in_flight
         self.outbox: list[Message] = []
         self.cancelled: list[str] = []
         self._failures: deque[DeliveryError] = deque()

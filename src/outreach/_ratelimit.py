@@ -1,0 +1,80 @@
+"""Pacing: how fast each channel may send, and how often one person may be contacted.
+
+Both limits defer a send, never drop it. A channel's ``rate`` (sends, or SMS segments, per
+second) is kept by a virtual-scheduling token bucket: each send reserves the next free slot.
+The per-recipient cap (at most ``count`` messages per ``per`` on a medium) stops a burst of
+events from turning into a flood to one person. Here the counters live in the process; a
+deployment with several workers shares them through the store (the scale-out work).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from outreach._models import Medium
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientCap:
+    """At most ``count`` messages per ``per`` to one address on each of ``media``."""
+
+    count: int = 3
+    per: timedelta = timedelta(hours=1)
+    media: frozenset[Medium] = frozenset({Medium.SMS, Medium.VOICE})
+
+
+DEFAULT_CAP = RecipientCap()
+
+
+@dataclass
+class Pacer:
+    """Decides when a send may start; ``horizon`` is the longest a runner waits in process."""
+
+    rates: Mapping[str, float | None]
+    cap: RecipientCap | None = field(default_factory=RecipientCap)
+    horizon: timedelta = timedelta(seconds=60)
+
+    def __post_init__(self) -> None:
+        self._next_free: dict[str, datetime] = {}
+        self._recent: defaultdict[tuple[Medium, str], deque[datetime]] = defaultdict(deque)
+
+    def admit(self, channel: str, medium: Medium, address: str, now: datetime) -> datetime:
+        """Reserve a slot and return when the send may start.
+
+        A time further than ``horizon`` away reserves nothing: the caller should defer the
+        step to that time instead of holding it in process.
+        """
+        start = max(now, self._next_free.get(channel, now), self._cap_frees(medium, address, now))
+        if start - now > self.horizon:
+            return start
+        self._reserve(channel, start, 1.0)
+        if self.cap is not None and medium in self.cap.media:
+            self._recent[(medium, address)].append(start)
+        return start
+
+    def charge_extra(self, channel: str, cost: float) -> None:
+        """Count ``cost`` more units (the extra segments of a long SMS) against the rate."""
+        if channel in self._next_free:
+            self._reserve(channel, self._next_free[channel], cost)
+
+    def _reserve(self, channel: str, begin: datetime, cost: float) -> None:
+        rate = self.rates.get(channel)
+        if rate:
+            self._next_free[channel] = begin + timedelta(seconds=cost / rate)
+
+    def _cap_frees(self, medium: Medium, address: str, now: datetime) -> datetime:
+        """The first instant another message may go to this address."""
+        if self.cap is None or medium not in self.cap.media:
+            return now
+        key = (medium, address)
+        recent = self._recent[key]
+        while recent and recent[0] <= now - self.cap.per:
+            recent.popleft()
+        if len(recent) < self.cap.count:
+            if not recent:
+                del self._recent[key]
+            return now
+        return recent[-self.cap.count] + self.cap.per
