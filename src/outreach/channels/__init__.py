@@ -5,6 +5,17 @@ does). Its whole interface is :class:`Channel`.
 """
 
 from outreach.channels._base import Channel, Message, Receipt, resolve_media
+from outreach.channels._registry import available_channels, build_channel
 from outreach.channels.console import Console
+from outreach.channels.failover import Failover
 
-__all__ = ["Channel", "Console", "Message", "Receipt", "resolve_media"]
+__all__ = [
+    "Channel",
+    "Console",
+    "Failover",
+    "Message",
+    "Receipt",
+    "available_channels",
+    "build_channel",
+    "resolve_media",
+]
