@@ -15,9 +15,18 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from outreach._clock import Clock, SystemClock
-from outreach._engine import Ack, Cancel, Input
+from outreach._engine import Ack, Cancel, Input, Reply, StatusUpdate
 from outreach._hooks import Hooks
-from outreach._models import Event, EventKind, Medium, Notification, Plan, Recipient, Status
+from outreach._models import (
+    AttemptStatus,
+    Event,
+    EventKind,
+    Medium,
+    Notification,
+    Plan,
+    Recipient,
+    Status,
+)
 from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
 from outreach._runner import Runner, new_id, template_context
 from outreach._settings import Settings
@@ -297,6 +306,57 @@ class AsyncClient:
         )
         self._wake.set()
         return stored
+
+    async def update_attempt(
+        self,
+        status: AttemptStatus | str,
+        *,
+        attempt_id: str | None = None,
+        provider_id: str | None = None,
+        error: str | None = None,
+    ) -> Notification | None:
+        """Apply a provider's report on one attempt (by our id or the provider's).
+
+        Late, repeated and out-of-order reports are harmless: a status only moves forward.
+        Returns None when no attempt matches.
+        """
+        notification = None
+        if attempt_id is not None:
+            notification = await self.store.get(attempt_id.split(".", 1)[0])
+        elif provider_id is not None:
+            notification = await self.store.find_by_provider_id(provider_id)
+        attempt = next(
+            (
+                a
+                for a in (notification.attempts if notification else ())
+                if a.id == attempt_id or (provider_id is not None and a.provider_id == provider_id)
+            ),
+            None,
+        )
+        if notification is None or attempt is None:
+            return None
+        return await self._apply(
+            notification, StatusUpdate(attempt.id, AttemptStatus(status), error)
+        )
+
+    async def reply_target(
+        self, medium: Medium | str, address: str, *, sender: str | None = None
+    ) -> Notification | None:
+        """The notification an inbound reply from ``address`` answers: the one most recently
+        sent to it (from ``sender``, when known) within the grace period."""
+        since = self.clock.now() - self.settings.grace
+        return await self.store.latest_sent_to(Medium(medium), address, since=since, sender=sender)
+
+    async def record_reply(
+        self, notification_id: str, *, via: str, text: str, attempt_id: str | None = None
+    ) -> Notification:
+        """Keep a reply that answers nothing in the notification's audit trail."""
+        notification = await self.get(notification_id)
+        return await self._apply(notification, Reply(via, text, attempt_id))
+
+    async def first_sighting(self, key: str) -> bool:
+        """True the first time a webhook event id is seen: callbacks arrive more than once."""
+        return await self.store.remember(key, self.clock.now())
 
     async def suppress(self, medium: Medium | str, address: str, *, reason: str = "api") -> None:
         """Never send to ``address`` on ``medium`` again (until ``unsuppress``)."""

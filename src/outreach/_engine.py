@@ -45,6 +45,7 @@ class Sent:
     provider_id: str | None
     status: AttemptStatus = AttemptStatus.SENT
     tries: int = 1
+    sender: str | None = None
 
 
 class Failure(StrEnum):
@@ -94,6 +95,15 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class Reply:
+    """The customer wrote something that is not an answer: kept in the audit trail."""
+
+    via: str
+    text: str
+    attempt_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Defer:
     """Hold the due step back until ``until`` (pacing, a per-recipient cap); nothing is sent."""
 
@@ -101,7 +111,7 @@ class Defer:
     reason: str
 
 
-Input = Tick | Sent | SendFailed | StatusUpdate | Ack | Cancel | Defer
+Input = Tick | Sent | SendFailed | StatusUpdate | Ack | Cancel | Defer | Reply
 
 # --- outputs ------------------------------------------------------------------------------
 
@@ -193,6 +203,8 @@ def decide(state: State, event: Input, now: datetime) -> Decision:
             run.cancel(event)
         case Defer():
             run.defer(event)
+        case Reply():
+            run.log(EventKind.REPLY, event.attempt_id, via=event.via, text=event.text)
     return Decision(run.n, tuple(run.actions), tuple(run.events))
 
 
@@ -336,6 +348,7 @@ class _Run:
                 update={
                     "status": attempt.status if ahead else event.status,
                     "provider_id": event.provider_id,
+                    "sender": event.sender,
                     "sent_at": attempt.sent_at or self.now,
                     "updated_at": self.now,
                     "tries": attempt.tries + event.tries,

@@ -81,6 +81,7 @@ class EventKind(StrEnum):
     DEFERRED = "deferred"
     ACKNOWLEDGED = "acknowledged"
     REPLY_RECORDED = "reply_recorded"
+    REPLY = "reply"
     CANCELLED = "cancelled"
     EXHAUSTED = "exhausted"
     EXPIRED = "expired"
@@ -347,6 +348,7 @@ class Attempt(BaseModel):
     channel: str
     medium: Medium | None = None
     address: str | None = None
+    sender: str | None = None
     status: AttemptStatus
     provider_id: str | None = None
     error: str | None = None

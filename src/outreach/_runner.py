@@ -390,7 +390,7 @@ class Runner:
                 )
         except GaveUp as gave_up:
             return await self.failure(attempt, gave_up)
-        return Sent(attempt.id, receipt.provider_id, receipt.status, tries)
+        return Sent(attempt.id, receipt.provider_id, receipt.status, tries, receipt.sender)
 
     async def failure(self, attempt: Attempt, gave_up: GaveUp) -> SendFailed:
         """Classify a send that gave up; switch a misconfigured channel off."""

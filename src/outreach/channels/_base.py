@@ -35,10 +35,15 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What the provider answered: its id for the message and the first known status."""
+    """What the provider answered: its id for the message and the first known status.
+
+    ``sender`` is the number or address the message went out from, when known: an inbound
+    reply is matched to the last message sent from the number it was sent to.
+    """
 
     provider_id: str | None
     status: AttemptStatus = AttemptStatus.SENT
+    sender: str | None = None
 
 
 @runtime_checkable

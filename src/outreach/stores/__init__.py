@@ -68,6 +68,21 @@ class Store(Protocol):
         """Apply changes in one transaction; ``None`` where the version check failed."""
         ...
 
+    async def find_by_provider_id(self, provider_id: str) -> Notification | None:
+        """The notification one of whose attempts the provider knows by this id."""
+        ...
+
+    async def latest_sent_to(
+        self, medium: Medium, address: str, *, since: datetime, sender: str | None = None
+    ) -> Notification | None:
+        """The notification of the most recent attempt sent to ``address`` since ``since``
+        (from ``sender``, when both sides know it): where an inbound reply belongs."""
+        ...
+
+    async def remember(self, key: str, now: datetime) -> bool:
+        """True the first time ``key`` (a webhook event's own id) is seen, False after."""
+        ...
+
     async def next_due(self) -> datetime | None:
         """The earliest scheduled time of any notification."""
         ...

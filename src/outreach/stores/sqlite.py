@@ -37,6 +37,14 @@ _INSERT_NOTIFICATION = """
         (id, key, campaign, parent_id, status, plan_id, due_at, version, created_at, body)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+_UPSERT_ATTEMPT = """
+    INSERT INTO attempts
+        (id, notification_id, medium, address, sender, provider_id, status, sent_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET
+        sender = excluded.sender, provider_id = excluded.provider_id,
+        status = excluded.status, sent_at = excluded.sent_at
+"""
 _INSERT_EVENT = """
     INSERT INTO events (at, notification_id, kind, attempt_id, data) VALUES (?, ?, ?, ?, ?)
 """
@@ -201,6 +209,26 @@ class SQLiteStore:
         ).fetchone()
         return self._load([row])[0]
 
+    def _index_attempts(self, db: sqlite3.Connection, n: Notification) -> None:
+        """Index the attempts this change touched (the engine stamps them with its time)."""
+        db.executemany(
+            _UPSERT_ATTEMPT,
+            [
+                (
+                    a.id,
+                    n.id,
+                    a.medium,
+                    a.address,
+                    a.sender,
+                    a.provider_id,
+                    a.status,
+                    to_micros(a.sent_at),
+                )
+                for a in n.attempts
+                if a.updated_at == n.updated_at
+            ],
+        )
+
     def _append(self, db: sqlite3.Connection, events: Sequence[Event]) -> None:
         db.executemany(
             _INSERT_EVENT,
@@ -297,6 +325,7 @@ class SQLiteStore:
                 if not updated:
                     results.append(None)
                     continue
+                self._index_attempts(db, n)
                 self._append(db, change.events)
                 for child in change.children:
                     self._insert(db, child, {})
@@ -317,6 +346,46 @@ class SQLiteStore:
     def _next_due(self) -> datetime | None:
         value = self.db.execute("SELECT MIN(due_at) FROM notifications").fetchone()[0]
         return None if value is None else from_micros(value)
+
+    async def find_by_provider_id(self, provider_id: str) -> Notification | None:
+        return await self._call(self._find_by_provider_id, provider_id)
+
+    def _find_by_provider_id(self, provider_id: str) -> Notification | None:
+        row = self.db.execute(
+            "SELECT notification_id FROM attempts WHERE provider_id = ? LIMIT 1", (provider_id,)
+        ).fetchone()
+        return None if row is None else self._get_one("id", row[0])
+
+    async def latest_sent_to(
+        self, medium: Medium, address: str, *, since: datetime, sender: str | None = None
+    ) -> Notification | None:
+        return await self._call(self._latest_sent_to, medium, address, since, sender)
+
+    def _latest_sent_to(
+        self, medium: Medium, address: str, since: datetime, sender: str | None
+    ) -> Notification | None:
+        row = self.db.execute(
+            """
+            SELECT notification_id FROM attempts
+            WHERE medium = ? AND address = ? AND sent_at >= ?
+              AND (? IS NULL OR sender IS NULL OR sender = ?)
+            ORDER BY sent_at DESC LIMIT 1
+            """,
+            (medium, address, to_micros(since), sender, sender),
+        ).fetchone()
+        return None if row is None else self._get_one("id", row[0])
+
+    async def remember(self, key: str, now: datetime) -> bool:
+        return await self._call(self._remember, key, now)
+
+    def _remember(self, key: str, now: datetime) -> bool:
+        with self._write() as db:
+            return bool(
+                db.execute(
+                    "INSERT OR IGNORE INTO webhook_receipts (key, received_at) VALUES (?, ?)",
+                    (key, to_micros(now)),
+                ).rowcount
+            )
 
     # event log and suppressions
 
