@@ -39,6 +39,7 @@ import json
 import pstats
 import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import outreach
 from outreach import (
     AsyncClient,
     AttemptStatus,
@@ -111,6 +113,29 @@ class Stopwatch:
         self.timing.wall += time.perf_counter() - self._wall
         self.timing.cpu += time.process_time() - self._cpu
         self.timing.rss_mb = peak_rss_mb()
+
+
+def source_revision() -> str:
+    """The git commit of the code under test, marked dirty if src/ has local changes."""
+    imported = Path(outreach.__file__).resolve()
+    if not imported.is_relative_to(REPO / "src"):
+        return f"not this checkout: {imported.parent}"
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}{' + uncommitted src changes' if dirty else ''}"
 
 
 def progress(text: str) -> None:
@@ -322,7 +347,9 @@ async def in_store_thread(ox: AsyncClient, fn: Callable[[], Any]) -> Any:
     return await asyncio.get_running_loop().run_in_executor(executor, fn)
 
 
-async def run_outreach(db_path: Path, n: int, chunk: int, profile: bool) -> Results:
+async def run_outreach(
+    db_path: Path, n: int, chunk: int, profile: bool, profile_out: Path | None
+) -> Results:
     progress(f"building {n:,} recipients (phone + email validation; not timed as starts)")
     build = Timing("build recipients", n)
     with Stopwatch(build):
@@ -375,6 +402,11 @@ async def run_outreach(db_path: Path, n: int, chunk: int, profile: bool) -> Resu
             await in_store_thread(ox, store_profiler.disable)
             print_profile("event-loop thread (engine, runner, templates)", main_profiler)
             print_profile("SQLite store thread (sqlite3, codec)", store_profiler)
+            if profile_out is not None:
+                profile_out.mkdir(parents=True, exist_ok=True)
+                main_profiler.dump_stats(profile_out / "phase2-event-loop.pstats")
+                store_profiler.dump_stats(profile_out / "phase2-sqlite-thread.pstats")
+                progress(f"profiles written to {profile_out}/phase2-*.pstats")
 
         results.thread_cpu["event loop thread"] = time.thread_time() - main_cpu0
         results.thread_cpu["sqlite store thread"] = (
@@ -430,7 +462,13 @@ def cell(timing: Timing | None) -> str:
 
 
 def report(
-    n: int, chunk: int, base: list[Timing] | None, res: Results, ok: bool, lines: list[str]
+    n: int,
+    chunk: int,
+    base: list[Timing] | None,
+    res: Results,
+    ok: bool,
+    lines: list[str],
+    revision: str,
 ) -> None:
     total_wall = sum(t.wall for t in res.phases)
     total_cpu = sum(t.cpu for t in res.phases)
@@ -448,7 +486,8 @@ def report(
     rows.append(("4N updates / 4N transitions", base_total, transitions))
 
     print()
-    print(f"engine + SQLite store, N = {n:,}, chunk = {chunk:,}")
+    print(f"engine + SQLite store, N = {n:,}, chunk = {chunk:,}; code: {revision}")
+    print(f"python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
     print(
         "channels: InMemoryChannel subclasses that COUNT sends and do not keep messages"
         " (no .outbox), so RSS is the engine's and the store's"
@@ -508,6 +547,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile phase 2; top 25 to stderr")
     parser.add_argument(
+        "--profile-out",
+        type=Path,
+        metavar="DIR",
+        help="with --profile, also write the raw .pstats files here",
+    )
+    parser.add_argument(
         "--no-baseline", action="store_true", help="skip the plain-sqlite3 floor measurement"
     )
     args = parser.parse_args(argv)
@@ -515,6 +560,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("-n and --chunk must be positive")
 
     began = time.perf_counter()
+    revision = source_revision()
+    progress(f"outreach {outreach.__version__} at {revision} ({outreach.__file__})")
     with tempfile.TemporaryDirectory(prefix="outreach-bench-") as tmp:
         base = None
         if not args.no_baseline:
@@ -522,9 +569,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = run_baseline(Path(tmp) / "baseline.db", args.n, args.chunk)
             progress(f"  floor done; peak RSS so far {peak_rss_mb():.1f} MB")
         db_path = Path(tmp) / "bench.db"
-        results = asyncio.run(run_outreach(db_path, args.n, args.chunk, args.profile))
+        results = asyncio.run(
+            run_outreach(db_path, args.n, args.chunk, args.profile, args.profile_out)
+        )
         ok, lines = verify(db_path, args.n, results)
-    report(args.n, args.chunk, base, results, ok, lines)
+    report(args.n, args.chunk, base, results, ok, lines, revision)
     elapsed = time.perf_counter() - began
     note = "  (over 5 minutes)" if elapsed > SLOW_RUN_S else ""
     print(

@@ -31,9 +31,9 @@ from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
 from outreach._runner import Runner, new_id, template_context
 from outreach._settings import Settings
 from outreach._templates import Templates
-from outreach._tokens import TokenSigner
+from outreach._tokens import TokenClaims, TokenSigner
 from outreach._urls import PublicUrls
-from outreach.channels import Channel, resolve_media
+from outreach.channels import Channel, Message, resolve_media
 from outreach.exceptions import (
     ConfigurationError,
     IdempotencyConflict,
@@ -353,6 +353,18 @@ class AsyncClient:
         """Keep a reply that answers nothing in the notification's audit trail."""
         notification = await self.get(notification_id)
         return await self._apply(notification, Reply(via, text, attempt_id))
+
+    async def render_attempt(self, attempt_id: str) -> tuple[Notification, Message]:
+        """Render an attempt's message again (a call fetching its script, say)."""
+        notification = await self.get(attempt_id.split(".", 1)[0])
+        attempt = notification.attempt(attempt_id)
+        if attempt is None:
+            raise NotFound(f"no attempt {attempt_id!r}")
+        return notification, self._runner.render(notification, attempt)
+
+    def read_token(self, token: str, purpose: str) -> TokenClaims:
+        """The claims of a signed link; raises ``InvalidToken`` or ``ExpiredToken``."""
+        return self._runner.signer.verify(token, now=self.clock.now(), purpose=purpose)
 
     async def first_sighting(self, key: str) -> bool:
         """True the first time a webhook event id is seen: callbacks arrive more than once."""
