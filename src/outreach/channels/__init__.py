@@ -8,6 +8,7 @@ from outreach.channels._base import Channel, Message, Receipt, resolve_media
 from outreach.channels._registry import available_channels, build_channel
 from outreach.channels.console import Console
 from outreach.channels.failover import Failover
+from outreach.channels.sendgrid import SendGridEmail
 
 __all__ = [
     "Channel",
@@ -15,6 +16,7 @@ __all__ = [
     "Failover",
     "Message",
     "Receipt",
+    "SendGridEmail",
     "available_channels",
     "build_channel",
     "resolve_media",

@@ -10,6 +10,7 @@ channel, so no message pays for a handshake or a CA bundle load of its own.
 from __future__ import annotations
 
 import itertools
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,8 +35,9 @@ class HttpPool:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        tls = ssl.create_default_context()  # one CA bundle load for every shard
         self._clients = [
-            httpx.AsyncClient(limits=limits, timeout=timeout, transport=transport)
+            httpx.AsyncClient(limits=limits, timeout=timeout, transport=transport, verify=tls)
             for _ in range(max(shards, 1))
         ]
         self._turn = itertools.cycle(self._clients)

@@ -23,7 +23,7 @@ import httpx
 from pydantic import SecretStr
 
 # sendgrid ships no type hints; with a `sendgrid.*` mypy override the ignore is simply unused.
-from sendgrid.helpers.mail import (  # type: ignore[import-untyped, unused-ignore]
+from sendgrid.helpers.mail import (
     CustomArg,
     Header,
     Mail,
@@ -106,6 +106,7 @@ class SendGridEmail:
         self.max_in_flight = max_in_flight
         self.list_unsubscribe = list_unsubscribe
         self.from_email = from_email
+        self._sender = parseaddr(from_email)[1]
         self.base_url = _check_base_url(base_url)
         self._url = f"{self.base_url}/v3/mail/send"
         self._headers = {"Authorization": f"Bearer {key}"}
@@ -143,7 +144,10 @@ class SendGridEmail:
         return payload
 
     async def send(self, message: Message) -> Receipt:
-        """Queue one email; 2xx gives a ``queued`` receipt with SendGrid's ``X-Message-Id``."""
+        """Queue one email; 2xx gives a ``queued`` receipt with SendGrid's ``X-Message-Id``.
+
+        ``X-Message-Id`` names the request; each event's ``sg_message_id`` starts with it.
+        """
         try:
             payload = self.build_payload(message)
         except SendGridException as exc:  # the helper refuses a body that holds an API key
@@ -166,7 +170,9 @@ class SendGridEmail:
             raise outcome from exc
         if response.is_success:
             return Receipt(
-                provider_id=response.headers.get("X-Message-Id"), status=AttemptStatus.QUEUED
+                provider_id=response.headers.get("X-Message-Id"),
+                status=AttemptStatus.QUEUED,
+                sender=self._sender,
             )
         raise error_for_response(response)
 
