@@ -270,3 +270,18 @@ async def test_replies_find_the_latest_notification_sent_to_that_number(
 async def test_webhook_event_ids_are_seen_once(client: AsyncClient) -> None:
     assert await client.first_sighting("sg:abc") is True
     assert await client.first_sighting("sg:abc") is False
+
+
+async def test_reading_back_does_not_validate_recipients_again(
+    client: AsyncClient, plan: Plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored recipient was checked when it was started; loads must stay cheap."""
+    import phonenumbers
+
+    n = await client.start(PAX, plan, context=CONTEXT)
+
+    def parse(*args: object) -> None:
+        raise AssertionError("phonenumbers ran on a load")
+
+    monkeypatch.setattr(phonenumbers, "parse", parse)
+    assert (await client.get(n.id)).recipient == PAX

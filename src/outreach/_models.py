@@ -23,7 +23,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -111,14 +110,6 @@ class _Checked(BaseModel):
             raise self._error(f"invalid {type(self).__name__}: {_describe(exc)}") from None
 
 
-TRUSTED = {"trusted": True}
-"""Validation context for records read back from our own store: already checked once."""
-
-
-def _trusted(info: ValidationInfo) -> bool:
-    return isinstance(info.context, dict) and info.context.get("trusted") is True
-
-
 def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -142,11 +133,9 @@ class Recipient(_Checked):
 
     @field_validator("phone")
     @classmethod
-    def _e164(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _e164(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        if _trusted(info):
-            return value
         try:
             number = phonenumbers.parse(value, None)
         except phonenumbers.NumberParseException:
@@ -160,11 +149,9 @@ class Recipient(_Checked):
 
     @field_validator("email")
     @classmethod
-    def _mailbox(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _mailbox(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        if _trusted(info):
-            return value
         try:
             return validate_email(value, check_deliverability=False).normalized
         except EmailNotValidError as exc:

@@ -88,8 +88,30 @@ async def with_retries(
 ) -> tuple[T, int]:
     """Run ``send`` until it succeeds; return its result and how many tries it took.
 
-    Raises :class:`GaveUp` with the last error otherwise.
+    Raises :class:`GaveUp` with the last error otherwise. The first try runs bare: most sends
+    succeed, and tenacity's bookkeeping is only set up once one has failed.
     """
+    try:
+        return await send(), 1
+    except Exception as error:
+        first = error
+
+    calls = 0
+
+    async def replay_then_send() -> T:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise first
+        return await send()
+
+    return await _retrying(replay_then_send, policy, clock, tries_before)
+
+
+async def _retrying(
+    send: Callable[[], Awaitable[T]], policy: RetryPolicy, clock: Clock, tries_before: int
+) -> tuple[T, int]:
+    """tenacity's loop over ``send``, whose first call replays the error already seen."""
     schedule = _Schedule(policy, clock, tries_before)
 
     async def sleep(seconds: float) -> None:

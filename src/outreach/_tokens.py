@@ -54,7 +54,7 @@ def _b64decode(text: str) -> bytes:
 class TokenSigner:
     """Signs and verifies :class:`TokenClaims` with one secret key."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self, secret: str | bytes) -> None:
         key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
@@ -62,14 +62,15 @@ class TokenSigner:
             raise ConfigurationError(
                 "the token secret is empty; set OUTREACH_SECRET_KEY to a long random value"
             )
-        self._key = key
+        self._keyed = hmac.new(key, _CONTEXT, hashlib.sha256)  # copied per token: keyed once
 
     def __repr__(self) -> str:
         return "TokenSigner(secret=<hidden>)"
 
     def _mac(self, payload: str) -> str:
-        digest = hmac.new(self._key, _CONTEXT + payload.encode("ascii"), hashlib.sha256).digest()
-        return _b64encode(digest[:_MAC_BYTES])
+        mac = self._keyed.copy()
+        mac.update(payload.encode("ascii"))
+        return _b64encode(mac.digest()[:_MAC_BYTES])
 
     def sign(self, claims: TokenClaims) -> str:
         """Return the token for ``claims`` (expiry rounded down to the second)."""

@@ -1,0 +1,621 @@
+"""Twilio SMS and voice adapters: the official SDK on our sharded httpx pool.
+
+The SDK builds the requests and parses the responses; :class:`_PoolHttpClient` carries them
+over :class:`~outreach.channels._http.HttpPool` (long-lived pooled connections, explicit
+timeouts, interceptable by respx). Every failure is translated by :func:`map_error`: an
+``OutreachError`` to raise, or an ``unknown`` :class:`Receipt` when the request may have reached
+Twilio (a blind resend could text the customer twice; the status callback reconciles it).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Final, NamedTuple
+
+import httpx
+from pydantic import SecretStr, ValidationError
+from twilio.base.exceptions import (  # type: ignore[import-untyped, unused-ignore]
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
+from twilio.http import AsyncHttpClient  # type: ignore[import-untyped, unused-ignore]
+from twilio.http.response import (  # type: ignore[import-untyped, unused-ignore]
+    Response as TwilioResponse,
+)
+from twilio.rest import Client as TwilioClient  # type: ignore[import-untyped, unused-ignore]
+from twilio.twiml.voice_response import (  # type: ignore[import-untyped, unused-ignore]
+    VoiceResponse,
+)
+
+from outreach._models import AttemptStatus, Medium, Option
+from outreach._redact import mask
+from outreach._settings import Settings
+from outreach._urls import PublicUrls
+from outreach.channels._base import Message, Receipt
+from outreach.channels._http import HttpPool
+from outreach.exceptions import (
+    ConfigurationError,
+    OutreachError,
+    PermanentDeliveryError,
+    RateLimited,
+    TransientDeliveryError,
+)
+
+__all__ = ["TwilioSMS", "TwilioVoice", "call_twiml", "map_error", "twilio_language"]
+
+_log = logging.getLogger(__name__)
+
+UNKNOWN: Final = Receipt(provider_id=None, status=AttemptStatus.UNKNOWN)
+"""The outcome of a request that may or may not have reached Twilio."""
+
+_CONNECTIONS_PER_SHARD: Final = 5
+_CALL_EVENTS: Final = ("initiated", "ringing", "answered", "completed")
+_CREDENTIALS_HINT: Final = (
+    "set OUTREACH_TWILIO_ACCOUNT_SID and OUTREACH_TWILIO_AUTH_TOKEN "
+    "(or pass account_sid=/auth_token=) to a valid pair"
+)
+
+# -- error mapping ---------------------------------------------------------------------------
+
+
+class _Kind(enum.Enum):
+    TRANSIENT = "transient"
+    UNKNOWN = "unknown"
+    PERMANENT = "permanent"
+    OPT_OUT = "opt_out"
+    RATE_LIMITED = "rate_limited"
+    CREDENTIALS = "credentials"
+    BASE_URL = "base_url"
+
+
+_TRANSPORT_ERRORS: Final[Mapping[type[BaseException], _Kind]] = {
+    # The request never left: safe to retry.
+    httpx.ConnectError: _Kind.TRANSIENT,
+    httpx.ConnectTimeout: _Kind.TRANSIENT,
+    httpx.PoolTimeout: _Kind.TRANSIENT,
+    httpx.ProxyError: _Kind.TRANSIENT,
+    httpx.LocalProtocolError: _Kind.TRANSIENT,
+    # The URL cannot work: the setting is wrong.
+    httpx.UnsupportedProtocol: _Kind.BASE_URL,
+    httpx.InvalidURL: _Kind.BASE_URL,
+    httpx.TooManyRedirects: _Kind.BASE_URL,
+    # The request may have reached Twilio: record unknown, let the status callback decide.
+    httpx.ReadTimeout: _Kind.UNKNOWN,
+    httpx.WriteTimeout: _Kind.UNKNOWN,
+    httpx.ReadError: _Kind.UNKNOWN,
+    httpx.WriteError: _Kind.UNKNOWN,
+    httpx.RemoteProtocolError: _Kind.UNKNOWN,
+    httpx.CloseError: _Kind.UNKNOWN,
+    httpx.DecodingError: _Kind.UNKNOWN,
+    # Anything else httpx may add later: assume the worst case for duplicates.
+    httpx.HTTPError: _Kind.UNKNOWN,
+    httpx.StreamError: _Kind.UNKNOWN,
+    httpx.CookieConflict: _Kind.UNKNOWN,
+    # A 2xx whose body is not JSON: the message may well exist.
+    json.JSONDecodeError: _Kind.UNKNOWN,
+    # SDK errors that carry no HTTP answer (abstract client, pagination).
+    TwilioException: _Kind.TRANSIENT,
+}
+"""httpx and SDK exceptions by class; a subclass not listed takes its nearest listed base."""
+
+_API_CODES: Final[Mapping[int, tuple[_Kind, str]]] = {
+    21211: (_Kind.PERMANENT, "the 'To' number is not a valid phone number"),
+    21614: (_Kind.PERMANENT, "the 'To' number is not a mobile number"),
+    21408: (_Kind.PERMANENT, "the account may not send to the 'To' number's region"),
+    21612: (_Kind.PERMANENT, "the 'To' number cannot be reached from this sender"),
+    21610: (_Kind.OPT_OUT, "the recipient replied STOP to this sender"),
+    20429: (_Kind.RATE_LIMITED, "too many concurrent API requests"),
+    20003: (_Kind.CREDENTIALS, "authentication failed"),
+}
+"""Twilio error codes with a fixed meaning, checked before the HTTP status."""
+
+_API_STATUSES: Final[Mapping[int, _Kind]] = {
+    401: _Kind.CREDENTIALS,
+    403: _Kind.CREDENTIALS,
+    429: _Kind.RATE_LIMITED,
+}
+
+_PHONE: Final = re.compile(r"\+?\d{6,}")
+
+
+def _scrub(text: str) -> str:
+    """Twilio's messages echo the phone number: mask it before it reaches a log or a store."""
+    return _PHONE.sub(lambda match: mask(match[0]), text)
+
+
+def _api_error(channel: str, status: int, code: int | None, text: str | None) -> OutreachError:
+    """Translate an HTTP error answer (status, Twilio code, Twilio's text) into our tree."""
+    known = _API_CODES.get(code) if code is not None else None
+    if known is not None:
+        kind, what = known
+    else:
+        what = _scrub(text) if text else "no details"
+        kind = _API_STATUSES.get(status) or (
+            _Kind.TRANSIENT
+            if status >= 500
+            else _Kind.PERMANENT
+            if 400 <= status < 500
+            else _Kind.BASE_URL
+        )
+    where = f"HTTP {status}" if code in (None, status) else f"HTTP {status}, error {code}"
+    if kind is _Kind.CREDENTIALS:
+        return ConfigurationError(
+            f"{channel}: Twilio rejected the credentials ({where}): {_CREDENTIALS_HINT}"
+        )
+    if kind is _Kind.BASE_URL:
+        return ConfigurationError(
+            f"{channel}: unexpected answer from Twilio ({where}): check OUTREACH_TWILIO_BASE_URL"
+        )
+    docs = f" (https://www.twilio.com/docs/errors/{code})" if code and code != status else ""
+    message = f"{channel}: Twilio refused the request ({where}): {what}{docs}"
+    if kind is _Kind.RATE_LIMITED:
+        return RateLimited(message)
+    if kind is _Kind.TRANSIENT:
+        return TransientDeliveryError(message)
+    return PermanentDeliveryError(message, opt_out=kind is _Kind.OPT_OUT)
+
+
+def map_error(exc: BaseException, *, channel: str = "twilio") -> OutreachError | Receipt | None:
+    """What a failed Twilio call means for the attempt: an error to raise, or ``UNKNOWN``.
+
+    SDK errors map by Twilio code, then HTTP status; httpx errors by class
+    (``_TRANSPORT_ERRORS``); ours (the ``RateLimited`` raised for a 429) pass through.
+    ``None``: not an httpx, twilio or outreach error (a bug), to re-raise as it is.
+    """
+    if isinstance(exc, OutreachError):
+        return exc
+    if isinstance(exc, TwilioRestException):
+        status = _int_or_none(exc.status) or 500  # unknown status: assume Twilio's side
+        return _api_error(channel, status, _int_or_none(exc.code), str(exc.msg))
+    if isinstance(exc, TwilioServiceException):
+        text = str(exc.detail or exc.title or "")
+        status = _int_or_none(exc.status) or 500
+        return _api_error(channel, status, _int_or_none(exc.code), text)
+    if isinstance(exc, httpx.HTTPStatusError):
+        return _api_error(channel, exc.response.status_code, None, None)
+    for cls in type(exc).__mro__:
+        kind = _TRANSPORT_ERRORS.get(cls)
+        if kind is None:
+            continue
+        if kind is _Kind.UNKNOWN:
+            return UNKNOWN
+        detail = f"{type(exc).__name__}: {_scrub(str(exc)) or 'no details'}"
+        if kind is _Kind.BASE_URL:
+            return ConfigurationError(
+                f"{channel}: cannot reach Twilio ({detail}): check OUTREACH_TWILIO_BASE_URL"
+            )
+        return TransientDeliveryError(f"{channel}: cannot reach Twilio ({detail})")
+    return None
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retry_hint(value: str | None) -> tuple[timedelta | None, datetime | None]:
+    """``Retry-After`` as a delay (seconds) or an instant (HTTP date); ``None`` if absent."""
+    if not value:
+        return None, None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value)), None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None, None
+    return None, when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _rate_limited(channel: str, response: httpx.Response) -> RateLimited:
+    code = None
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            code = _int_or_none(body.get("code"))
+    except (ValueError, UnicodeDecodeError):
+        pass
+    retry_after, retry_at = _retry_hint(response.headers.get("Retry-After"))
+    where = "HTTP 429" if code in (None, 429) else f"HTTP 429, error {code}"
+    return RateLimited(
+        f"{channel}: Twilio asked us to slow down ({where}: too many concurrent API requests)",
+        retry_after=retry_after,
+        retry_at=retry_at,
+    )
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+class _PoolHttpClient(AsyncHttpClient):  # type: ignore[misc, unused-ignore]
+    """The SDK's async HTTP interface over :class:`HttpPool`.
+
+    Unlike the SDK's own ``AsyncTwilioHttpClient`` it formats no log lines per request, and a
+    429 becomes :class:`RateLimited` here, where the ``Retry-After`` header is still at hand.
+    """
+
+    def __init__(self, pool: HttpPool, channel: str) -> None:
+        super().__init__(_log, True, None)
+        self._pool = pool
+        self._channel = channel
+
+    async def request(
+        self,
+        method: str,
+        uri: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Any:
+        """Send one SDK request; the pool's timeouts apply and redirects are never followed."""
+        if params:
+            uri = str(httpx.URL(uri).copy_merge_params(params))  # type: ignore[arg-type]
+        response = await self._pool.request(method, uri, headers=headers, data=data, auth=auth)
+        if response.status_code == 429:
+            raise _rate_limited(self._channel, response)
+        return TwilioResponse(response.status_code, response.text, response.headers)
+
+
+# -- adapters --------------------------------------------------------------------------------
+
+
+class _Twilio:
+    """Credentials, the pool, the SDK client and the callback URLs both adapters share."""
+
+    name: str
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        name: str,
+        settings: Settings | None,
+        account_sid: str | None,
+        auth_token: str | SecretStr | None,
+        base_url: str | None,
+        public_url: str | None,
+        rate: float | None,
+        max_in_flight: int,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
+        if settings is None:
+            try:
+                settings = Settings()
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                    for e in exc.errors(include_input=False)
+                )
+                raise ConfigurationError(
+                    f"{kind}: invalid OUTREACH_* settings: {problems}"
+                ) from None
+        self._settings = settings
+        sid = account_sid or settings.twilio_account_sid
+        token = auth_token if auth_token is not None else settings.twilio_auth_token
+        secret = token.get_secret_value() if isinstance(token, SecretStr) else token
+        if not sid:
+            raise ConfigurationError(
+                f"{kind}: no Twilio account SID: "
+                "set OUTREACH_TWILIO_ACCOUNT_SID or pass account_sid="
+            )
+        if not secret:
+            raise ConfigurationError(
+                f"{kind}: no Twilio auth token: set OUTREACH_TWILIO_AUTH_TOKEN or pass auth_token="
+            )
+        base = (base_url or settings.twilio_base_url).strip().rstrip("/")
+        if not base.startswith(("https://", "http://")):
+            raise ConfigurationError(
+                f"{kind}: Twilio base URL {base!r} needs http:// or https:// "
+                "(OUTREACH_TWILIO_BASE_URL or base_url=)"
+            )
+        if rate is not None and not (rate > 0 and math.isfinite(rate)):
+            raise ConfigurationError(f"{kind}: rate must be a positive number or None, not {rate}")
+        if max_in_flight < 1:
+            raise ConfigurationError(f"{kind}: max_in_flight must be at least 1")
+        self.name = name
+        self.rate = rate
+        """Sends (SMS: segments) per second per sender, read by the runner; ``None``: no pacing."""
+        self.max_in_flight = max_in_flight
+        """Concurrent API requests the runner allows this channel."""
+        self.account_sid = sid
+        self.base_url = base
+        self._urls = PublicUrls(public_url or settings.public_url)
+        self._pool = HttpPool(
+            shards=math.ceil(max_in_flight / _CONNECTIONS_PER_SHARD),
+            connections=_CONNECTIONS_PER_SHARD,
+            transport=transport,
+        )
+        self._client: Any = TwilioClient(sid, secret, http_client=_PoolHttpClient(self._pool, name))
+        # base_url is the only place the host comes from: TWILIO_EDGE / TWILIO_REGION in the
+        # environment would otherwise rewrite it (regional edges go in base_url instead).
+        self._client.edge = None
+        self._client.region = None
+        self._client.api.base_url = base
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, account_sid={self.account_sid!r})"
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._pool.aclose()
+
+    def _fail(self, exc: Exception) -> Receipt:
+        """Return ``UNKNOWN`` or raise the mapped error (chained to ``exc``)."""
+        outcome = map_error(exc, channel=self.name)
+        if isinstance(outcome, Receipt):
+            return outcome
+        if outcome is None or outcome is exc:
+            raise exc
+        raise outcome from exc
+
+
+_MESSAGE_STATUS: Final[Mapping[str, AttemptStatus]] = {
+    "accepted": AttemptStatus.QUEUED,
+    "scheduled": AttemptStatus.QUEUED,
+    "queued": AttemptStatus.QUEUED,
+    "sending": AttemptStatus.QUEUED,
+    "sent": AttemptStatus.SENT,
+    "partially_delivered": AttemptStatus.SENT,
+    "delivered": AttemptStatus.DELIVERED,
+    "read": AttemptStatus.ENGAGED,
+    "undelivered": AttemptStatus.UNDELIVERED,
+    "failed": AttemptStatus.FAILED,
+    "canceled": AttemptStatus.FAILED,
+}
+
+_CALL_STATUS: Final[Mapping[str, AttemptStatus]] = {
+    "queued": AttemptStatus.QUEUED,
+    "initiated": AttemptStatus.QUEUED,
+    "ringing": AttemptStatus.SENT,
+    "in-progress": AttemptStatus.ENGAGED,
+    "completed": AttemptStatus.ENGAGED,
+    "busy": AttemptStatus.UNDELIVERED,
+    "no-answer": AttemptStatus.UNDELIVERED,
+    "failed": AttemptStatus.FAILED,
+    "canceled": AttemptStatus.FAILED,
+}
+
+
+def _receipt(instance: Any, statuses: Mapping[str, AttemptStatus]) -> Receipt:
+    sid = getattr(instance, "sid", None)
+    if not isinstance(sid, str) or not sid:
+        return UNKNOWN
+    status = getattr(instance, "status", None)
+    return Receipt(provider_id=sid, status=statuses.get(str(status), AttemptStatus.QUEUED))
+
+
+class TwilioSMS(_Twilio):
+    """Text messages through Twilio Programmable Messaging (``Messages.json``).
+
+    Arguments left ``None`` come from ``settings`` (default ``Settings()``, i.e. ``OUTREACH_*``).
+    With a messaging service, ``From`` is left out and Twilio picks the sender from its pool.
+    """
+
+    medium = Medium.SMS
+
+    def __init__(
+        self,
+        *,
+        account_sid: str | None = None,
+        auth_token: str | SecretStr | None = None,
+        from_: str | None = None,
+        messaging_service_sid: str | None = None,
+        base_url: str | None = None,
+        rate: float | None = 1.0,
+        max_in_flight: int = 100,
+        public_url: str | None = None,
+        settings: Settings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        name: str = "twilio-sms",
+    ) -> None:
+        super().__init__(
+            "TwilioSMS",
+            name=name,
+            settings=settings,
+            account_sid=account_sid,
+            auth_token=auth_token,
+            base_url=base_url,
+            public_url=public_url,
+            rate=rate,
+            max_in_flight=max_in_flight,
+            transport=transport,
+        )
+        service = messaging_service_sid or self._settings.twilio_messaging_service_sid
+        sender = from_ or self._settings.twilio_from
+        if not service and not sender:
+            raise ConfigurationError(
+                "TwilioSMS: no sender: set OUTREACH_TWILIO_FROM (a Twilio number) or "
+                "OUTREACH_TWILIO_MESSAGING_SERVICE_SID, or pass from_= or messaging_service_sid="
+            )
+        self.from_ = None if service else sender
+        self.messaging_service_sid = service
+        self._sender: dict[str, str] = (
+            {"messaging_service_sid": service} if service else {"from_": str(sender)}
+        )
+
+    async def send(self, message: Message) -> Receipt:
+        """Create the message; its status callback carries the attempt id."""
+        callback = self._urls.twilio_status(message.attempt_id)
+        try:
+            instance = await self._client.messages.create_async(
+                to=message.to, body=message.body, status_callback=callback, **self._sender
+            )
+        except Exception as exc:
+            return self._fail(exc)
+        return _receipt(instance, _MESSAGE_STATUS)
+
+
+class TwilioVoice(_Twilio):
+    """Phone calls through Twilio Programmable Voice (``Calls.json``).
+
+    Twilio fetches the call's TwiML from our ``/twilio/voice/{attempt_id}`` (see
+    :func:`call_twiml`) and reports progress to ``/twilio/status``. Answering-machine detection
+    (``machine_detection``, ``"Enable"`` by default; ``"DetectMessageEnd"`` waits for the beep)
+    lets the webhook leave a short voicemail instead of the menu.
+    """
+
+    medium = Medium.VOICE
+
+    def __init__(
+        self,
+        *,
+        account_sid: str | None = None,
+        auth_token: str | SecretStr | None = None,
+        from_: str | None = None,
+        base_url: str | None = None,
+        rate: float | None = 1.0,
+        max_in_flight: int = 20,
+        public_url: str | None = None,
+        settings: Settings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        name: str = "twilio-voice",
+        machine_detection: str = "Enable",
+    ) -> None:
+        super().__init__(
+            "TwilioVoice",
+            name=name,
+            settings=settings,
+            account_sid=account_sid,
+            auth_token=auth_token,
+            base_url=base_url,
+            public_url=public_url,
+            rate=rate,
+            max_in_flight=max_in_flight,
+            transport=transport,
+        )
+        sender = from_ or self._settings.twilio_voice_from or self._settings.twilio_from
+        if not sender:
+            raise ConfigurationError(
+                "TwilioVoice: no caller number: set OUTREACH_TWILIO_VOICE_FROM (or "
+                "OUTREACH_TWILIO_FROM) or pass from_="
+            )
+        self.from_ = sender
+        self.machine_detection = machine_detection
+
+    async def send(self, message: Message) -> Receipt:
+        """Place the call; Twilio then asks our voice webhook what to say."""
+        attempt = message.attempt_id
+        url, callback = self._urls.twilio_voice(attempt), self._urls.twilio_status(attempt)
+        try:
+            instance = await self._client.calls.create_async(
+                to=message.to,
+                from_=self.from_,
+                url=url,
+                method="POST",
+                status_callback=callback,
+                status_callback_event=list(_CALL_EVENTS),
+                status_callback_method="POST",
+                machine_detection=self.machine_detection,
+            )
+        except Exception as exc:
+            return self._fail(exc)
+        return _receipt(instance, _CALL_STATUS)
+
+    async def cancel(self, provider_id: str) -> None:
+        """Hang up a call (queued, ringing or in progress): the customer already acknowledged."""
+        try:
+            await self._client.calls(provider_id).update_async(status="completed")
+        except Exception as exc:
+            if self._fail(exc) is UNKNOWN:
+                raise TransientDeliveryError(
+                    f"{self.name}: hanging up call {provider_id}: no answer from Twilio"
+                ) from exc
+
+
+# -- TwiML -----------------------------------------------------------------------------------
+
+
+class _Phrases(NamedTuple):
+    option: str
+    any_key: str
+    goodbye: str
+
+
+_PHRASES: Final[Mapping[str, _Phrases]] = {
+    "en": _Phrases("Press {key}: {label}.", "Press any key to confirm.", "Goodbye."),
+    "fr": _Phrases(
+        "Appuyez sur {key} : {label}.",
+        "Appuyez sur une touche pour confirmer.",
+        "Au revoir.",
+    ),
+    "es": _Phrases("Pulse {key}: {label}.", "Pulse cualquier tecla para confirmar.", "Adiós."),
+    "de": _Phrases(
+        "Drücken Sie {key}: {label}.",
+        "Drücken Sie eine beliebige Taste zur Bestätigung.",
+        "Auf Wiederhören.",
+    ),
+    "pt": _Phrases(
+        "Pressione {key}: {label}.", "Pressione qualquer tecla para confirmar.", "Até logo."
+    ),
+    "it": _Phrases(
+        "Premi {key}: {label}.", "Premi un tasto qualsiasi per confermare.", "Arrivederci."
+    ),
+}
+
+_LANGUAGES: Final[Mapping[str, str]] = {
+    "en": "en-US",
+    "fr": "fr-FR",
+    "es": "es-ES",
+    "de": "de-DE",
+    "pt": "pt-BR",
+    "it": "it-IT",
+}
+_REGIONAL: Final = frozenset(
+    {
+        "en-US", "en-GB", "en-AU", "en-IN", "fr-FR", "fr-CA", "es-ES", "es-MX", "es-US",
+        "de-DE", "pt-BR", "pt-PT", "it-IT",
+    }
+)  # fmt: skip
+
+
+def twilio_language(locale: str) -> str:
+    """The ``<Say language=...>`` code for a recipient locale: ``"fr"`` → ``"fr-FR"``,
+    ``"fr_ca"`` → ``"fr-CA"``; anything unsupported → ``"en-US"``."""
+    first, _, region = locale.strip().replace("_", "-").partition("-")
+    language = first.lower()
+    tag = f"{language}-{region.split('-')[0].upper()}"
+    if tag in _REGIONAL:
+        return tag
+    return _LANGUAGES.get(language, "en-US")
+
+
+def call_twiml(
+    text: str,
+    options: Sequence[Option],
+    *,
+    gather_url: str,
+    locale: str = "en",
+    voicemail: bool = False,
+) -> str:
+    """TwiML for one call: the message, then a one-key menu of ``options`` asked twice.
+
+    A key press is posted to ``gather_url``; with no key, the menu is repeated once, then the
+    call says goodbye and hangs up. Without options the menu asks for any key (an
+    acknowledgement without a choice). ``voicemail=True`` (a machine answered) says the text
+    only and hangs up: no menu for a recording.
+    """
+    language = twilio_language(locale)
+    phrases = _PHRASES.get(language.partition("-")[0], _PHRASES["en"])
+    response = VoiceResponse()
+    response.say(text, language=language)
+    if not voicemail:
+        menu = " ".join(phrases.option.format(key=o.key, label=o.label) for o in options)
+        for _ in range(2):
+            gather = response.gather(num_digits=1, action=gather_url, method="POST")
+            gather.say(menu or phrases.any_key, language=language)
+        response.say(phrases.goodbye, language=language)
+    response.hangup()
+    return str(response.to_xml())
