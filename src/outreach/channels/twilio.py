@@ -21,17 +21,17 @@ from typing import Any, Final, NamedTuple
 
 import httpx
 from pydantic import SecretStr, ValidationError
-from twilio.base.exceptions import (  # type: ignore[import-untyped, unused-ignore]
+from twilio.base.exceptions import (
     TwilioException,
     TwilioRestException,
     TwilioServiceException,
 )
-from twilio.http import AsyncHttpClient  # type: ignore[import-untyped, unused-ignore]
-from twilio.http.response import (  # type: ignore[import-untyped, unused-ignore]
+from twilio.http import AsyncHttpClient
+from twilio.http.response import (
     Response as TwilioResponse,
 )
-from twilio.rest import Client as TwilioClient  # type: ignore[import-untyped, unused-ignore]
-from twilio.twiml.voice_response import (  # type: ignore[import-untyped, unused-ignore]
+from twilio.rest import Client as TwilioClient
+from twilio.twiml.voice_response import (
     VoiceResponse,
 )
 
@@ -482,7 +482,7 @@ class TwilioVoice(_Twilio):
         settings: Settings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         name: str = "twilio-voice",
-        machine_detection: str = "Enable",
+        machine_detection: str = "DetectMessageEnd",
     ) -> None:
         super().__init__(
             "TwilioVoice",
