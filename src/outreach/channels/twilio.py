@@ -463,7 +463,7 @@ class TwilioVoice(_Twilio):
 
     Twilio fetches the call's TwiML from our ``/twilio/voice/{attempt_id}`` (see
     :func:`call_twiml`) and reports progress to ``/twilio/status``. Answering-machine detection
-    (``machine_detection``, ``"Enable"`` by default; ``"DetectMessageEnd"`` waits for the beep)
+    (``machine_detection``, ``"DetectMessageEnd"`` by default, which waits for the beep; ``"Enable"`` answers sooner)
     lets the webhook leave a short voicemail instead of the menu.
     """
 

@@ -1,0 +1,1 @@
+"""The webhooks app, in private modules; ``outreach.webhooks`` is the public face."""
