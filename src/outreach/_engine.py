@@ -268,7 +268,9 @@ class _Run:
     """One application of ``decide``: accumulates the new state, actions and log entries."""
 
     def __init__(self, state: State, now: datetime) -> None:
-        self.n = state.notification
+        # One private copy per decision, changed in place: a copy per change would cost more
+        # than the rules themselves. The caller's notification is never touched.
+        self.n = state.notification.model_copy()
         self.facts = state.facts
         self.now = now
         self.actions: list[Action] = []
@@ -284,7 +286,7 @@ class _Run:
         )
 
     def update(self, **changes: Any) -> None:
-        self.n = self.n.model_copy(update={**changes, "updated_at": self.now})
+        self.n.__dict__.update(changes, updated_at=self.now)
 
     def put(self, attempt: Attempt) -> None:
         others = tuple(a for a in self.n.attempts if a.id != attempt.id)

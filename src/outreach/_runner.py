@@ -216,17 +216,34 @@ class Runner:
         }
 
     async def run_due(self) -> int:
-        """Run everything due now, batch after batch; return how many claims were handled."""
+        """Run everything due now, batch after batch; return how many claims were handled.
+
+        The next batch is claimed while the current one runs, so the store's thread and the
+        event loop work at the same time.
+        """
         handled = 0
+        upcoming = asyncio.create_task(self.claim())
         while True:
-            batch = await self.store.claim_due(
-                self.clock.now(), owner=self.owner, lease=self.lease, limit=self.batch_size
-            )
+            batch, opted_out = await upcoming
             if not batch:
-                return handled
+                # Claimed before the last batch finished: look once more before stopping.
+                batch, opted_out = await self.claim()
+                if not batch:
+                    return handled
+            upcoming = asyncio.create_task(self.claim())
             handled += len(batch)
-            opted_out = await self.opted_out(batch)
-            await asyncio.gather(*(self.drive(n, Tick(), opted_out[n.id]) for n in batch))
+            try:
+                await asyncio.gather(*(self.drive(n, Tick(), opted_out[n.id]) for n in batch))
+            except BaseException:
+                upcoming.cancel()
+                raise
+
+    async def claim(self) -> tuple[list[Notification], dict[str, frozenset[Medium]]]:
+        """Lease a batch of due notifications, with their recipients' opt-outs."""
+        batch = await self.store.claim_due(
+            self.clock.now(), owner=self.owner, lease=self.lease, limit=self.batch_size
+        )
+        return batch, await self.opted_out(batch) if batch else {}
 
     async def drive(
         self, notification: Notification, event: Input, opted_out: frozenset[Medium]

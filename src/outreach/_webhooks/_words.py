@@ -2,8 +2,8 @@
 
 Twilio's keywords (STOP, START, HELP and their synonyms) match only the whole message,
 case-insensitively. Options and acknowledgement words match a whole word or phrase anywhere in
-the message, case-insensitively and after Unicode normalisation (so "Ｒｅｆｕｎｄ" and "REFUND"
-both choose the refund).
+the message, case-insensitively and after Unicode normalisation (NFKC, so full-width letters
+typed on some phones match too).
 """
 
 from __future__ import annotations

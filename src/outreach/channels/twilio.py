@@ -463,8 +463,8 @@ class TwilioVoice(_Twilio):
 
     Twilio fetches the call's TwiML from our ``/twilio/voice/{attempt_id}`` (see
     :func:`call_twiml`) and reports progress to ``/twilio/status``. Answering-machine detection
-    (``machine_detection``, ``"DetectMessageEnd"`` by default, which waits for the beep; ``"Enable"`` answers sooner)
-    lets the webhook leave a short voicemail instead of the menu.
+    (``machine_detection``: ``"DetectMessageEnd"`` by default, which waits for the beep;
+    ``"Enable"`` answers sooner) lets the webhook leave a short voicemail instead of the menu.
     """
 
     medium = Medium.VOICE

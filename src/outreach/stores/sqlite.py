@@ -404,13 +404,17 @@ class SQLiteStore:
         return await self._call(self._opted_out, addresses)
 
     def _opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
+        wanted = set(addresses)
         found: set[tuple[Medium, str]] = set()
-        for medium, address in addresses:
-            row = self.db.execute(
-                "SELECT 1 FROM suppressions WHERE medium = ? AND address = ?", (medium, address)
-            ).fetchone()
-            if row is not None:
-                found.add((medium, address))
+        values = sorted({address for _, address in wanted})
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            rows = self.db.execute(
+                "SELECT medium, address FROM suppressions"
+                f" WHERE address IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.update((Medium(m), a) for m, a in rows if (Medium(m), a) in wanted)
         return found
 
     async def suppress(self, medium: Medium, address: str, reason: str, now: datetime) -> None:

@@ -1,0 +1,113 @@
+"""What the webhooks say back by SMS and on the phone, in the recipient's language."""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+from outreach.channels.twilio import twilio_language
+
+
+class Phrases(NamedTuple):
+    choice_recorded: str
+    recorded: str
+    already_choice: str
+    already: str
+    closed: str
+    invalid_key: str
+    goodbye: str
+    not_understood: str
+    option: str
+    reply_word: str
+    noted: str
+
+
+_PHRASES: Final[dict[str, Phrases]] = {
+    "en": Phrases(
+        choice_recorded="Thank you. We have recorded your choice: {label}.",
+        recorded="Thank you. We have recorded your confirmation.",
+        already_choice="We already have your answer: {label}. Thank you.",
+        already="We already have your answer. Thank you.",
+        closed="Thank you. This message no longer needs an answer.",
+        invalid_key="Sorry, that is not one of the options.",
+        goodbye="Goodbye.",
+        not_understood="Sorry, we did not understand. Reply {menu}.",
+        option="{key} for {label}",
+        reply_word="Reply {word} to confirm you got our message.",
+        noted="Thank you, we have received your message.",
+    ),
+    "fr": Phrases(
+        choice_recorded="Merci. Nous avons enregistré votre choix : {label}.",
+        recorded="Merci. Nous avons bien enregistré votre confirmation.",
+        already_choice="Nous avons déjà votre réponse : {label}. Merci.",
+        already="Nous avons déjà votre réponse. Merci.",
+        closed="Merci. Ce message n'attend plus de réponse.",
+        invalid_key="Désolé, ce n'est pas l'une des options.",
+        goodbye="Au revoir.",
+        not_understood="Désolé, nous n'avons pas compris. Répondez {menu}.",
+        option="{key} pour {label}",
+        reply_word="Répondez {word} pour confirmer la réception de notre message.",
+        noted="Merci, nous avons bien reçu votre message.",
+    ),
+    "es": Phrases(
+        choice_recorded="Gracias. Hemos registrado su elección: {label}.",
+        recorded="Gracias. Hemos registrado su confirmación.",
+        already_choice="Ya tenemos su respuesta: {label}. Gracias.",
+        already="Ya tenemos su respuesta. Gracias.",
+        closed="Gracias. Este mensaje ya no necesita respuesta.",
+        invalid_key="Lo sentimos, esa no es una de las opciones.",
+        goodbye="Adiós.",
+        not_understood="Lo sentimos, no le hemos entendido. Responda {menu}.",
+        option="{key} para {label}",
+        reply_word="Responda {word} para confirmar que recibió nuestro mensaje.",
+        noted="Gracias, hemos recibido su mensaje.",
+    ),
+    "de": Phrases(
+        choice_recorded="Vielen Dank. Wir haben Ihre Wahl gespeichert: {label}.",
+        recorded="Vielen Dank. Wir haben Ihre Bestätigung gespeichert.",
+        already_choice="Wir haben Ihre Antwort bereits: {label}. Vielen Dank.",
+        already="Wir haben Ihre Antwort bereits. Vielen Dank.",
+        closed="Vielen Dank. Diese Nachricht braucht keine Antwort mehr.",
+        invalid_key="Entschuldigung, das ist keine der Optionen.",
+        goodbye="Auf Wiederhören.",
+        not_understood="Entschuldigung, das haben wir nicht verstanden. Antworten Sie {menu}.",
+        option="{key} für {label}",
+        reply_word="Antworten Sie {word}, um den Erhalt unserer Nachricht zu bestätigen.",
+        noted="Vielen Dank, wir haben Ihre Nachricht erhalten.",
+    ),
+    "pt": Phrases(
+        choice_recorded="Obrigado. Registramos a sua escolha: {label}.",
+        recorded="Obrigado. Registramos a sua confirmação.",
+        already_choice="Já temos a sua resposta: {label}. Obrigado.",
+        already="Já temos a sua resposta. Obrigado.",
+        closed="Obrigado. Esta mensagem não precisa mais de resposta.",
+        invalid_key="Desculpe, essa não é uma das opções.",
+        goodbye="Até logo.",
+        not_understood="Desculpe, não entendemos. Responda {menu}.",
+        option="{key} para {label}",
+        reply_word="Responda {word} para confirmar que recebeu a nossa mensagem.",
+        noted="Obrigado, recebemos a sua mensagem.",
+    ),
+    "it": Phrases(
+        choice_recorded="Grazie. Abbiamo registrato la sua scelta: {label}.",
+        recorded="Grazie. Abbiamo registrato la sua conferma.",
+        already_choice="Abbiamo già la sua risposta: {label}. Grazie.",
+        already="Abbiamo già la sua risposta. Grazie.",
+        closed="Grazie. Questo messaggio non richiede più una risposta.",
+        invalid_key="Spiacenti, questa non è una delle opzioni.",
+        goodbye="Arrivederci.",
+        not_understood="Spiacenti, non abbiamo capito. Risponda {menu}.",
+        option="{key} per {label}",
+        reply_word="Risponda {word} per confermare di aver ricevuto il nostro messaggio.",
+        noted="Grazie, abbiamo ricevuto il suo messaggio.",
+    ),
+}
+
+UNMATCHED: Final = (
+    "Sorry, we could not match your message to a recent notification from us. Reply HELP for help."
+)
+"""Reply to a sender we sent nothing to recently (their language is unknown)."""
+
+
+def phrases(locale: str) -> Phrases:
+    """The phrases for a recipient locale (English when the language is not covered)."""
+    return _PHRASES.get(twilio_language(locale).partition("-")[0], _PHRASES["en"])

@@ -1,0 +1,307 @@
+"""Twilio webhooks: inbound SMS, message and call status callbacks, the call's TwiML and keys.
+
+Every handler reads and verifies the whole request first (``Ctx.twilio_form``), then changes
+the store, then answers: a verified request has taken effect before Twilio hears back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+from twilio.twiml.messaging_response import (  # type: ignore[import-untyped, unused-ignore]
+    MessagingResponse,
+)
+from twilio.twiml.voice_response import (  # type: ignore[import-untyped, unused-ignore]
+    VoiceResponse,
+)
+
+from outreach._models import AttemptStatus, Medium, Notification, Status
+from outreach._redact import mask
+from outreach._webhooks._common import Ctx, Form, Rejected
+from outreach._webhooks._phrases import UNMATCHED, Phrases, phrases
+from outreach._webhooks._words import Intent, keyword, meaning
+from outreach.channels.twilio import call_twiml, twilio_language
+from outreach.exceptions import NotFound, TemplateError
+
+log = logging.getLogger("outreach.webhooks")
+
+_MESSAGE_STATUS: Final[Mapping[str, AttemptStatus]] = {
+    "accepted": AttemptStatus.QUEUED,
+    "scheduled": AttemptStatus.QUEUED,
+    "queued": AttemptStatus.QUEUED,
+    "sending": AttemptStatus.QUEUED,
+    "sent": AttemptStatus.SENT,
+    "partially_delivered": AttemptStatus.SENT,
+    "delivered": AttemptStatus.DELIVERED,
+    "read": AttemptStatus.ENGAGED,
+    "undelivered": AttemptStatus.UNDELIVERED,
+    "failed": AttemptStatus.FAILED,
+    "canceled": AttemptStatus.FAILED,
+}
+_CALL_STATUS: Final[Mapping[str, AttemptStatus]] = {
+    "queued": AttemptStatus.QUEUED,
+    "initiated": AttemptStatus.QUEUED,
+    "ringing": AttemptStatus.SENT,
+    "in-progress": AttemptStatus.ENGAGED,
+    "completed": AttemptStatus.ENGAGED,
+    "busy": AttemptStatus.UNDELIVERED,
+    "no-answer": AttemptStatus.UNDELIVERED,
+    "failed": AttemptStatus.FAILED,
+    "canceled": AttemptStatus.FAILED,
+}
+_CALL_ERROR: Final[Mapping[str, str]] = {
+    "busy": "busy",
+    "no-answer": "no answer",
+    "failed": "the call failed",
+    "canceled": "the call was canceled",
+}
+ERROR_CODES: Final[Mapping[str, str]] = {
+    "30001": "queue overflow",
+    "30002": "account suspended",
+    "30003": "unreachable handset (switched off or out of coverage)",
+    "30004": "message blocked",
+    "30005": "unknown handset (the number does not exist)",
+    "30006": "landline or unreachable carrier",
+    "30007": "filtered by the carrier (spam or content filter)",
+    "30008": "unknown error",
+    "30034": "sender number not registered for A2P 10DLC",
+}
+"""Twilio's asynchronous delivery errors, as shown in reports."""
+
+
+def describe_error(code: str) -> str | None:
+    """``"Twilio 30003: unreachable handset ..."``; None for no code."""
+    code = code.strip()
+    if not code or code == "0":
+        return None
+    known = ERROR_CODES.get(code)
+    return f"Twilio {code}: {known}" if known else f"Twilio error {code}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one status callback reports: the provider's id, a dedupe tag, our status."""
+
+    sid: str
+    tag: str
+    status: AttemptStatus | None
+    error: str | None = None
+
+
+def call_outcome(form: Form) -> Outcome:
+    """A call status callback (or an asynchronous answering-machine result)."""
+    raw = form.get("CallStatus").strip().lower()
+    answered_by = form.get("AnsweredBy").strip().lower()
+    tag = form.get("SequenceNumber").strip() or raw or f"answered-by-{answered_by}"
+    code = describe_error(form.get("ErrorCode"))
+    status: AttemptStatus | None
+    if raw in ("in-progress", "completed") or (not raw and answered_by):
+        status, error = answered(answered_by)
+    else:
+        status = _CALL_STATUS.get(raw)
+        error = code or _CALL_ERROR.get(raw)
+    return Outcome(form.get("CallSid"), tag, status, error)
+
+
+def answered(answered_by: str) -> tuple[AttemptStatus, str | None]:
+    """A call was picked up: by a person, a voicemail box or a fax machine."""
+    if answered_by.startswith("machine"):
+        return AttemptStatus.ENGAGED, "voicemail"
+    if answered_by == "fax":
+        return AttemptStatus.UNDELIVERED, "a fax machine answered"
+    return AttemptStatus.ENGAGED, None
+
+
+def message_outcome(form: Form) -> Outcome:
+    """A message status callback."""
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    raw = (form.get("MessageStatus") or form.get("SmsStatus")).strip().lower()
+    status = _MESSAGE_STATUS.get(raw)
+    error = None
+    if status in (AttemptStatus.UNDELIVERED, AttemptStatus.FAILED):
+        error = describe_error(form.get("ErrorCode")) or f"message {raw}"
+    return Outcome(sid, raw, status, error)
+
+
+def _xml(response: MessagingResponse | VoiceResponse) -> Response:
+    return Response(str(response.to_xml()), media_type="text/xml")
+
+
+def _sms(text: str | None = None) -> Response:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return _xml(response)
+
+
+def _say(text: str | None, locale: str) -> Response:
+    response = VoiceResponse()
+    if text:
+        response.say(text, language=twilio_language(locale))
+    response.hangup()
+    return _xml(response)
+
+
+def ack_reply(p: Phrases, before: Status, after: Notification, choice: str | None) -> str:
+    """How to confirm an acknowledgement, or say it was already given, or is no longer needed."""
+    if after.status is not Status.ACKNOWLEDGED:
+        return p.closed
+    option = after.plan.option(after.choice) if after.choice is not None else None
+    if before is Status.ACKNOWLEDGED or after.choice != choice:
+        return p.already_choice.format(label=option.label) if option else p.already
+    return p.choice_recorded.format(label=option.label) if option else p.recorded
+
+
+def _last_sms(notification: Notification, phone: str) -> str | None:
+    sent = [
+        a
+        for a in notification.attempts
+        if a.medium is Medium.SMS and a.address == phone and a.sent_at is not None
+    ]
+    return max(sent, key=lambda a: a.sent_at or a.created_at).id if sent else None
+
+
+async def inbound_sms(ctx: Ctx, request: Request) -> Response:
+    """``POST /twilio/sms``: a reply from a customer."""
+    form = await ctx.twilio_form(request)
+    client = ctx.client
+    phone, to, body = form.get("From").strip(), form.get("To").strip(), form.get("Body")
+    if not phone:
+        raise Rejected(400, "missing From")
+    sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid")
+    if sid and not await client.first_sighting(f"twilio:{sid}:received"):
+        return _sms()
+    intent = keyword(body, form.get("OptOutType"))
+    log.info("inbound SMS from %s (%s)", mask(phone), intent.value if intent else "reply")
+    if intent is Intent.HELP:
+        return _sms(ctx.settings.help_text)
+    if intent is Intent.OPT_OUT:
+        await client.suppress(Medium.SMS, phone, reason="replied STOP")
+    elif intent is Intent.OPT_IN:
+        await client.unsuppress(Medium.SMS, phone)
+    target = await client.reply_target(Medium.SMS, phone, sender=to or None)
+    if intent is Intent.OPT_OUT:
+        if target is not None:  # kept in the audit trail; the runner skips SMS from now on
+            await client.record_reply(
+                target.id, via="sms", text=body, attempt_id=_last_sms(target, phone)
+            )
+        return _sms()  # Twilio answers STOP itself and blocks any reply of ours
+    if target is None:
+        return _sms(None if intent is Intent.OPT_IN else UNMATCHED)
+    p = phrases(target.recipient.locale)
+    attempt_id = _last_sms(target, phone)
+    understood = meaning(body, target.plan.options, ctx.settings.ack_words)
+    if intent is Intent.OPT_IN and understood.intent is not Intent.ACK:
+        return _sms()  # YES/START re-subscribes; only an explicitly configured ack word acks
+    if understood.intent in (Intent.CHOICE, Intent.ACK):
+        choice = understood.option.key if understood.option else None
+        after = await client.acknowledge(target.id, via="sms", choice=choice, attempt_id=attempt_id)
+        return _sms(ack_reply(p, target.status, after, choice))
+    await client.record_reply(target.id, via="sms", text=body, attempt_id=attempt_id)
+    if target.status.is_terminal:
+        return _sms(p.noted)
+    options = target.plan.options
+    if options:
+        menu = ", ".join(p.option.format(key=o.key, label=o.label) for o in options)
+        return _sms(p.not_understood.format(menu=menu))
+    words = ctx.settings.ack_words
+    return _sms(p.reply_word.format(word=words[0]) if words else p.noted)
+
+
+async def status_callback(ctx: Ctx, request: Request) -> Response:
+    """``POST /twilio/status?attempt=<id>``: message and call progress."""
+    form = await ctx.twilio_form(request)
+    attempt_id = request.query_params.get("attempt") or None
+    outcome = call_outcome(form) if form.get("CallSid") else message_outcome(form)
+    if not outcome.sid and attempt_id is None:
+        raise Rejected(400, "no CallSid, MessageSid or attempt")
+    if outcome.status is None:
+        log.debug("ignored Twilio status %r for %s", outcome.tag, outcome.sid)
+        return _sms()
+    client = ctx.client
+    if outcome.sid and not await client.first_sighting(f"twilio:{outcome.sid}:{outcome.tag}"):
+        return _sms()
+    if attempt_id is not None:
+        updated = await client.update_attempt(
+            outcome.status, attempt_id=attempt_id, error=outcome.error
+        )
+    else:
+        updated = await client.update_attempt(
+            outcome.status, provider_id=outcome.sid, error=outcome.error
+        )
+    if updated is None:
+        log.warning("Twilio status for an unknown attempt %s (%s)", attempt_id, outcome.sid)
+    return _sms()
+
+
+async def _attempt_owner(ctx: Ctx, attempt_id: str) -> Notification | None:
+    try:
+        notification = await ctx.client.get(attempt_id.split(".", 1)[0])
+    except NotFound:
+        return None
+    return notification if notification.attempt(attempt_id) is not None else None
+
+
+async def voice(ctx: Ctx, request: Request) -> Response:
+    """``POST /twilio/voice/{attempt_id}``: the call was answered; what to say."""
+    form = await ctx.twilio_form(request)
+    attempt_id = request.path_params["attempt_id"]
+    answered_by = form.get("AnsweredBy").strip().lower()
+    try:
+        notification, message = await ctx.client.render_attempt(attempt_id)
+    except (NotFound, TemplateError) as error:
+        log.warning("no script for call attempt %s: %s", attempt_id, error)
+        return _say(None, "en")
+    # Answered: recorded before the menu, so an acknowledgement by key does not hang up on us.
+    status, note = answered(answered_by)
+    await ctx.client.update_attempt(status, attempt_id=attempt_id, error=note)
+    p = phrases(message.locale)
+    if status is AttemptStatus.UNDELIVERED or notification.status is Status.CANCELLED:
+        return _say(None, message.locale)
+    if notification.status is Status.ACKNOWLEDGED:
+        return _say(f"{ack_reply(p, Status.ACKNOWLEDGED, notification, None)}", message.locale)
+    xml = call_twiml(
+        message.body,
+        notification.plan.options,
+        gather_url=ctx.urls.twilio_gather(attempt_id),
+        locale=message.locale,
+        voicemail=answered_by.startswith("machine"),
+    )
+    return Response(xml, media_type="text/xml")
+
+
+async def gather(ctx: Ctx, request: Request) -> Response:
+    """``POST /twilio/voice/{attempt_id}/gather``: the key the customer pressed."""
+    form = await ctx.twilio_form(request)
+    attempt_id = request.path_params["attempt_id"]
+    notification = await _attempt_owner(ctx, attempt_id)
+    if notification is None:
+        return _say(None, "en")
+    client = ctx.client
+    locale = notification.recipient.locale
+    p = phrases(locale)
+    await client.update_attempt(AttemptStatus.ENGAGED, attempt_id=attempt_id)
+    digits = form.get("Digits").strip()
+    if not digits:  # answered, but no answer: not an acknowledgement
+        return _say(p.goodbye, locale)
+    options = notification.plan.options
+    option = notification.plan.option(digits) if options else None
+    if options and option is None:
+        await client.record_reply(
+            notification.id, via="voice", text=f"pressed {digits}", attempt_id=attempt_id
+        )
+        if request.query_params.get("retry"):
+            return _say(f"{p.invalid_key} {p.goodbye}", locale)
+        retry_url = f"{ctx.urls.twilio_gather(attempt_id)}?retry=1"
+        xml = call_twiml(p.invalid_key, options, gather_url=retry_url, locale=locale)
+        return Response(xml, media_type="text/xml")
+    choice = option.key if option else None
+    after = await client.acknowledge(
+        notification.id, via="voice", choice=choice, attempt_id=attempt_id
+    )
+    return _say(f"{ack_reply(p, notification.status, after, choice)} {p.goodbye}", locale)
