@@ -396,6 +396,7 @@ def sample_context(attributes: dict[str, Any]) -> dict[str, Any]:
             SampleOption("3", "Taxi to my destination"),
         ],
         "ack_url": "https://air.example/ack/tok?a=1&b=2",
+        "option_urls": {key: f"https://air.example/ack/tok{key}" for key in "123"},
     }
 
 
