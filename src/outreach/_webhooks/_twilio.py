@@ -264,7 +264,8 @@ async def voice(ctx: Ctx, request: Request) -> Response:
     if status is AttemptStatus.UNDELIVERED or notification.status is Status.CANCELLED:
         return _say(None, message.locale)
     if notification.status is Status.ACKNOWLEDGED:
-        return _say(f"{ack_reply(p, Status.ACKNOWLEDGED, notification, None)}", message.locale)
+        already = ack_reply(p, Status.ACKNOWLEDGED, notification, None)
+        return _say(f"{already} {p.goodbye}", message.locale)
     xml = call_twiml(
         message.body,
         notification.plan.options,

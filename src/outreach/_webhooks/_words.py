@@ -1,8 +1,9 @@
 """What an inbound text means: an opt-out, an opt-in, a request for help, a choice, an OK.
 
 Twilio's keywords (STOP, START, HELP and their synonyms) match only the whole message,
-case-insensitively. Options and acknowledgement words match a whole word or phrase anywhere in
-the message, case-insensitively and after Unicode normalisation (NFKC, so full-width letters
+case-insensitively. Options match by key or keyword as a whole word or phrase anywhere in the
+message; acknowledgement words must open it ("Got it, thanks" acknowledges, "I am not OK" does
+not). Matching ignores case and is done after Unicode normalisation (NFKC, so full-width letters
 typed on some phones match too).
 """
 
@@ -61,6 +62,10 @@ def _mentions(text: str, terms: Iterable[str]) -> bool:
     return any((pattern := _phrase(term)) is not None and pattern.search(text) for term in terms)
 
 
+def _opens_with(text: str, terms: Iterable[str]) -> bool:
+    return any((pattern := _phrase(term)) is not None and pattern.match(text) for term in terms)
+
+
 def keyword(body: str, opt_out_type: str = "") -> Intent | None:
     """Twilio's compliance keywords: ``OptOutType`` when Twilio sent it, else the whole body."""
     kind = opt_out_type.strip().upper()
@@ -94,6 +99,6 @@ def meaning(body: str, options: Sequence[Option], ack_words: Iterable[str]) -> M
     mentioned = [o for o in options if _mentions(text, (o.key, *o.keywords))]
     if len(mentioned) == 1:
         return Meaning(Intent.CHOICE, mentioned[0])
-    if not mentioned and _mentions(text, ack_words):
+    if not mentioned and _opens_with(bare, ack_words):
         return Meaning(Intent.ACK)
     return Meaning(Intent.OTHER)
