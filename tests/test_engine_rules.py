@@ -695,13 +695,28 @@ def test_acknowledgement_cancels_a_ringing_call(status: AttemptStatus) -> None:
     assert [a for a in decision.actions if isinstance(a, CancelCall)] == [CancelCall(ringing)]
 
 
-@pytest.mark.parametrize("status", [AttemptStatus.DELIVERED, AttemptStatus.ENGAGED])
-def test_acknowledgement_leaves_a_call_that_is_no_longer_ringing(status: AttemptStatus) -> None:
-    """A call already answered (or finished) is not hung up by the Ack."""
+def test_acknowledgement_leaves_a_delivered_call_and_the_call_it_came_from() -> None:
+    """A finished call is not hung up; neither is the call whose keypress acknowledged."""
     engine, _ = started(make_plan("voice"))
-    engine(StatusUpdate(engine.attempt(0, 0).id, status), t(1))
-    decision = engine(Ack(via="voice", choice="1"), t(2))
+    call = engine.attempt(0, 0).id
+    engine(StatusUpdate(call, AttemptStatus.ENGAGED), t(1))
+    decision = engine(Ack(via="voice", choice="1", attempt_id=call), t(2))
     assert not any(isinstance(a, CancelCall) for a in decision.actions)
+
+    engine, _ = started(make_plan("voice"))
+    engine(StatusUpdate(engine.attempt(0, 0).id, AttemptStatus.DELIVERED), t(1))
+    decision = engine(Ack(via="sms", choice="1"), t(2))
+    assert not any(isinstance(a, CancelCall) for a in decision.actions)
+
+
+def test_acknowledgement_elsewhere_hangs_up_a_call_in_progress() -> None:
+    """The customer answered by SMS while the call was talking: the call is ended."""
+    engine, _ = started(make_plan("voice"))
+    engine(StatusUpdate(engine.attempt(0, 0).id, AttemptStatus.ENGAGED), t(1))
+    decision = engine(Ack(via="sms", choice="1"), t(2))
+    assert [a.attempt.id for a in decision.actions if isinstance(a, CancelCall)] == [
+        engine.attempt(0, 0).id
+    ]
 
 
 def test_follow_ups_start_for_a_matching_choice_after_their_delay() -> None:

@@ -576,6 +576,18 @@ async def test_stop_words_opt_the_number_out(
     assert EventKind.REPLY in await kinds(client, n)  # kept in the audit trail
 
 
+async def test_stop_ends_the_sms_wait_and_the_email_goes_at_once(
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    plan: Plan,
+    channels: dict[str, InMemoryChannel],
+) -> None:
+    await start(client, plan)
+    await twilio_post(http, "/twilio/sms", inbound("STOP"))
+    await client.run_due()  # no 15-minute wait for an answer that cannot come by SMS
+    assert len(channels["email"].outbox) == 1
+
+
 @pytest.mark.parametrize("params", [inbound("START"), inbound("unstop"), inbound("Yes")])
 async def test_start_words_lift_the_opt_out(
     client: AsyncClient, http: httpx.AsyncClient, plan: Plan, params: dict[str, str]
@@ -601,7 +613,7 @@ async def test_stop_then_a_later_plan_skips_sms_and_sends_the_email(
     plan: Plan,
     channels: dict[str, InMemoryChannel],
 ) -> None:
-    await start(client, plan, key="first")
+    first = await start(client, plan, key="first")
     await twilio_post(http, "/twilio/sms", inbound("STOP"))
     later = Plan(
         name="gate-change",
@@ -617,7 +629,8 @@ async def test_stop_then_a_later_plan_skips_sms_and_sends_the_email(
     assert "opted out" in sms.error
     assert email.status is AttemptStatus.SENT
     assert len(channels["sms"].outbox) == 1  # only the first plan's text
-    assert len(channels["email"].outbox) == 1
+    # Both notifications emailed: the first moved on from its SMS wait at the STOP.
+    assert {m.notification_id for m in channels["email"].outbox} == {n.id, first.id}
 
 
 # --- status callbacks ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from outreach._clock import Clock, SystemClock
-from outreach._engine import Ack, Cancel, Input, Reply, StatusUpdate
+from outreach._engine import Ack, Cancel, Input, OptedOut, Reply, StatusUpdate
 from outreach._hooks import Hooks
 from outreach._models import (
     AttemptStatus,
@@ -369,6 +369,21 @@ class AsyncClient:
     async def first_sighting(self, key: str) -> bool:
         """True the first time a webhook event id is seen: callbacks arrive more than once."""
         return await self.store.remember(key, self.clock.now())
+
+    async def opt_out(
+        self,
+        medium: Medium | str,
+        address: str,
+        *,
+        reason: str = "opted out",
+        notification_id: str | None = None,
+    ) -> None:
+        """Suppress ``address`` on ``medium``; the notification it answered (if given) stops
+        waiting on that medium and moves on."""
+        medium = Medium(medium)
+        await self.suppress(medium, address, reason=reason)
+        if notification_id is not None:
+            await self._apply(await self.get(notification_id), OptedOut(medium))
 
     async def suppress(self, medium: Medium | str, address: str, *, reason: str = "api") -> None:
         """Never send to ``address`` on ``medium`` again (until ``unsuppress``)."""

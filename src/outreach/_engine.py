@@ -104,6 +104,13 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class OptedOut:
+    """The customer opted out of ``medium`` (replied STOP): a wait on that medium ends now."""
+
+    medium: Medium
+
+
+@dataclass(frozen=True, slots=True)
 class Defer:
     """Hold the due step back until ``until`` (pacing, a per-recipient cap); nothing is sent."""
 
@@ -111,7 +118,7 @@ class Defer:
     reason: str
 
 
-Input = Tick | Sent | SendFailed | StatusUpdate | Ack | Cancel | Defer | Reply
+Input = Tick | Sent | SendFailed | StatusUpdate | Ack | Cancel | Defer | Reply | OptedOut
 
 # --- outputs ------------------------------------------------------------------------------
 
@@ -205,6 +212,8 @@ def decide(state: State, event: Input, now: datetime) -> Decision:
             run.defer(event)
         case Reply():
             run.log(EventKind.REPLY, event.attempt_id, via=event.via, text=event.text)
+        case OptedOut():
+            run.opted_out(event)
     return Decision(run.n, tuple(run.actions), tuple(run.events))
 
 
@@ -232,7 +241,7 @@ _RANK = {
     AttemptStatus.FAILED: 5,
     AttemptStatus.SKIPPED: 5,
 }
-_RINGING = frozenset({AttemptStatus.QUEUED, AttemptStatus.SENT})
+_LIVE_CALL = frozenset({AttemptStatus.QUEUED, AttemptStatus.SENT, AttemptStatus.ENGAGED})
 
 
 def quiet_until(quiet: QuietHours, zone: ZoneInfo, now: datetime) -> datetime | None:
@@ -434,7 +443,7 @@ class _Run:
                 status=n.status,
             )
             return
-        self.cancel_calls()
+        self.cancel_calls(keep=event.attempt_id)
         self.update(
             status=Status.ACKNOWLEDGED,
             choice=event.choice,
@@ -456,19 +465,28 @@ class _Run:
         self.cancel_calls()
         self.finish(Status.CANCELLED, reason=event.reason)
 
+    def opted_out(self, event: OptedOut) -> None:
+        self.log(EventKind.OPTED_OUT, medium=event.medium)
+        current = self.current()
+        if self.n.status.is_terminal or current is None or current.medium is not event.medium:
+            return
+        self.update(due_at=self.now)  # no point waiting for an answer on that medium
+
     def defer(self, event: Defer) -> None:
         if self.n.status.is_terminal:
             return
         self.wait_until(event.until)
         self.log(EventKind.DEFERRED, until=event.until, reason=event.reason)
 
-    def cancel_calls(self) -> None:
+    def cancel_calls(self, keep: str | None = None) -> None:
+        """Hang up calls that may still be ringing or talking, except the one answering now.
+
+        A call that already ended looks the same as one in progress (both are ``engaged``);
+        hanging up an ended call is harmless.
+        """
         for attempt in self.n.attempts:
-            if (
-                attempt.medium is Medium.VOICE
-                and attempt.status in _RINGING
-                and attempt.provider_id
-            ):
+            live = attempt.status in _LIVE_CALL and attempt.provider_id is not None
+            if attempt.medium is Medium.VOICE and live and attempt.id != keep:
                 self.actions.append(CancelCall(attempt))
 
     # the escalation itself
@@ -499,7 +517,8 @@ class _Run:
             elif current.status in _WAITING:
                 assert current.sent_at is not None
                 window_end = current.sent_at + step.wait
-                if self.now < window_end:
+                # An answer cannot come on a medium the customer has opted out of.
+                if self.now < window_end and current.medium not in self.facts.opted_out:
                     self.wait_until(window_end)
                     return
                 self.advance()

@@ -55,6 +55,7 @@ from outreach.stores import Change, Store
 log = logging.getLogger("outreach.runner")
 
 _SAVE_TRIES = 5
+UNSUBSCRIBE_LIFETIME = timedelta(days=365)
 
 
 def new_id() -> str:
@@ -344,7 +345,9 @@ class Runner:
         expires_at = token_expiry(notification, self.clock.now())
 
         def token(purpose: str, choice: str | None = None) -> str:
-            claims = TokenClaims(purpose, notification.id, attempt.id, choice, expires_at)
+            # An unsubscribe link must keep working long after the notice (RFC 8058).
+            expiry = expires_at if purpose == "ack" else self.clock.now() + UNSUBSCRIBE_LIFETIME
+            claims = TokenClaims(purpose, notification.id, attempt.id, choice, expiry)
             return self.signer.sign(claims)
 
         ack_url = self.urls.ack(token("ack"))

@@ -180,13 +180,18 @@ async def inbound_sms(ctx: Ctx, request: Request) -> Response:
     log.info("inbound SMS from %s (%s)", mask(phone), intent.value if intent else "reply")
     if intent is Intent.HELP:
         return _sms(ctx.settings.help_text)
-    if intent is Intent.OPT_OUT:
-        await client.suppress(Medium.SMS, phone, reason="replied STOP")
-    elif intent is Intent.OPT_IN:
+    if intent is Intent.OPT_IN:
         await client.unsuppress(Medium.SMS, phone)
     target = await client.reply_target(Medium.SMS, phone, sender=to or None)
     if intent is Intent.OPT_OUT:
-        if target is not None:  # kept in the audit trail; the runner skips SMS from now on
+        # No more SMS from any sender; the notification it answered moves to its next channel.
+        await client.opt_out(
+            Medium.SMS,
+            phone,
+            reason="replied STOP",
+            notification_id=None if target is None else target.id,
+        )
+        if target is not None:  # kept in the audit trail
             await client.record_reply(
                 target.id, via="sms", text=body, attempt_id=_last_sms(target, phone)
             )
