@@ -51,3 +51,72 @@ def test_cape_air_example_runs(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     printed = capsys.readouterr().out
     assert "--- sms to +16175550123" in printed
     assert printed.count("--- voice") == 1
+
+
+def test_support_commands_on_a_shared_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start from code, then status / ack / report / cancel from the command line."""
+    from outreach import Client, Recipient
+    from outreach.demo import demo_plan, templates_dir
+    from outreach.testing import InMemoryChannel
+
+    store = f"sqlite:///{tmp_path / 'shared.db'}"
+    monkeypatch.setenv("OUTREACH_STORE", store)
+    channels = {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
+    with Client(store=store, channels=channels, templates=templates_dir()) as ox:
+        pax = Recipient(id="pax-1", phone="+16175550123", email="ann@example.com")
+        ox.start(pax, demo_plan(), context={"flight": "9K 1042"}, key="k1", campaign="c1")
+        ox.start(
+            pax.model_copy(update={"id": "pax-2"}),
+            demo_plan(),
+            context={"flight": "9K 1042"},
+            key="k2",
+            campaign="c1",
+        )
+        ox.run_due()
+    runner = CliRunner()
+    shown = runner.invoke(app, ["status", "--key", "k1"])
+    assert shown.exit_code == 0, shown.output
+    assert "sms" in shown.output
+    acked = runner.invoke(app, ["ack", "--key", "k1", "--choice", "2"])
+    assert acked.exit_code == 0, acked.output
+    assert "acknowledged choice 2" in acked.output
+    wrong = runner.invoke(app, ["ack", "--key", "k2", "--choice", "9"])
+    assert wrong.exit_code == 1
+    cancelled = runner.invoke(app, ["cancel", "--key", "k2", "--reason", "flight restored"])
+    assert "cancelled" in cancelled.output
+    summary = runner.invoke(app, ["report", "c1"])
+    assert "acknowledged: 1" in summary.output
+    assert "cancelled: 1" in summary.output
+    missing = runner.invoke(app, ["status", "--key", "nope"])
+    assert missing.exit_code == 1
+    assert "no notification" in missing.output
+
+
+def test_app_factories_are_checked() -> None:
+    from outreach._factory import load_client
+    from outreach._settings import Settings
+    from outreach.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="module:factory"):
+        load_client("nocolon", Settings())
+    with pytest.raises(ConfigurationError, match="No module"):
+        load_client("no_such_module:make", Settings())
+    with pytest.raises(ConfigurationError, match="not an AsyncClient"):
+        load_client("uuid:uuid4", Settings())
+
+
+def test_channels_come_from_configured_credentials() -> None:
+    from outreach._factory import channels_from_settings
+    from outreach._settings import Settings
+
+    assert channels_from_settings(Settings()) == {}
+    full = Settings(
+        twilio_account_sid="AC" + "0" * 32,
+        twilio_auth_token="token",
+        twilio_from="+16175550100",
+        sendgrid_api_key="SG.key",
+        sendgrid_from="alerts@example.com",
+    )
+    assert sorted(channels_from_settings(full)) == ["email", "sms", "voice"]

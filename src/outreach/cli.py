@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import tempfile
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from outreach._client import AsyncClient
+from outreach._factory import load_client
 from outreach._models import AttemptStatus, Event, EventKind, Notification, Status
+from outreach._settings import Settings
 from outreach.demo import Story, never_reached_reason, run_story
+from outreach.exceptions import OutreachError
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Reach customers by SMS, email and voice until they acknowledge.",
@@ -27,6 +35,168 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """outreach: escalating customer notifications."""
+
+
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", help="module:factory returning an AsyncClient (default: from settings)."),
+]
+
+
+def _client(app_path: str | None) -> AsyncClient:
+    try:
+        return load_client(app_path, Settings())
+    except OutreachError as error:
+        raise typer.BadParameter(str(error)) from error
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coroutine)
+    except OutreachError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from error
+
+
+def _ids(notification_id: str | None, key: str | None) -> tuple[str | None, str | None]:
+    if (notification_id is None) == (key is None):
+        raise typer.BadParameter("give a notification id or --key, not both")
+    return notification_id, key
+
+
+@app.command()
+def ack(
+    notification_id: Annotated[str | None, typer.Argument(help="Notification id.")] = None,
+    key: Annotated[str | None, typer.Option(help="Idempotency key instead of the id.")] = None,
+    choice: Annotated[str | None, typer.Option(help="The option the customer chose.")] = None,
+    via: Annotated[str, typer.Option(help="How the answer came in.")] = "support",
+    app_path: AppOption = None,
+) -> None:
+    """Record a customer's acknowledgement (for support staff)."""
+    ids = _ids(notification_id, key)
+
+    async def go() -> Notification:
+        async with _client(app_path) as ox:
+            return await ox.acknowledge(ids[0], key=ids[1], via=via, choice=choice)
+
+    n = _run(go())
+    typer.echo(f"{n.id} {n.status.value}" + (f" choice {n.choice}" if n.choice else ""))
+
+
+@app.command()
+def cancel(
+    notification_id: Annotated[str | None, typer.Argument(help="Notification id.")] = None,
+    key: Annotated[str | None, typer.Option(help="Idempotency key instead of the id.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why, for the event log.")] = None,
+    app_path: AppOption = None,
+) -> None:
+    """Withdraw a notification: nothing more is sent for it."""
+    ids = _ids(notification_id, key)
+
+    async def go() -> Notification:
+        async with _client(app_path) as ox:
+            return await ox.cancel(ids[0], key=ids[1], reason=reason)
+
+    typer.echo(f"{(n := _run(go())).id} {n.status.value}")
+
+
+@app.command()
+def status(
+    notification_id: Annotated[str | None, typer.Argument(help="Notification id.")] = None,
+    key: Annotated[str | None, typer.Option(help="Idempotency key instead of the id.")] = None,
+    app_path: AppOption = None,
+) -> None:
+    """Show one notification and its attempts."""
+    ids = _ids(notification_id, key)
+
+    async def go() -> Notification:
+        async with _client(app_path) as ox:
+            return await ox.get(ids[0], key=ids[1])
+
+    n = _run(go())
+    console = Console()
+    console.print(
+        f"[bold]{n.id}[/bold] key={n.key} campaign={n.campaign} status={n.status.value}"
+        + (f" choice={n.choice} via={n.acknowledged_via}" if n.choice else "")
+    )
+    table = Table("attempt", "channel", "status", "sent", "error")
+    for a in n.attempts:
+        sent = a.sent_at.isoformat(timespec="seconds") if a.sent_at else ""
+        table.add_row(
+            f"{a.pass_}.{a.step}.{a.reattempt}", a.channel, a.status.value, sent, a.error or ""
+        )
+    console.print(table)
+
+
+@app.command()
+def report(
+    campaign: Annotated[str, typer.Argument(help="Campaign name given to start().")],
+    app_path: AppOption = None,
+) -> None:
+    """Count a campaign's notifications by status and list who was never reached."""
+
+    async def go() -> list[Notification]:
+        async with _client(app_path) as ox:
+            return await ox.list(campaign=campaign, limit=1_000_000)
+
+    notifications = [n for n in _run(go()) if n.parent_id is None]
+    counts: dict[str, int] = {}
+    for n in notifications:
+        counts[n.status.value] = counts.get(n.status.value, 0) + 1
+    console = Console()
+    console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no notifications")
+    for n in notifications:
+        if n.status in (Status.EXHAUSTED, Status.EXPIRED, Status.FAILED):
+            console.print(
+                f"never reached {n.recipient.id} ({n.key or n.id}): {never_reached_reason(n)}"
+            )
+
+
+@app.command()
+def worker(app_path: AppOption = None) -> None:
+    """Run escalations until interrupted (no webhooks; see `serve`)."""
+
+    async def go() -> None:
+        async with _client(app_path) as ox:
+            await ox.run()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(go())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    insecure_dev: Annotated[
+        bool, typer.Option("--insecure-dev", help="Skip webhook signature checks (local only!).")
+    ] = False,
+    app_path: AppOption = None,
+) -> None:
+    """Serve the webhooks and run escalations in one process (the embedded default)."""
+    import uvicorn
+
+    from outreach.webhooks import create_app
+
+    client = _client(app_path)
+    web = create_app(
+        client,
+        insecure_dev=insecure_dev,
+        twilio="sms" in client.channels or "voice" in client.channels or insecure_dev,
+        sendgrid="email" in client.channels or insecure_dev,
+    )
+
+    async def go() -> None:
+        server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off"))
+        async with client:
+            escalations = asyncio.create_task(client.run())
+            try:
+                await server.serve()
+            finally:
+                escalations.cancel()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(go())
 
 
 @app.command()
