@@ -167,7 +167,9 @@ async def test_sms_form_fields_auth_and_path(
         "StatusCallback": [STATUS_CALLBACK],
     }
     assert route.call_count == 1  # one request, whatever the segment count: Twilio splits
-    assert receipt == Receipt("SMce1a3084c24963982080de277a966244", AttemptStatus.QUEUED)
+    assert receipt == Receipt(
+        "SMce1a3084c24963982080de277a966244", AttemptStatus.QUEUED, sender="+16175550100"
+    )
 
 
 async def test_sms_body_is_utf8_percent_encoded(sms: TwilioSMS) -> None:

@@ -394,7 +394,12 @@ def _receipt(instance: Any, statuses: Mapping[str, AttemptStatus]) -> Receipt:
     if not isinstance(sid, str) or not sid:
         return UNKNOWN
     status = getattr(instance, "status", None)
-    return Receipt(provider_id=sid, status=statuses.get(str(status), AttemptStatus.QUEUED))
+    sender = getattr(instance, "from_", None)  # with a messaging service, the number it chose
+    return Receipt(
+        provider_id=sid,
+        status=statuses.get(str(status), AttemptStatus.QUEUED),
+        sender=sender if isinstance(sender, str) and sender else None,
+    )
 
 
 class TwilioSMS(_Twilio):
