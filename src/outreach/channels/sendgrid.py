@@ -34,7 +34,7 @@ from outreach._models import AttemptStatus, Medium
 from outreach._redact import mask
 from outreach._settings import Settings
 from outreach.channels._base import Message, Receipt
-from outreach.channels._http import HttpPool
+from outreach.channels._http import Backend, make_pool
 from outreach.exceptions import (
     ConfigurationError,
     OutreachError,
@@ -50,7 +50,6 @@ _log = logging.getLogger(__name__)
 _KEY_SETTING: Final = "OUTREACH_SENDGRID_API_KEY"
 _FROM_SETTING: Final = "OUTREACH_SENDGRID_FROM"
 _URL_SETTING: Final = "OUTREACH_SENDGRID_BASE_URL"
-_CONNECTIONS_PER_SHARD: Final = 5
 
 UNKNOWN_RECEIPT: Final = Receipt(provider_id=None, status=AttemptStatus.UNKNOWN)
 """What a send returns when the request may or may not have reached SendGrid."""
@@ -64,7 +63,8 @@ class SendGridEmail:
     turns pacing off) and ``max_in_flight`` are read by the runner, which paces; the adapter only
     sizes its connection pool to ``max_in_flight``. ``list_unsubscribe`` adds the RFC 8058
     one-click headers to messages that carry an ``unsubscribe_url`` (for notices that are not
-    purely transactional). ``transport`` replaces the network (tests, benchmarks).
+    purely transactional). ``transport`` replaces the network (tests, benchmarks);
+    ``http="aiohttp"`` sends through aiohttp instead of httpx (less CPU per message).
     """
 
     medium: Final = Medium.EMAIL
@@ -81,6 +81,7 @@ class SendGridEmail:
         custom_args_prefix: str = "outreach_",
         settings: Settings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        http: Backend = "httpx",
         name: str = "sendgrid",
     ) -> None:
         if api_key is None or from_email is None or base_url is None:
@@ -112,12 +113,7 @@ class SendGridEmail:
         self._headers = {"Authorization": f"Bearer {key}"}
         self._notification_arg = f"{custom_args_prefix}notification_id"
         self._attempt_arg = f"{custom_args_prefix}attempt_id"
-        connections = min(_CONNECTIONS_PER_SHARD, max_in_flight)
-        self._pool = HttpPool(
-            shards=math.ceil(max_in_flight / connections),
-            connections=connections,
-            transport=transport,
-        )
+        self._pool = make_pool(max_in_flight, backend=http, transport=transport)
 
     def __repr__(self) -> str:
         return f"SendGridEmail(name={self.name!r}, base_url={self.base_url!r})"
