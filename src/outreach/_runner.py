@@ -217,32 +217,43 @@ class Runner:
         }
 
     async def run_due(self) -> int:
-        """Run everything due now, batch after batch; return how many claims were handled.
+        """Run everything due now; return how many claims were handled.
 
-        The next batch is claimed while the current one runs, so the store's thread and the
-        event loop work at the same time.
+        Claims are topped up while earlier ones are still sending (a rolling window of about
+        ``batch_size`` notifications), so the store's thread and the event loop stay busy
+        together and no batch waits for the slowest send of the one before.
         """
         handled = 0
-        upcoming = asyncio.create_task(self.claim())
-        while True:
-            batch, opted_out = await upcoming
-            if not batch:
-                # Claimed before the last batch finished: look once more before stopping.
-                batch, opted_out = await self.claim()
-                if not batch:
-                    return handled
-            upcoming = asyncio.create_task(self.claim())
-            handled += len(batch)
-            try:
-                await asyncio.gather(*(self.drive(n, Tick(), opted_out[n.id]) for n in batch))
-            except BaseException:
-                upcoming.cancel()
-                raise
+        running: set[asyncio.Task[Notification]] = set()
+        refill_below = max(self.batch_size // 2, 1)
+        drained = False  # the last claim found nothing due
+        try:
+            while True:
+                if not drained and len(running) < refill_below:
+                    batch, opted_out = await self.claim(self.batch_size - len(running))
+                    drained = not batch
+                    handled += len(batch)
+                    running.update(
+                        asyncio.create_task(self.drive(n, Tick(), opted_out[n.id])) for n in batch
+                    )
+                if not running:
+                    if drained:
+                        return handled
+                    continue
+                until = asyncio.ALL_COMPLETED if drained else asyncio.FIRST_COMPLETED
+                done, running = await asyncio.wait(running, return_when=until)
+                for task in done:
+                    task.result()
+                if drained:
+                    drained = False  # what just ran may have made more work due: look again
+        finally:
+            for task in running:
+                task.cancel()
 
-    async def claim(self) -> tuple[list[Notification], dict[str, frozenset[Medium]]]:
-        """Lease a batch of due notifications, with their recipients' opt-outs."""
+    async def claim(self, limit: int) -> tuple[list[Notification], dict[str, frozenset[Medium]]]:
+        """Lease up to ``limit`` due notifications, with their recipients' opt-outs."""
         batch = await self.store.claim_due(
-            self.clock.now(), owner=self.owner, lease=self.lease, limit=self.batch_size
+            self.clock.now(), owner=self.owner, lease=self.lease, limit=limit
         )
         return batch, await self.opted_out(batch) if batch else {}
 
