@@ -45,9 +45,28 @@ _UPSERT_ATTEMPT = """
         sender = excluded.sender, provider_id = excluded.provider_id,
         status = excluded.status, sent_at = excluded.sent_at
 """
+_UPDATE_NOTIFICATION = """
+    UPDATE notifications SET
+        status = ?, due_at = ?, version = ?, body = ?,
+        lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END,
+        lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END
+    WHERE id = ? AND version = ?
+"""
+_INSERT_SUPPRESSION = """
+    INSERT OR IGNORE INTO suppressions (medium, address, reason, created_at) VALUES (?, ?, ?, ?)
+"""
 _INSERT_EVENT = """
     INSERT INTO events (at, notification_id, kind, attempt_id, data) VALUES (?, ?, ?, ?, ?)
 """
+
+
+def _attempt_rows(n: Notification) -> list[tuple[Any, ...]]:
+    """Index rows for the attempts a change touched (the engine stamps them with its time)."""
+    return [
+        (a.id, n.id, a.medium, a.address, a.sender, a.provider_id, a.status, to_micros(a.sent_at))
+        for a in n.attempts
+        if a.updated_at == n.updated_at
+    ]
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -209,26 +228,6 @@ class SQLiteStore:
         ).fetchone()
         return self._load([row])[0]
 
-    def _index_attempts(self, db: sqlite3.Connection, n: Notification) -> None:
-        """Index the attempts this change touched (the engine stamps them with its time)."""
-        db.executemany(
-            _UPSERT_ATTEMPT,
-            [
-                (
-                    a.id,
-                    n.id,
-                    a.medium,
-                    a.address,
-                    a.sender,
-                    a.provider_id,
-                    a.status,
-                    to_micros(a.sent_at),
-                )
-                for a in n.attempts
-                if a.updated_at == n.updated_at
-            ],
-        )
-
     def _append(self, db: sqlite3.Connection, events: Sequence[Event]) -> None:
         db.executemany(
             _INSERT_EVENT,
@@ -299,18 +298,15 @@ class SQLiteStore:
 
     def _save(self, changes: Sequence[Change]) -> list[Notification | None]:
         results: list[Notification | None] = []
+        attempts: list[tuple[Any, ...]] = []
+        events: list[Event] = []
+        opt_outs: list[tuple[Any, ...]] = []
         with self._write() as db:
             for change in changes:
                 n = change.notification
                 stored = n.model_copy(update={"version": n.version + 1})
                 updated = db.execute(
-                    """
-                    UPDATE notifications SET
-                        status = ?, due_at = ?, version = ?, body = ?,
-                        lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END,
-                        lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END
-                    WHERE id = ? AND version = ?
-                    """,
+                    _UPDATE_NOTIFICATION,
                     (
                         n.status,
                         to_micros(n.due_at),
@@ -325,19 +321,20 @@ class SQLiteStore:
                 if not updated:
                     results.append(None)
                     continue
-                self._index_attempts(db, n)
-                self._append(db, change.events)
+                attempts.extend(_attempt_rows(n))
+                events.extend(change.events)
                 for child in change.children:
                     self._insert(db, child, {})
-                db.executemany(
-                    "INSERT OR IGNORE INTO suppressions (medium, address, reason, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    [
-                        (medium, address, "provider reported an opt-out", to_micros(n.updated_at))
-                        for medium, address in change.opt_outs
-                    ],
+                reported = to_micros(n.updated_at)
+                opt_outs.extend(
+                    (m, a, "provider reported an opt-out", reported) for m, a in change.opt_outs
                 )
                 results.append(stored)
+            # One statement per table for the whole group: what makes group commit pay.
+            db.executemany(_UPSERT_ATTEMPT, attempts)
+            self._append(db, events)
+            if opt_outs:
+                db.executemany(_INSERT_SUPPRESSION, opt_outs)
         return results
 
     async def next_due(self) -> datetime | None:
