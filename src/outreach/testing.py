@@ -6,14 +6,42 @@ import asyncio
 import itertools
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outreach._durations import parse_duration
 from outreach._models import AttemptStatus, Medium
 from outreach.channels import Message, Receipt
 from outreach.exceptions import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
-__all__ = ["FakeClock", "InMemoryChannel"]
+__all__ = [
+    "CallBehaviour",
+    "EmailBehaviour",
+    "FakeClock",
+    "InMemoryChannel",
+    "Persona",
+    "ProviderSimulator",
+    "SmsBehaviour",
+]
+
+_SIMULATOR = {"CallBehaviour", "EmailBehaviour", "Persona", "ProviderSimulator", "SmsBehaviour"}
+
+
+def __getattr__(name: str) -> Any:
+    # The simulator brings uvicorn, starlette and cryptography: load it only when asked for.
+    if name in _SIMULATOR:
+        from outreach import _simulator
+
+        return getattr(_simulator, name)
+    raise AttributeError(f"module 'outreach.testing' has no attribute {name!r}")
+
+if TYPE_CHECKING:
+    from outreach._simulator import (
+        CallBehaviour,
+        EmailBehaviour,
+        Persona,
+        ProviderSimulator,
+        SmsBehaviour,
+    )
 
 _DEFAULT_START = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
