@@ -34,6 +34,7 @@ def __getattr__(name: str) -> Any:
         return getattr(_simulator, name)
     raise AttributeError(f"module 'outreach.testing' has no attribute {name!r}")
 
+
 if TYPE_CHECKING:
     from outreach._simulator import (
         CallBehaviour,
