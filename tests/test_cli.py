@@ -37,7 +37,10 @@ def test_demo_json_summary(tmp_path: Path) -> None:
     assert by_id["pax-03"]["via"] == "voice"
     assert by_id["pax-05"]["after_minutes"] > 150  # held back by quiet hours in Los Angeles
     assert summary["never_reached"] == ["pax-04", "pax-06"]
-    assert "no phone" in by_id["pax-04"]["never_reached"]
+    assert "landline" in by_id["pax-04"]["never_reached"]
+    assert "bounced" in by_id["pax-06"]["never_reached"]
+    assert "voicemail" in by_id["pax-06"]["never_reached"]
+    assert by_id["pax-01"]["follow_ups"][0]["attempts"] == ["voice engaged"]
 
 
 def test_cape_air_example_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

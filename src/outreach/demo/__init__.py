@@ -1,150 +1,112 @@
 """The Cape Air story, runnable anywhere: ``outreach demo``.
 
-Six passengers of a cancelled flight, each with a scripted way of answering (or not), on an
-embedded SQLite store and a virtual clock, so the story is the same at any time of day and
-takes seconds.
+Six passengers of a cancelled flight, each a simulated customer with their own way of
+answering (or not). Everything real runs: the SQLite store, the Twilio and SendGrid adapters
+talking HTTP to the loopback :class:`~outreach.testing.ProviderSimulator`, and the webhooks
+app receiving its signed callbacks. Only time is virtual, so the story is the same at any hour
+and takes seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from outreach._client import AsyncClient, StartRequest
 from outreach._durations import parse_duration
-from outreach._models import Event, Medium, Notification, Plan, Recipient
-from outreach._settings import Settings
-from outreach.channels import Message, Receipt
-from outreach.testing import FakeClock, InMemoryChannel
+from outreach._models import Event, Notification, Plan, Recipient
+from outreach._simulator import CallBehaviour, EmailBehaviour, Persona, SmsBehaviour
+from outreach._simulator._server import LoopbackServer
+from outreach.channels import Channel
+from outreach.channels.sendgrid import SendGridEmail
+from outreach.channels.twilio import TwilioSMS, TwilioVoice
+from outreach.testing import FakeClock, ProviderSimulator
+from outreach.webhooks import create_app
 
 DEMO_START = datetime.fromisoformat("2026-11-23T13:30:00+00:00")
 CAMPAIGN = "9K1042-2026-11-23"
+CAPE_AIR_NUMBER = "+15085550199"
 
 
 @dataclass(frozen=True)
-class Persona:
-    """How one passenger reacts: after ``delay``, acknowledges a ``medium`` with ``choice``."""
+class Passenger:
+    """A recipient and the simulated customer behind their phone and mailbox."""
 
     recipient: Recipient
     description: str
-    answers: Medium | None = None
-    delay: str = "5m"
-    choice: str | None = None
+    persona: Persona
+
+
+def _passenger(
+    number: int, name: str, zone: str, description: str, *, phone: str | None = None, **persona: Any
+) -> Passenger:
+    email = f"{name.split()[0].lower()}@example.com"
+    recipient = Recipient(
+        id=f"pax-{number:02d}", phone=phone, email=email, timezone=zone, attributes={"name": name}
+    )
+    return Passenger(
+        recipient, description, Persona(phone=phone, email=email, name=name, **persona)
+    )
 
 
 PASSENGERS = (
-    Persona(
-        Recipient(
-            id="pax-01",
-            phone="+16175550101",
-            email="ann.lee@example.com",
-            timezone="America/New_York",
-            attributes={"name": "Ann Lee"},
-        ),
+    _passenger(
+        1,
+        "Ann Lee",
+        "America/New_York",
         "replies 2 (refund) to the text after 4 minutes",
-        Medium.SMS,
-        "4m",
-        "2",
+        phone="+16175550101",
+        on_sms=SmsBehaviour(reply="2", reply_after="4m"),
+        on_call=CallBehaviour(answer="human"),
     ),
-    Persona(
-        Recipient(
-            id="pax-02",
-            phone="+16175550102",
-            email="bo.diaz@example.com",
-            timezone="America/New_York",
-            attributes={"name": "Bo Diaz"},
-        ),
-        "ignores the text, picks 'rebook' in the email 10 minutes later",
-        Medium.EMAIL,
-        "10m",
-        "1",
+    _passenger(
+        2,
+        "Bo Diaz",
+        "America/New_York",
+        "ignores the text, picks 'rebook' in the email",
+        phone="+16175550102",
+        on_email=EmailBehaviour(choose="1", clicks_after="8m"),
     ),
-    Persona(
-        Recipient(
-            id="pax-03",
-            phone="+16175550103",
-            email="chen.wu@example.com",
-            timezone="America/New_York",
-            attributes={"name": "Chen Wu"},
-        ),
-        "misses text and email, answers the call and presses 3 (taxi)",
-        Medium.VOICE,
-        "1m",
-        "3",
+    _passenger(
+        3,
+        "Chen Wu",
+        "America/New_York",
+        "misses text and email, answers the call, presses 3",
+        phone="+16175550103",
+        on_call=CallBehaviour(answer="human", press="3"),
     ),
-    Persona(
-        Recipient(
-            id="pax-04",
-            email="dana.k@example.com",
-            timezone="America/New_York",
-            attributes={"name": "Dana Kim"},
-        ),
-        "gave no phone number and never opens the email",
+    _passenger(
+        4,
+        "Dana Kim",
+        "America/New_York",
+        "gave a landline and never reads her email",
+        phone="+16175550104",
+        landline=True,
+        on_call=CallBehaviour(answer="no-answer"),
     ),
-    Persona(
-        Recipient(
-            id="pax-05",
-            phone="+13105550105",
-            email="eli.r@example.com",
-            timezone="America/Los_Angeles",
-            attributes={"name": "Eli Ruiz"},
-        ),
-        "lives in Los Angeles (05:30 there): texted at 08:00 his time, replies 2 (refund)",
-        Medium.SMS,
-        "20m",
-        "2",
+    _passenger(
+        5,
+        "Eli Ruiz",
+        "America/Los_Angeles",
+        "in Los Angeles (05:30 there): texted at 08:00",
+        phone="+13105550105",
+        on_sms=SmsBehaviour(reply="refund", reply_after="20m"),
+        on_call=CallBehaviour(answer="human"),
     ),
-    Persona(
-        Recipient(
-            id="pax-06",
-            phone="+16175550106",
-            email="finn.o@example.com",
-            timezone="America/New_York",
-            attributes={"name": "Finn Olsen"},
-        ),
-        "never answers anything",
+    _passenger(
+        6,
+        "Finn Olsen",
+        "America/New_York",
+        "mailbox bounces, voicemail takes the call",
+        phone="+16175550106",
+        on_email=EmailBehaviour(delivery="bounce"),
+        on_call=CallBehaviour(answer="voicemail"),
     ),
 )
-
-
-@dataclass
-class _Reply:
-    at: datetime
-    notification_id: str
-    via: Medium
-    choice: str | None
-
-
-class _Passengers(InMemoryChannel):
-    """A channel whose recipients are the personas: each message may schedule their answer."""
-
-    def __init__(self, medium: Medium, clock: FakeClock, replies: list[_Reply]) -> None:
-        super().__init__(medium, name=str(medium))
-        self._clock = clock
-        self._replies = replies
-        self._by_address = {
-            address: persona
-            for persona in PASSENGERS
-            if (address := persona.recipient.address(medium)) is not None
-        }
-
-    async def send(self, message: Message) -> Receipt:
-        receipt = await super().send(message)
-        persona = self._by_address.get(message.to)
-        if persona is not None and persona.answers is message.medium:
-            delay = parse_duration(persona.delay)
-            self._replies.append(
-                _Reply(
-                    self._clock.now() + delay,
-                    message.notification_id,
-                    message.medium,
-                    persona.choice,
-                )
-            )
-        return receipt
 
 
 @dataclass
@@ -155,7 +117,7 @@ class Story:
     notifications: list[Notification]
     events: list[Event]
     started: datetime
-    personas: dict[str, Persona] = field(default_factory=dict)
+    passengers: dict[str, Passenger] = field(default_factory=dict)
 
 
 def demo_plan() -> Plan:
@@ -168,61 +130,95 @@ def templates_dir() -> str:
     return str(resources.files("outreach.demo") / "templates")
 
 
-async def run_story(
-    store: str, *, on_step: Callable[[datetime], None] | None = None, until: str = "4d"
-) -> Story:
-    """Play the story on ``store`` from ``DEMO_START`` for ``until`` of virtual time."""
+class _Later:
+    """An ASGI app filled in once the client it needs exists (its URL is needed first)."""
+
+    app: Callable[..., Awaitable[None]] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.app is not None
+        await self.app(scope, receive, send)
+
+
+StepHook = Callable[[datetime, AsyncClient], Awaitable[None]]
+
+
+async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None = None) -> Story:
+    """Play the story on ``store`` from ``DEMO_START`` for ``until`` of virtual time.
+
+    ``on_step`` is awaited after every moment something happened (a live view, a slower pace).
+    """
     clock = FakeClock(DEMO_START)
-    replies: list[_Reply] = []
-    channels = {medium.value: _Passengers(medium, clock, replies) for medium in Medium}
-    settings = Settings(secret_key="demo-secret-key", store=store)
-    plan = demo_plan()
     end = DEMO_START + parse_duration(until)
-    async with AsyncClient(
-        store=store, channels=channels, templates=templates_dir(), clock=clock, settings=settings
-    ) as ox:
-        await ox.start_many(
-            plan,
-            [StartRequest(p.recipient, key=f"{CAMPAIGN}/{p.recipient.id}") for p in PASSENGERS],
-            context={"flight": "9K 1042"},
-            campaign=CAMPAIGN,
-        )
-        while True:
-            await ox.run_due()
-            for reply in [r for r in replies if r.at <= clock.now()]:
-                replies.remove(reply)
-                await ox.acknowledge(reply.notification_id, via=reply.via, choice=reply.choice)
-            if on_step is not None:
-                on_step(clock.now())
-            upcoming = [r.at for r in replies]
-            due = await ox.store.next_due()
-            if due is not None:
-                upcoming.append(due)
-            upcoming = [t for t in upcoming if t <= end]
-            if not upcoming:
-                break
-            clock.set(max(min(upcoming), clock.now()))
-        order = {p.recipient.id: i for i, p in enumerate(PASSENGERS)}
-        notifications = sorted(
-            await ox.list(campaign=CAMPAIGN),
-            key=lambda n: (n.parent_id is not None, order[n.recipient.id]),
-        )
-        events = [event async for event in ox.events()]
+    personas = [p.persona for p in PASSENGERS]
+    webhooks = _Later()
+    server = LoopbackServer(webhooks)
+    await server.start()
+    try:
+        async with ProviderSimulator(
+            clock=clock, personas=personas, webhook_url=server.url, seed=1042
+        ) as sim:
+            settings = sim.settings(
+                secret_key="demo-only-secret",
+                store=store,
+                twilio_from=CAPE_AIR_NUMBER,
+                sendgrid_from="Cape Air <alerts@capeair.example>",
+            )
+            channels: dict[str, Channel] = {
+                "sms": TwilioSMS(settings=settings),
+                "email": SendGridEmail(settings=settings),
+                "voice": TwilioVoice(settings=settings),
+            }
+            client = AsyncClient(
+                store=store,
+                channels=channels,
+                templates=templates_dir(),
+                clock=clock,
+                settings=settings,
+            )
+            webhooks.app = create_app(client)
+            async with client as ox:
+                return await _play(ox, sim, clock, end, on_step)
+    finally:
+        await server.aclose()
+
+
+async def _play(
+    ox: AsyncClient,
+    sim: ProviderSimulator,
+    clock: FakeClock,
+    end: datetime,
+    on_step: StepHook | None,
+) -> Story:
+    plan = demo_plan()
+    await ox.start_many(
+        plan,
+        [StartRequest(p.recipient, key=f"{CAMPAIGN}/{p.recipient.id}") for p in PASSENGERS],
+        context={"flight": "9K 1042"},
+        campaign=CAMPAIGN,
+    )
+    while True:
+        await ox.run_due()
+        await sim.run_due()
+        if on_step is not None:
+            await on_step(clock.now(), ox)
+        upcoming = [t for t in (await ox.store.next_due(), sim.next_due()) if t is not None]
+        upcoming = [t for t in upcoming if t <= end]
+        if not upcoming:
+            break
+        clock.set(max(min(upcoming), clock.now() + timedelta(microseconds=1)))
+    order = {p.recipient.id: i for i, p in enumerate(PASSENGERS)}
+    notifications = sorted(
+        await ox.list(campaign=CAMPAIGN),
+        key=lambda n: (n.parent_id is not None, order[n.recipient.id]),
+    )
     return Story(
         plan=plan,
         notifications=notifications,
-        events=events,
+        events=[event async for event in ox.events()],
         started=DEMO_START,
-        personas={p.recipient.id: p for p in PASSENGERS},
+        passengers={p.recipient.id: p for p in PASSENGERS},
     )
 
 
-def never_reached_reason(notification: Notification) -> str:
-    """Why a passenger was not reached, from their attempts."""
-    problems = sorted({a.error for a in notification.attempts if a.error})
-    tried = [a.channel for a in notification.attempts if a.sent_at is not None]
-    reason = f"no answer to {', '.join(tried)}" if tried else "nothing could be sent"
-    return "; ".join([reason, *problems])
-
-
-__all__ = ["DEMO_START", "PASSENGERS", "Persona", "Story", "demo_plan", "run_story"]
+__all__ = ["DEMO_START", "PASSENGERS", "Passenger", "Story", "demo_plan", "run_story"]
