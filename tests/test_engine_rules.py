@@ -366,7 +366,7 @@ def test_status_callbacks_never_move_backwards() -> None:
     decision = engine(StatusUpdate(first.id, AttemptStatus.SENT), t(2))
     assert engine.attempt(0, 0).status is AttemptStatus.DELIVERED
     assert decision.events == ()
-    assert not decision.changed
+    assert decision.actions == ()
     assert engine.n == before
 
 
@@ -770,7 +770,7 @@ def test_cancel_twice_does_nothing_the_second_time() -> None:
     engine(Cancel(), t(1))
     before = engine.n
     decision = engine(Cancel(reason="again"), t(2))
-    assert not decision.changed
+    assert decision.actions == ()
     assert engine.n == before
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from outreach import AsyncClient, AttemptStatus, Hooks, Plan, Recipient, RetryPolicy, Status, Step
+from outreach.channels import Message, Receipt
 from outreach.exceptions import ConfigurationError, PermanentDeliveryError, RateLimited
 from outreach.testing import FakeClock, InMemoryChannel
 
@@ -214,3 +215,84 @@ async def test_one_person_is_not_texted_more_than_three_times_an_hour(
     clock.advance("1m")
     await client.run_due()
     assert len(channels["sms"].outbox) == 5
+
+
+async def test_a_paced_send_keeps_what_the_previous_send_reported(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    """A failed SMS followed by an email held back by pacing: the failure stays recorded."""
+    sms = InMemoryChannel(name="sms")
+    email = InMemoryChannel(name="email", rate=1 / 3600)  # one an hour
+    plan = Plan(
+        name="p",
+        steps=[
+            Step(channel="sms", template="flight_cancelled"),
+            Step(channel="email", template="flight_cancelled"),
+        ],
+    )
+    async with AsyncClient(
+        store="memory://",
+        channels={"sms": sms, "email": email},
+        templates=templates_dir,
+        clock=clock,
+    ) as ox:
+        first = await ox.start(PAX, plan, context=CONTEXT, key="a")
+        await ox.run_due()  # uses the hour's email slot
+        sms.fail_next(error=PermanentDeliveryError("21211 invalid number"))
+        second = await ox.start(PAX.model_copy(update={"id": "b"}), plan, context=CONTEXT, key="b")
+        clock.advance("16m")
+        await ox.run_due()
+        n = await ox.get(second.id)
+        [failed] = n.attempts
+        assert failed.status is AttemptStatus.FAILED
+        assert "21211" in (failed.error or "")
+        assert n.due_at is not None
+        assert n.due_at > clock.now()  # the email waits for its slot
+        assert len(email.outbox) == 1
+        assert (await ox.get(first.id)).attempts[1].status is AttemptStatus.SENT
+
+
+async def test_a_send_waiting_for_its_slot_is_dropped_when_the_notification_is_cancelled(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    started: list[str] = []
+
+    class Slow(InMemoryChannel):
+        async def send(self, message: Message) -> Receipt:
+            started.append(message.notification_id)
+            await asyncio.sleep(0.05)
+            return await super().send(message)
+
+    sms = Slow(name="sms", max_in_flight=1)
+    plan = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled")])
+    async with AsyncClient(
+        store="memory://", channels={"sms": sms}, templates=templates_dir, clock=clock
+    ) as ox:
+        first = await ox.start(PAX, plan, context=CONTEXT, key="a")
+        second = await ox.start(PAX.model_copy(update={"id": "b"}), plan, context=CONTEXT, key="b")
+        running = asyncio.create_task(ox.run_due())
+        await asyncio.sleep(0.02)  # one send is in flight, the other waits for the slot
+        [sending] = started
+        waiting = second if sending == first.id else first
+        await ox.cancel(waiting.id)
+        await running
+        assert [m.notification_id for m in sms.outbox] == [sending]
+        [attempt] = (await ox.get(waiting.id)).attempts
+        assert attempt.status is AttemptStatus.SKIPPED
+        assert "withdrawn" in (attempt.error or "")
+
+
+async def test_group_commit_survives_a_cancelled_waiter(client: AsyncClient, plan: Plan) -> None:
+    from outreach._runner import _GroupCommit
+    from outreach.stores import Change
+
+    n = await client.start(PAX, plan, context=CONTEXT)
+    other = await client.start(PAX.model_copy(update={"id": "b"}), plan, context=CONTEXT)
+    commits = _GroupCommit(client.store)
+    cancelled = asyncio.create_task(commits.save(Change(n)))
+    kept = asyncio.create_task(commits.save(Change(other)))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    saved = await asyncio.wait_for(kept, 2)
+    assert saved is not None
+    assert saved.version == other.version + 1

@@ -152,3 +152,12 @@ def test_sqlite_urls_follow_sqlalchemy() -> None:
     assert isinstance(absolute, SQLiteStore)
     assert relative._path == "data/outreach.db"
     assert absolute._path == "/var/lib/outreach.db"
+
+
+async def test_a_leased_row_is_not_due_for_the_run_loop_until_its_lease_lapses(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    a, _ = stores
+    await a.create([notification(1)], [])
+    await a.claim_due(NOW, owner="a", lease=timedelta(minutes=5), limit=1)
+    assert await a.next_due() == NOW + timedelta(minutes=5)

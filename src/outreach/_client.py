@@ -39,6 +39,7 @@ from outreach.exceptions import (
     IdempotencyConflict,
     InvalidChoice,
     NotFound,
+    OutreachError,
     TemplateError,
 )
 from outreach.stores import Store, open_store
@@ -407,8 +408,13 @@ class AsyncClient:
         """
         while True:
             self._wake.clear()
-            await self.run_due()
-            due = await self.store.next_due()
+            try:
+                await self.run_due()
+                due = await self.store.next_due()
+            except OutreachError:
+                # A locked or unreachable store, say: logged, retried after the poll interval.
+                log.exception("running due notifications failed; trying again shortly")
+                due = None
             poll = self.clock.now() + self.poll_interval
             await self.clock.sleep_until(poll if due is None else min(due, poll), self._wake)
 

@@ -56,6 +56,7 @@ class Failure(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     OPTED_OUT = "opted_out"
+    WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +111,7 @@ class OptedOut:
     medium: Medium
 
 
-@dataclass(frozen=True, slots=True)
-class Defer:
-    """Hold the due step back until ``until`` (pacing, a per-recipient cap); nothing is sent."""
-
-    until: datetime
-    reason: str
-
-
-Input = Tick | Sent | SendFailed | StatusUpdate | Ack | Cancel | Defer | Reply | OptedOut
+Input = Tick | Sent | SendFailed | StatusUpdate | Ack | Cancel | Reply | OptedOut
 
 # --- outputs ------------------------------------------------------------------------------
 
@@ -162,12 +155,14 @@ class Facts:
 
     ``media`` maps each configured channel name to its medium; ``unavailable`` names channels
     switched off by a configuration error, with the reason; ``opted_out`` lists the media whose
-    address this recipient has opted out of.
+    address this recipient has opted out of; ``held`` says a channel may not send to this
+    recipient before a given time (its pacing or the per-recipient cap).
     """
 
     media: Mapping[str, Medium]
     unavailable: Mapping[str, str] = field(default_factory=dict)
     opted_out: frozenset[Medium] = frozenset()
+    held: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,11 +181,6 @@ class Decision:
     actions: tuple[Action, ...] = ()
     events: tuple[Event, ...] = ()
 
-    @property
-    def changed(self) -> bool:
-        """Whether anything needs to be stored."""
-        return bool(self.events) or bool(self.actions)
-
 
 def decide(state: State, event: Input, now: datetime) -> Decision:
     """Apply one event to one notification at ``now``."""
@@ -208,8 +198,6 @@ def decide(state: State, event: Input, now: datetime) -> Decision:
             run.ack(event)
         case Cancel():
             run.cancel(event)
-        case Defer():
-            run.defer(event)
         case Reply():
             run.log(EventKind.REPLY, event.attempt_id, via=event.via, text=event.text)
         case OptedOut():
@@ -377,7 +365,9 @@ class _Run:
         if event.failure in (Failure.TRANSIENT, Failure.RATE_LIMITED):
             retry_at = event.retry_at
         status = (
-            AttemptStatus.SKIPPED if event.failure is Failure.UNAVAILABLE else AttemptStatus.FAILED
+            AttemptStatus.SKIPPED
+            if event.failure in (Failure.UNAVAILABLE, Failure.WITHDRAWN)
+            else AttemptStatus.FAILED
         )
         self.put(
             attempt.model_copy(
@@ -472,12 +462,6 @@ class _Run:
             return
         self.update(due_at=self.now)  # no point waiting for an answer on that medium
 
-    def defer(self, event: Defer) -> None:
-        if self.n.status.is_terminal:
-            return
-        self.wait_until(event.until)
-        self.log(EventKind.DEFERRED, until=event.until, reason=event.reason)
-
     def cancel_calls(self, keep: str | None = None) -> None:
         """Hang up calls that may still be ringing or talking, except the one answering now.
 
@@ -557,7 +541,7 @@ class _Run:
             self.record(step, reattempt, medium, None, AttemptStatus.SKIPPED, error=reason)
             return False
         assert medium is not None
-        if self.deferred_for_quiet_hours(medium):
+        if self.deferred_for_quiet_hours(medium) or self.held_back(step.channel):
             return True
         attempt = self.record(step, reattempt, medium, address, AttemptStatus.SENDING)
         self.update(due_at=self.now)
@@ -591,6 +575,15 @@ class _Run:
         self.put(attempt)
         self.log(EventKind.ATTEMPT, attempt.id, status=status, channel=step.channel, error=error)
         return attempt
+
+    def held_back(self, channel: str) -> bool:
+        """The channel's pacing says not yet: wait for the slot instead of sending now."""
+        until = self.facts.held.get(channel)
+        if until is None or until <= self.now:
+            return False
+        self.wait_until(until)
+        self.log(EventKind.DEFERRED, until=until, reason="pacing")
+        return True
 
     def deferred_for_quiet_hours(self, medium: Medium) -> bool:
         plan = self.n.plan

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,6 @@ from outreach._clock import Clock
 from outreach._engine import (
     CancelCall,
     Decision,
-    Defer,
     Facts,
     Failure,
     Input,
@@ -34,7 +33,7 @@ from outreach._engine import (
     decide,
 )
 from outreach._hooks import Hooks
-from outreach._models import Attempt, Event, EventKind, Medium, Notification
+from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium, Notification
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
@@ -157,10 +156,12 @@ class _GroupCommit:
                 )
             except Exception as error:
                 for _, future in batch:
-                    future.set_exception(error)
+                    if not future.done():  # its waiter may have been cancelled
+                        future.set_exception(error)
                 continue
             for (_, future), result in zip(batch, results, strict=True):
-                future.set_result(result)
+                if not future.done():
+                    future.set_result(result)
 
 
 @dataclass
@@ -176,19 +177,14 @@ class Runner:
     signer: TokenSigner
     hooks: Hooks
     owner: str
+    pacer: Pacer
     lease: timedelta = timedelta(minutes=5)
     batch_size: int = 500
     max_in_flight: int = 100
 
-    pacer: Pacer | None = None
-
     def __post_init__(self) -> None:
         self.unavailable: dict[str, str] = {}
         self._commits = _GroupCommit(self.store)
-        if self.pacer is None:
-            self.pacer = Pacer(
-                {name: getattr(c, "rate", None) for name, c in self.channels.items()}
-            )
         self._in_flight = {
             name: asyncio.Semaphore(getattr(c, "max_in_flight", None) or self.max_in_flight)
             for name, c in self.channels.items()
@@ -225,30 +221,32 @@ class Runner:
         """
         handled = 0
         running: set[asyncio.Task[Notification]] = set()
+        failures: list[BaseException] = []
         refill_below = max(self.batch_size // 2, 1)
         drained = False  # the last claim found nothing due
-        try:
-            while True:
-                if not drained and len(running) < refill_below:
-                    batch, opted_out = await self.claim(self.batch_size - len(running))
-                    drained = not batch
-                    handled += len(batch)
-                    running.update(
-                        asyncio.create_task(self.drive(n, Tick(), opted_out[n.id])) for n in batch
-                    )
-                if not running:
-                    if drained:
-                        return handled
-                    continue
-                until = asyncio.ALL_COMPLETED if drained else asyncio.FIRST_COMPLETED
-                done, running = await asyncio.wait(running, return_when=until)
-                for task in done:
-                    task.result()
+        while True:
+            if not drained and len(running) < refill_below and not failures:
+                batch, opted_out = await self.claim(self.batch_size - len(running))
+                drained = not batch
+                handled += len(batch)
+                running.update(
+                    asyncio.create_task(self.drive(n, Tick(), opted_out[n.id])) for n in batch
+                )
+            if not running:
+                if failures:
+                    # One notification's failure never stops the others; report it at the end.
+                    raise failures[0]
                 if drained:
-                    drained = False  # what just ran may have made more work due: look again
-        finally:
-            for task in running:
-                task.cancel()
+                    return handled
+                continue
+            until = asyncio.ALL_COMPLETED if drained or failures else asyncio.FIRST_COMPLETED
+            done, running = await asyncio.wait(running, return_when=until)
+            for task in done:
+                if task.exception() is not None:
+                    log.error("a notification could not be driven", exc_info=task.exception())
+                    failures.append(task.exception())  # type: ignore[arg-type]
+            if drained:
+                drained = False  # what just ran may have made more work due: look again
 
     async def claim(self, limit: int) -> tuple[list[Notification], dict[str, frozenset[Medium]]]:
         """Lease up to ``limit`` due notifications, with their recipients' opt-outs."""
@@ -304,7 +302,7 @@ class Runner:
         state = State(notification, self.facts(opted_out))
         decision = decide(state, event, now)
         send = next((a for a in decision.actions if isinstance(a, Send)), None)
-        if send is None or self.pacer is None:
+        if send is None:
             return decision
         attempt = send.attempt
         assert attempt.medium is not None
@@ -313,7 +311,10 @@ class Runner:
         if start - now <= self.pacer.horizon:
             self._start_at[attempt.id] = start
             return decision
-        return decide(state, Defer(start, "pacing"), now)
+        # Too far off to wait in process: decide again, knowing the channel is held till then
+        # (the event's own effects stay; only the send becomes a deferral).
+        held = replace(state.facts, held={attempt.channel: start})
+        return decide(State(notification, held), event, now)
 
     async def after_commit(self, notification: Notification, decision: Decision) -> None:
         for action in decision.actions:
@@ -401,10 +402,13 @@ class Runner:
         channel = self.channels[attempt.channel]
         step = notification.plan.steps[attempt.step]
         start = self._start_at.pop(attempt.id, None)
-        if start is not None and start > self.clock.now():
+        waited = start is not None and start > self.clock.now()
+        if waited:
+            assert start is not None
             await self.clock.sleep(start - self.clock.now())
-        if self.pacer is not None and message.segments and message.segments > 1:
+        if message.segments and message.segments > 1:
             self.pacer.charge_extra(attempt.channel, message.segments - 1)
+        slots = self._in_flight[attempt.channel]
         tries_before = sum(
             a.tries
             for a in notification.attempts
@@ -412,7 +416,14 @@ class Runner:
         )
         log.debug("attempt %s: %s to %s", attempt.id, attempt.channel, mask(attempt.address))
         try:
-            async with self._in_flight[attempt.channel]:
+            async with slots:
+                if (waited or slots.locked()) and await self.withdrawn(attempt):
+                    return SendFailed(
+                        attempt.id,
+                        Failure.WITHDRAWN,
+                        "not sent: withdrawn while it waited",
+                        tries=0,
+                    )
                 receipt, tries = await with_retries(
                     lambda: channel.send(message),
                     step.retry or notification.plan.retry,
@@ -422,6 +433,20 @@ class Runner:
         except GaveUp as gave_up:
             return await self.failure(attempt, gave_up)
         return Sent(attempt.id, receipt.provider_id, receipt.status, tries, receipt.sender)
+
+    async def withdrawn(self, attempt: Attempt) -> bool:
+        """Whether, after waiting for pacing or a free slot, the send is no longer wanted
+        (acknowledged, cancelled or opted out meanwhile)."""
+        fresh = await self.store.get(attempt.notification_id)
+        if fresh is None or fresh.status.is_terminal:
+            return True
+        current = fresh.attempt(attempt.id)
+        opted_out = await self.opted_out([fresh])
+        return (
+            current is None
+            or current.status is not AttemptStatus.SENDING
+            or (attempt.medium in opted_out[fresh.id])
+        )
 
     async def failure(self, attempt: Attempt, gave_up: GaveUp) -> SendFailed:
         """Classify a send that gave up; switch a misconfigured channel off."""

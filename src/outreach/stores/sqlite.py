@@ -341,7 +341,11 @@ class SQLiteStore:
         return await self._call(self._next_due)
 
     def _next_due(self) -> datetime | None:
-        value = self.db.execute("SELECT MIN(due_at) FROM notifications").fetchone()[0]
+        # A leased row is not due for anyone else before its lease lapses.
+        value = self.db.execute(
+            "SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) FROM notifications"
+            " WHERE due_at IS NOT NULL"
+        ).fetchone()[0]
         return None if value is None else from_micros(value)
 
     async def find_by_provider_id(self, provider_id: str) -> Notification | None:
