@@ -59,6 +59,32 @@ async def test_same_key_with_another_recipient_or_plan_conflicts(
     other_plan = plan.model_copy(update={"name": "other"})
     with pytest.raises(IdempotencyConflict):
         await client.start(PAX, other_plan, context=CONTEXT, key="k1")
+    batch = [
+        outreach.StartRequest(PAX.model_copy(update={"id": "new"}), CONTEXT, key="k2"),
+        outreach.StartRequest(PAX.model_copy(update={"id": "other"}), CONTEXT, key="k1"),
+    ]
+    with pytest.raises(IdempotencyConflict):
+        await client.start_many(plan, batch)
+    assert [n.key for n in await client.list()] == ["k1"]  # nothing of the batch was stored
+
+
+async def test_a_retried_start_matches_after_a_round_trip_through_the_store(
+    client: AsyncClient, plan: Plan
+) -> None:
+    """Tuples become lists in JSON, sets lose their order: a retry must still match."""
+    pax = PAX.model_copy(update={"attributes": {"seats": ("12A", "12B")}})
+    first = await client.start(pax, plan, context=CONTEXT, key="k")
+    again = await client.start(pax, plan, context=CONTEXT, key="k")
+    assert again.id == first.id
+
+
+async def test_context_that_is_not_json_is_refused_and_stores_nothing(
+    client: AsyncClient, plan: Plan
+) -> None:
+    with pytest.raises(ConfigurationError, match="JSON"):
+        await client.start(PAX, plan, context={**CONTEXT, "when": object()})
+    assert await client.list() == []
+    assert (await client.start(PAX, plan, context=CONTEXT)).status is Status.PENDING
 
 
 @pytest.mark.parametrize(

@@ -101,3 +101,35 @@ def test_follow_up_plan_keeps_the_parents_manners() -> None:
     assert child.quiet_hours == parent.quiet_hours
     assert child.options == parent.options
     assert child.deadline is None
+
+
+def test_fingerprints_do_not_depend_on_the_hash_seed() -> None:
+    """Sets serialise in order, so every process agrees on a plan's snapshot."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from outreach.demo import demo_plan; print(demo_plan().fingerprint)"
+    prints = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert len(prints) == 1
+
+
+def test_follow_up_names_are_unique() -> None:
+    with pytest.raises(ConfigurationError, match="unique"):
+        Plan(
+            name="p",
+            steps=[Step(channel="sms", template="t")],
+            follow_ups=[
+                FollowUp(after="1d", channel="voice", template="check"),
+                FollowUp(after="2d", channel="sms", template="check"),
+            ],
+        )

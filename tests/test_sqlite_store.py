@@ -11,7 +11,7 @@ import pytest
 
 from outreach import Notification, Plan, Recipient, Status, Step
 from outreach._models import Event, EventKind, Medium
-from outreach.exceptions import ConfigurationError, StoreError
+from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
 from outreach.stores import Change, open_store
 from outreach.stores.sqlite import SQLiteStore, migrations
 
@@ -108,8 +108,19 @@ async def test_a_stale_write_loses_and_writes_nothing(
 async def test_keys_are_unique_and_the_first_wins(stores: tuple[SQLiteStore, SQLiteStore]) -> None:
     a, b = stores
     [first] = await a.create([notification(1, key="k")], [])
-    [again] = await b.create([notification(2, key="k")], [])
+    retry = notification(1, key="k").model_copy(update={"id": "n2"})
+    [again] = await b.create([retry], [])
     assert again.id == first.id
+    assert [n.id for n in await a.query()] == ["n1"]
+
+
+async def test_a_key_conflict_rolls_the_whole_batch_back(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    a, b = stores
+    await a.create([notification(1, key="k")], [])
+    with pytest.raises(IdempotencyConflict, match="'k'"):
+        await b.create([notification(3, key="fresh"), notification(2, key="k")], [])
     assert [n.id for n in await a.query()] == ["n1"]
 
 

@@ -14,6 +14,8 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from pydantic_core import PydanticSerializationError
+
 from outreach._clock import Clock, SystemClock
 from outreach._engine import Ack, Cancel, Input, OptedOut, Reply, StatusUpdate
 from outreach._hooks import Hooks
@@ -36,7 +38,6 @@ from outreach._urls import PublicUrls
 from outreach.channels import Channel, Message, resolve_media
 from outreach.exceptions import (
     ConfigurationError,
-    IdempotencyConflict,
     InvalidChoice,
     NotFound,
     OutreachError,
@@ -196,10 +197,10 @@ class AsyncClient:
             Event(at=now, notification_id=n.id, kind=EventKind.CREATED, data={"key": n.key})
             for n in fresh
         ]
-        stored = await self.store.create(fresh, created)
-        for new, old in zip(fresh, stored, strict=True):
-            if new is not old:
-                _check_same(new, old)
+        try:
+            stored = await self.store.create(fresh, created)
+        except PydanticSerializationError as error:
+            raise ConfigurationError(f"context and metadata must be JSON data: {error}") from None
         self._wake.set()
         return stored
 
@@ -417,18 +418,6 @@ class AsyncClient:
                 due = None
             poll = self.clock.now() + self.poll_interval
             await self.clock.sleep_until(poll if due is None else min(due, poll), self._wake)
-
-
-def _check_same(requested: Notification, stored: Notification) -> None:
-    """The same key must mean the same recipient and plan."""
-    if (
-        stored.recipient != requested.recipient
-        or stored.plan.fingerprint != requested.plan.fingerprint
-    ):
-        raise IdempotencyConflict(
-            f"key {requested.key!r} is already used by notification {stored.id} "
-            "with a different recipient or plan"
-        )
 
 
 class Client:

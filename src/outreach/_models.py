@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -217,6 +218,11 @@ class QuietHours(_Config):
             raise ValueError("start and end are equal: the quiet window would be empty")
         return self
 
+    @field_serializer("media")
+    def _in_order(self, media: frozenset[Medium]) -> list[str]:
+        """Sorted, so equal plans serialise (and fingerprint) alike in every process."""
+        return sorted(media)
+
     def contains(self, local: time) -> bool:
         """Whether a local wall-clock time falls inside the window."""
         if self.start < self.end:
@@ -286,6 +292,9 @@ class Plan(_Config):
         keys = [option.key for option in self.options]
         if len(set(keys)) != len(keys):
             raise ValueError(f"option keys must be unique, got {keys}")
+        names = [follow_up.label for follow_up in self.follow_ups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"follow-up names must be unique (they end the child's key): {names}")
         for follow_up in self.follow_ups:
             if follow_up.when_choice is not None and follow_up.when_choice not in keys:
                 raise ValueError(
@@ -372,6 +381,12 @@ class Notification(BaseModel):
     step: int = 0
     version: int = 0
     attempts: tuple[Attempt, ...] = ()
+
+    def same_request(self, other: Notification) -> bool:
+        """Whether ``other`` was started for the same recipient with the same plan: what a
+        repeated ``start(key=...)`` must match."""
+        mine = self.recipient.model_dump(mode="json")
+        return mine == other.recipient.model_dump(mode="json") and self.plan == other.plan
 
     def attempt(self, attempt_id: str) -> Attempt | None:
         """The attempt with this id."""

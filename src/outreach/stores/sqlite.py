@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from outreach._models import Event, Medium, Notification, Plan, Status
-from outreach.exceptions import StoreError
+from outreach.exceptions import IdempotencyConflict, StoreError
 from outreach.stores import Change
 from outreach.stores._codec import (
     dump_data,
@@ -183,29 +183,40 @@ class SQLiteStore:
     def _create(
         self, notifications: Sequence[Notification], events: Sequence[Event]
     ) -> list[Notification]:
-        fingerprints: dict[int, str] = {}
+        plans: dict[int, str] = {}
         with self._write() as db:
-            stored = [self._insert(db, n, fingerprints) for n in notifications]
+            stored = [self._insert(db, n, plans) for n in notifications]
+            for new, old in zip(notifications, stored, strict=True):
+                if new is not old and not new.same_request(old):
+                    raise IdempotencyConflict(  # rolls the whole batch back
+                        f"key {new.key!r} is already used by notification {old.id} "
+                        "with a different recipient or plan"
+                    )
             created = {n.id for n, s in zip(notifications, stored, strict=True) if n is s}
             self._append(db, [e for e in events if e.notification_id in created])
+        self._remember_plans(notifications)
         return stored
 
+    def _remember_plans(self, notifications: Sequence[Notification]) -> None:
+        """Cache plan snapshots once their rows are committed (never before: a rollback)."""
+        for n in notifications:
+            self._plans.setdefault(n.plan.fingerprint, n.plan)
+
     def _insert(
-        self, db: sqlite3.Connection, n: Notification, fingerprints: dict[int, str]
+        self, db: sqlite3.Connection, n: Notification, plans: dict[int, str]
     ) -> Notification:
         """Insert ``n``; if its key is taken, the notification already stored under it.
 
-        ``fingerprints`` caches plan hashes by object for the length of one transaction.
+        ``plans`` caches plan hashes by object for the length of one transaction.
         """
-        plan_id = fingerprints.get(id(n.plan))
+        plan_id = plans.get(id(n.plan))
         if plan_id is None:
-            plan_id = fingerprints[id(n.plan)] = n.plan.fingerprint
-        if plan_id not in self._plans:
-            db.execute(
-                "INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)",
-                (plan_id, n.plan.model_dump_json()),
-            )
-            self._plans[plan_id] = n.plan
+            plan_id = plans[id(n.plan)] = n.plan.fingerprint
+            if plan_id not in self._plans:
+                db.execute(
+                    "INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)",
+                    (plan_id, n.plan.model_dump_json()),
+                )
         inserted = db.execute(
             _INSERT_NOTIFICATION,
             (
@@ -301,6 +312,7 @@ class SQLiteStore:
         attempts: list[tuple[Any, ...]] = []
         events: list[Event] = []
         opt_outs: list[tuple[Any, ...]] = []
+        children: list[Notification] = []
         with self._write() as db:
             for change in changes:
                 n = change.notification
@@ -325,6 +337,7 @@ class SQLiteStore:
                 events.extend(change.events)
                 for child in change.children:
                     self._insert(db, child, {})
+                    children.append(child)
                 reported = to_micros(n.updated_at)
                 opt_outs.extend(
                     (m, a, "provider reported an opt-out", reported) for m, a in change.opt_outs
@@ -335,6 +348,7 @@ class SQLiteStore:
             self._append(db, events)
             if opt_outs:
                 db.executemany(_INSERT_SUPPRESSION, opt_outs)
+        self._remember_plans(children)
         return results
 
     async def next_due(self) -> datetime | None:
