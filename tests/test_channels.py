@@ -79,3 +79,12 @@ async def test_console_prints_and_reports_sent() -> None:
     receipt = await Console("sms", stream=out).send(MESSAGE)
     assert receipt.status is AttemptStatus.SENT
     assert out.getvalue() == "--- sms to +16175550123\nhi\n"
+
+
+async def test_failover_paces_like_its_slowest_provider_and_hangs_up_through_them() -> None:
+    first = InMemoryChannel(Medium.VOICE, name="a", rate=5)
+    second = InMemoryChannel(Medium.VOICE, name="b", rate=1)
+    both = Failover(first, second)
+    assert both.rate == 1
+    await both.cancel("CA123")
+    assert first.cancelled == ["CA123"]

@@ -495,6 +495,18 @@ class Client:
         """See ``AsyncClient.run_due``."""
         return self._call(self._async.run_due())
 
+    def suppress(self, medium: Medium | str, address: str, **kwargs: Any) -> None:
+        """See ``AsyncClient.suppress``."""
+        self._call(self._async.suppress(medium, address, **kwargs))
+
+    def unsuppress(self, medium: Medium | str, address: str) -> None:
+        """See ``AsyncClient.unsuppress``."""
+        self._call(self._async.unsuppress(medium, address))
+
+    def opt_out(self, medium: Medium | str, address: str, **kwargs: Any) -> None:
+        """See ``AsyncClient.opt_out``."""
+        self._call(self._async.opt_out(medium, address, **kwargs))
+
 
 async def _build(*args: Any, **kwargs: Any) -> AsyncClient:
     """Construct the async client on its own loop (its asyncio objects belong there)."""

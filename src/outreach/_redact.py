@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def mask(address: str | None) -> str:
-    """``+16175550123`` → ``+1617*****23``; ``ann@b.example`` → ``a**@b.example``."""
+    """``+16175550123`` → ``+161******23``; ``ann@b.example`` → ``a**@b.example``."""
     if not address:
         return "-"
     if "@" in address:

@@ -36,7 +36,9 @@ class Failover:
         self.channels = channels
         self.medium: Medium | None = media.pop()
         self.name = name or "failover(" + ",".join(c.name for c in channels) + ")"
-        self.rate = rate
+        rates = [r for c in channels if (r := getattr(c, "rate", None))]
+        self.rate = rate if rate is not None else min(rates, default=None)
+        """Defaults to the slowest provider's rate: any of them may carry the next send."""
         self.max_in_flight = max_in_flight
 
     async def send(self, message: Message) -> Receipt:
@@ -51,6 +53,21 @@ class Failover:
                 last = error
         assert last is not None
         raise last
+
+    async def cancel(self, provider_id: str) -> None:
+        """Hang up a call through whichever provider placed it."""
+        last: Exception | None = None
+        for channel in self.channels:
+            cancel = getattr(channel, "cancel", None)
+            if cancel is None:
+                continue
+            try:
+                await cancel(provider_id)
+                return
+            except Exception as error:  # not this provider's call, or it failed: try the next
+                last = error
+        if last is not None:
+            raise last
 
     async def aclose(self) -> None:
         for channel in self.channels:
