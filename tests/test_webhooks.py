@@ -1331,3 +1331,50 @@ def test_duplicate_and_out_of_order_callbacks_end_in_the_same_state(
     in_order = asyncio.run(replay(templates_dir, settings, plan, scenario, list(range(count))))
     shuffled = asyncio.run(replay(templates_dir, settings, plan, scenario, order))
     assert shuffled == in_order
+
+
+async def test_an_event_whose_handling_failed_is_applied_when_the_provider_retries(
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    plan: Plan,
+    clock: FakeClock,
+    sendgrid_key: ec.EllipticCurvePrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    n = await start(client, plan)
+    email = await to_step(client, clock, n, 1)
+    body = sendgrid_body(
+        [sendgrid_event("bounce", email, clock, reason="550 5.1.1", type="bounce")]
+    )
+    real = client.update_attempt
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(client, "update_attempt", broken)
+    with pytest.raises(RuntimeError):
+        await sendgrid_post(http, body, sendgrid_key, clock)
+    monkeypatch.setattr(client, "update_attempt", real)
+    retried = await sendgrid_post(http, body, sendgrid_key, clock)
+    assert retried.status_code == 200
+    bounced = (await client.get(n.id)).attempt(email.id)
+    assert bounced is not None
+    assert bounced.status is AttemptStatus.UNDELIVERED
+
+
+async def test_one_click_unsubscribe_is_an_event_and_ends_the_email_wait(
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    plan: Plan,
+    clock: FakeClock,
+    channels: dict[str, InMemoryChannel],
+) -> None:
+    n = await start(client, plan)
+    await to_step(client, clock, n, 1)
+    link = channels["email"].outbox[-1].unsubscribe_url
+    assert link is not None
+    response = await http.post(path_of(link), content=b"List-Unsubscribe=One-Click")
+    assert response.status_code == 200
+    assert EventKind.OPTED_OUT in await kinds(client, n)
+    await client.run_due()
+    assert len(channels["voice"].outbox) == 1  # no 30-minute wait on a mailbox that said no

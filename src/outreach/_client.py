@@ -372,6 +372,10 @@ class AsyncClient:
         """True the first time a webhook event id is seen: callbacks arrive more than once."""
         return await self.store.remember(key, self.clock.now())
 
+    async def forget_sighting(self, key: str) -> None:
+        """Forget a webhook event id whose handling failed, so its retry is applied."""
+        await self.store.forget(key)
+
     async def opt_out(
         self,
         medium: Medium | str,

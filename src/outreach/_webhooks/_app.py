@@ -15,7 +15,13 @@ from outreach._client import AsyncClient
 from outreach._settings import Settings
 from outreach._urls import PublicUrls
 from outreach._webhooks import _sendgrid, _twilio
-from outreach._webhooks._common import Ctx, Rejected, SendGridVerifier, TwilioVerifier
+from outreach._webhooks._common import (
+    SIGHTED,
+    Ctx,
+    Rejected,
+    SendGridVerifier,
+    TwilioVerifier,
+)
 from outreach._webhooks._pages import Pages
 from outreach.exceptions import ConfigurationError
 
@@ -103,7 +109,16 @@ def create_app(
 
     def bind(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            return await handler(ctx, request)
+            sighted: list[str] = []
+            token = SIGHTED.set(sighted)
+            try:
+                return await handler(ctx, request)
+            except BaseException:
+                for key in sighted:  # nothing took effect: let the provider's retry through
+                    await ctx.client.forget_sighting(key)
+                raise
+            finally:
+                SIGHTED.reset(token)
 
         endpoint.__name__ = getattr(handler, "__name__", "endpoint")
         return endpoint

@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 import logging
 from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -213,6 +214,10 @@ class SendGridVerifier:
             raise Rejected(403, "invalid SendGrid signature")
 
 
+SIGHTED: ContextVar[list[str]] = ContextVar("outreach_webhook_sightings")
+"""Event keys first seen by the request being handled."""
+
+
 @dataclass(frozen=True, slots=True)
 class Ctx:
     """What the routes share: the client, the settings and the configured verifiers.
@@ -225,6 +230,14 @@ class Ctx:
     urls: PublicUrls
     twilio: TwilioVerifier | None
     sendgrid: SendGridVerifier | None
+
+    async def first_sighting(self, key: str) -> bool:
+        """True the first time a provider event is seen. Remembered for the request: if
+        handling it then fails, the key is forgotten so the provider's retry is applied."""
+        fresh = await self.client.first_sighting(key)
+        if fresh:
+            SIGHTED.get().append(key)
+        return fresh
 
     async def twilio_form(self, request: Request) -> Form:
         """Read, parse and verify a Twilio webhook post."""

@@ -196,6 +196,8 @@ class Pages:
         await read_body(request, FORM_LIMIT)  # "List-Unsubscribe=One-Click"; size-limited
         email = notification.recipient.email
         if email:
-            await ctx.client.suppress(Medium.EMAIL, email, reason="one-click unsubscribe")
+            await ctx.client.opt_out(
+                Medium.EMAIL, email, reason="one-click unsubscribe", notification_id=notification.id
+            )
             log.info("one-click unsubscribe of %s", mask(email))
         return self.notice("You are unsubscribed", "You will not get these emails any more.")

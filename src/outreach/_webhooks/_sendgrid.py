@@ -79,7 +79,7 @@ async def _apply(ctx: Ctx, event: Mapping[str, Any]) -> None:
     client = ctx.client
     kind = _text(event.get("event"))
     event_id = _text(event.get("sg_event_id"))
-    if event_id and not await client.first_sighting(f"sendgrid:{event_id}"):
+    if event_id and not await ctx.first_sighting(f"sendgrid:{event_id}"):
         return
     attempt_id = _text(event.get(ATTEMPT_ARG)) or None
     notification = None
@@ -96,7 +96,12 @@ async def _apply(ctx: Ctx, event: Mapping[str, Any]) -> None:
         )
         theirs = _text(event.get("email"))
         for email in dict.fromkeys(a for a in (ours, theirs) if a):
-            await client.suppress(Medium.EMAIL, email, reason=f"sendgrid {kind}")
+            await client.opt_out(
+                Medium.EMAIL,
+                email,
+                reason=f"sendgrid {kind}",
+                notification_id=None if notification is None else notification.id,
+            )
         log.info("email opt-out (%s) for %s", kind, mask(ours or theirs))
         return
     status = _STATUS.get(kind)

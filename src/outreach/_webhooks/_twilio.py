@@ -174,7 +174,7 @@ async def inbound_sms(ctx: Ctx, request: Request) -> Response:
     if not phone:
         raise Rejected(400, "missing From")
     sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid")
-    if sid and not await client.first_sighting(f"twilio:{sid}:received"):
+    if sid and not await ctx.first_sighting(f"twilio:{sid}:received"):
         return _sms()
     intent = keyword(body, form.get("OptOutType"))
     log.info("inbound SMS from %s (%s)", mask(phone), intent.value if intent else "reply")
@@ -229,7 +229,7 @@ async def status_callback(ctx: Ctx, request: Request) -> Response:
         log.debug("ignored Twilio status %r for %s", outcome.tag, outcome.sid)
         return _sms()
     client = ctx.client
-    if outcome.sid and not await client.first_sighting(f"twilio:{outcome.sid}:{outcome.tag}"):
+    if outcome.sid and not await ctx.first_sighting(f"twilio:{outcome.sid}:{outcome.tag}"):
         return _sms()
     if attempt_id is not None:
         updated = await client.update_attempt(

@@ -83,6 +83,10 @@ class Store(Protocol):
         """True the first time ``key`` (a webhook event's own id) is seen, False after."""
         ...
 
+    async def forget(self, key: str) -> None:
+        """Forget ``key``: the event it names was not applied after all."""
+        ...
+
     async def next_due(self) -> datetime | None:
         """The earliest scheduled time of any notification."""
         ...

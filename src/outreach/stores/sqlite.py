@@ -402,6 +402,13 @@ class SQLiteStore:
                 ).rowcount
             )
 
+    async def forget(self, key: str) -> None:
+        await self._call(self._forget, key)
+
+    def _forget(self, key: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM webhook_receipts WHERE key = ?", (key,))
+
     # event log and suppressions
 
     async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
