@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from outreach._client import AsyncClient
+from outreach._csv import read_recipients
 from outreach._factory import load_client
-from outreach._models import Notification, Status
+from outreach._models import Notification, Plan, Status
 from outreach._outcome import never_reached
 from outreach._settings import Settings
 from outreach.demo import run_story
@@ -62,6 +63,42 @@ def _ids(notification_id: str | None, key: str | None) -> tuple[str | None, str 
     if (notification_id is None) == (key is None):
         raise typer.BadParameter("give a notification id or --key, not both")
     return notification_id, key
+
+
+@app.command()
+def send(
+    plan_file: Annotated[Path, typer.Argument(help="The plan, as .toml or .json.")],
+    recipients: Annotated[Path, typer.Argument(help="CSV: id, phone, email, timezone, ...")],
+    campaign: Annotated[str, typer.Option(help="Campaign name; also prefixes each key.")],
+    context: Annotated[
+        list[str] | None, typer.Option(help="Template variable as name=value (repeatable).")
+    ] = None,
+    app_path: AppOption = None,
+) -> None:
+    """Start a plan for everyone in a CSV file; bad rows are reported and skipped."""
+    values = {}
+    for item in context or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"--context {item!r}: write it as name=value")
+        values[name] = value
+    requests, errors = read_recipients(recipients, key_prefix=campaign)
+    err = Console(stderr=True)
+    for error in errors:
+        err.print(f"[yellow]skipped[/yellow] {recipients.name} {error}")
+
+    async def go() -> int:
+        plan = Plan.load(plan_file)
+        async with _client(app_path) as ox:
+            started = await ox.start_many(plan, requests, context=values, campaign=campaign)
+            return len(started)
+
+    count = _run(go()) if requests else 0
+    typer.echo(
+        f"started {count} notification(s) in campaign {campaign}; skipped {len(errors)} row(s)"
+    )
+    if errors:
+        raise typer.Exit(2)
 
 
 @app.command()

@@ -20,6 +20,7 @@ __all__ = [
     "InMemoryChannel",
     "Persona",
     "ProviderSimulator",
+    "Sandbox",
     "SmsBehaviour",
 ]
 
@@ -32,10 +33,15 @@ def __getattr__(name: str) -> Any:
         from outreach import _simulator
 
         return getattr(_simulator, name)
+    if name == "Sandbox":
+        from outreach._sandbox import Sandbox
+
+        return Sandbox
     raise AttributeError(f"module 'outreach.testing' has no attribute {name!r}")
 
 
 if TYPE_CHECKING:
+    from outreach._sandbox import Sandbox
     from outreach._simulator import (
         CallBehaviour,
         EmailBehaviour,

@@ -11,25 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from outreach._client import AsyncClient, StartRequest
-from outreach._durations import parse_duration
 from outreach._models import Event, Notification, Plan, Recipient
+from outreach._sandbox import Sandbox
 from outreach._simulator import CallBehaviour, EmailBehaviour, Persona, SmsBehaviour
-from outreach._simulator._server import LoopbackServer
-from outreach.channels import Channel
-from outreach.channels.sendgrid import SendGridEmail
-from outreach.channels.twilio import TwilioSMS, TwilioVoice
-from outreach.testing import FakeClock, ProviderSimulator
-from outreach.webhooks import create_app
 
 DEMO_START = datetime.fromisoformat("2026-11-23T13:30:00+00:00")
 CAMPAIGN = "9K1042-2026-11-23"
-CAPE_AIR_NUMBER = "+15085550199"
 
 
 @dataclass(frozen=True)
@@ -130,16 +123,6 @@ def templates_dir() -> str:
     return str(resources.files("outreach.demo") / "templates")
 
 
-class _Later:
-    """An ASGI app filled in once the client it needs exists (its URL is needed first)."""
-
-    app: Callable[..., Awaitable[None]] | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        assert self.app is not None
-        await self.app(scope, receive, send)
-
-
 StepHook = Callable[[datetime, AsyncClient], Awaitable[None]]
 
 
@@ -148,77 +131,33 @@ async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None =
 
     ``on_step`` is awaited after every moment something happened (a live view, a slower pace).
     """
-    clock = FakeClock(DEMO_START)
-    end = DEMO_START + parse_duration(until)
-    personas = [p.persona for p in PASSENGERS]
-    webhooks = _Later()
-    server = LoopbackServer(webhooks)
-    await server.start()
-    try:
-        async with ProviderSimulator(
-            clock=clock, personas=personas, webhook_url=server.url, seed=1042
-        ) as sim:
-            settings = sim.settings(
-                secret_key="demo-only-secret",
-                store=store,
-                twilio_from=CAPE_AIR_NUMBER,
-                sendgrid_from="Cape Air <alerts@capeair.example>",
-            )
-            channels: dict[str, Channel] = {
-                "sms": TwilioSMS(settings=settings),
-                "email": SendGridEmail(settings=settings),
-                "voice": TwilioVoice(settings=settings),
-            }
-            client = AsyncClient(
-                store=store,
-                channels=channels,
-                templates=templates_dir(),
-                clock=clock,
-                settings=settings,
-            )
-            webhooks.app = create_app(client)
-            async with client as ox:
-                return await _play(ox, sim, clock, end, on_step)
-    finally:
-        await server.aclose()
-
-
-async def _play(
-    ox: AsyncClient,
-    sim: ProviderSimulator,
-    clock: FakeClock,
-    end: datetime,
-    on_step: StepHook | None,
-) -> Story:
-    plan = demo_plan()
-    await ox.start_many(
-        plan,
-        [StartRequest(p.recipient, key=f"{CAMPAIGN}/{p.recipient.id}") for p in PASSENGERS],
-        context={"flight": "9K 1042"},
-        campaign=CAMPAIGN,
-    )
-    while True:
-        await ox.run_due()
-        await sim.run_due()
-        if on_step is not None:
-            await on_step(clock.now(), ox)
-        upcoming = [t for t in (await ox.store.next_due(), sim.next_due()) if t is not None]
-        upcoming = [t for t in upcoming if t <= end]
-        if not upcoming:
-            break
-        clock.set(max(min(upcoming), clock.now() + timedelta(microseconds=1)))
-    order = {p.recipient.id: i for i, p in enumerate(PASSENGERS)}
-    notifications = sorted(
-        await ox.list(campaign=CAMPAIGN),
-        key=lambda n: (n.parent_id is not None, order[n.recipient.id]),
-    )
-    return Story(
-        plan=plan,
-        notifications=notifications,
-        events=[event async for event in ox.events()],
-        started=DEMO_START,
-        passengers={p.recipient.id: p for p in PASSENGERS},
-    )
+    async with Sandbox(
+        store=store,
+        templates=templates_dir(),
+        personas=[p.persona for p in PASSENGERS],
+        start=DEMO_START,
+    ) as box:
+        ox = box.client
+        plan = demo_plan()
+        await ox.start_many(
+            plan,
+            [StartRequest(p.recipient, key=f"{CAMPAIGN}/{p.recipient.id}") for p in PASSENGERS],
+            context={"flight": "9K 1042"},
+            campaign=CAMPAIGN,
+        )
+        await box.run_until(until, on_step=on_step)
+        order = {p.recipient.id: i for i, p in enumerate(PASSENGERS)}
+        notifications = sorted(
+            await ox.list(campaign=CAMPAIGN),
+            key=lambda n: (n.parent_id is not None, order[n.recipient.id]),
+        )
+        return Story(
+            plan=plan,
+            notifications=notifications,
+            events=[event async for event in ox.events()],
+            started=DEMO_START,
+            passengers={p.recipient.id: p for p in PASSENGERS},
+        )
 
 
 __all__ = ["DEMO_START", "PASSENGERS", "Passenger", "Story", "demo_plan", "run_story"]
