@@ -195,7 +195,8 @@ async def test_every_change_is_in_the_event_log_and_hooks_run_after_commit(
     seen: list[str] = []
 
     async def acknowledged(n: Notification) -> None:
-        seen.append(f"ack {n.choice}")
+        stored = await ox.get(n.id)  # called after commit: the store already has it
+        seen.append(f"ack {stored.choice} {stored.status}")
 
     def failing(n: Notification, attempt: outreach.Attempt) -> None:
         raise RuntimeError("the application's hook is broken")
@@ -213,7 +214,7 @@ async def test_every_change_is_in_the_event_log_and_hooks_run_after_commit(
         events = [e async for e in ox.events()]
         later = [e async for e in ox.events(since=events[1].seq)]
         assert later == events[2:]
-    assert seen == ["ack 1"]
+    assert seen == ["ack 1 acknowledged"]
 
 
 async def test_cancel_stops_everything(
