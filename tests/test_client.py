@@ -312,3 +312,18 @@ async def test_reading_back_does_not_validate_recipients_again(
 
     monkeypatch.setattr(phonenumbers, "parse", parse)
     assert (await client.get(n.id)).recipient == PAX
+
+
+def test_a_loopback_public_url_with_real_providers_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from outreach.channels import SendGridEmail
+
+    real = SendGridEmail(api_key="SG.x", from_email="alerts@example.com")
+    with caplog.at_level("WARNING", logger="outreach"):
+        AsyncClient(store="memory://", channels={"email": real})
+    assert "OUTREACH_PUBLIC_URL" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="outreach"):
+        AsyncClient(store="memory://", channels={"email": InMemoryChannel()})
+    assert "OUTREACH_PUBLIC_URL" not in caplog.text

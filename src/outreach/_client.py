@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic_core import PydanticSerializationError
 
@@ -91,6 +92,7 @@ class AsyncClient:
         self.templates = (
             folder if isinstance(folder, Templates) or folder is None else Templates(folder)
         )
+        _warn_if_links_point_here(self.settings.public_url, self.channels)
         secret = self.settings.secret_key
         if secret is None:
             log.warning(
@@ -422,6 +424,28 @@ class AsyncClient:
                 due = None
             poll = self.clock.now() + self.poll_interval
             await self.clock.sleep_until(poll if due is None else min(due, poll), self._wake)
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def _warn_if_links_point_here(public_url: str, channels: Mapping[str, Channel]) -> None:
+    """Real providers with a loopback public URL: callbacks and links would go nowhere."""
+    real = [
+        c.name
+        for c in channels.values()
+        if not _loopback(getattr(c, "base_url", "http://127.0.0.1"))
+    ]
+    if real and _loopback(public_url):
+        log.warning(
+            "OUTREACH_PUBLIC_URL is %s, but %s talk to real providers: status callbacks and "
+            "the links in messages will point at this machine; set it to the address "
+            "providers and customers reach",
+            public_url,
+            ", ".join(real),
+        )
 
 
 class Client:

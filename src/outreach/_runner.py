@@ -454,9 +454,10 @@ class Runner:
         retry_at = None if gave_up.retry_in is None else self.clock.now() + gave_up.retry_in
         text = f"{type(error).__name__}: {error}"
         if isinstance(error, ConfigurationError):
-            self.unavailable[attempt.channel] = str(error)
-            log.error("channel %r is switched off until restart: %s", attempt.channel, error)
-            await self.hooks.channel_error(attempt.channel, error)
+            if attempt.channel not in self.unavailable:  # concurrent sends report it once
+                self.unavailable[attempt.channel] = str(error)
+                log.error("channel %r is switched off until restart: %s", attempt.channel, error)
+                await self.hooks.channel_error(attempt.channel, error)
             return SendFailed(attempt.id, Failure.UNAVAILABLE, text, tries=tries)
         if isinstance(error, PermanentDeliveryError):
             failure = Failure.OPTED_OUT if error.opt_out else Failure.PERMANENT
