@@ -25,35 +25,11 @@ from outreach._redact import mask
 from outreach._webhooks._common import Ctx, Form, Rejected
 from outreach._webhooks._phrases import UNMATCHED, Phrases, phrases
 from outreach._webhooks._words import Intent, keyword, meaning
-from outreach.channels.twilio import call_twiml, twilio_language
+from outreach.channels.twilio import CALL_STATUS, MESSAGE_STATUS, call_twiml, twilio_language
 from outreach.exceptions import NotFound, TemplateError
 
 log = logging.getLogger("outreach.webhooks")
 
-_MESSAGE_STATUS: Final[Mapping[str, AttemptStatus]] = {
-    "accepted": AttemptStatus.QUEUED,
-    "scheduled": AttemptStatus.QUEUED,
-    "queued": AttemptStatus.QUEUED,
-    "sending": AttemptStatus.QUEUED,
-    "sent": AttemptStatus.SENT,
-    "partially_delivered": AttemptStatus.SENT,
-    "delivered": AttemptStatus.DELIVERED,
-    "read": AttemptStatus.ENGAGED,
-    "undelivered": AttemptStatus.UNDELIVERED,
-    "failed": AttemptStatus.FAILED,
-    "canceled": AttemptStatus.FAILED,
-}
-_CALL_STATUS: Final[Mapping[str, AttemptStatus]] = {
-    "queued": AttemptStatus.QUEUED,
-    "initiated": AttemptStatus.QUEUED,
-    "ringing": AttemptStatus.SENT,
-    "in-progress": AttemptStatus.ENGAGED,
-    "completed": AttemptStatus.ENGAGED,
-    "busy": AttemptStatus.UNDELIVERED,
-    "no-answer": AttemptStatus.UNDELIVERED,
-    "failed": AttemptStatus.FAILED,
-    "canceled": AttemptStatus.FAILED,
-}
 _CALL_ERROR: Final[Mapping[str, str]] = {
     "busy": "busy",
     "no-answer": "no answer",
@@ -103,7 +79,7 @@ def call_outcome(form: Form) -> Outcome:
     if raw in ("in-progress", "completed") or (not raw and answered_by):
         status, error = answered(answered_by)
     else:
-        status = _CALL_STATUS.get(raw)
+        status = CALL_STATUS.get(raw)
         error = code or _CALL_ERROR.get(raw)
     return Outcome(form.get("CallSid"), tag, status, error)
 
@@ -121,7 +97,7 @@ def message_outcome(form: Form) -> Outcome:
     """A message status callback."""
     sid = form.get("MessageSid") or form.get("SmsSid")
     raw = (form.get("MessageStatus") or form.get("SmsStatus")).strip().lower()
-    status = _MESSAGE_STATUS.get(raw)
+    status = MESSAGE_STATUS.get(raw)
     error = None
     if status in (AttemptStatus.UNDELIVERED, AttemptStatus.FAILED):
         error = describe_error(form.get("ErrorCode")) or f"message {raw}"

@@ -358,7 +358,8 @@ class _Twilio:
         raise outcome from exc
 
 
-_MESSAGE_STATUS: Final[Mapping[str, AttemptStatus]] = {
+# Twilio's message and call statuses on our scale, for API answers and status callbacks alike.
+MESSAGE_STATUS: Final[Mapping[str, AttemptStatus]] = {
     "accepted": AttemptStatus.QUEUED,
     "scheduled": AttemptStatus.QUEUED,
     "queued": AttemptStatus.QUEUED,
@@ -372,7 +373,7 @@ _MESSAGE_STATUS: Final[Mapping[str, AttemptStatus]] = {
     "canceled": AttemptStatus.FAILED,
 }
 
-_CALL_STATUS: Final[Mapping[str, AttemptStatus]] = {
+CALL_STATUS: Final[Mapping[str, AttemptStatus]] = {
     "queued": AttemptStatus.QUEUED,
     "initiated": AttemptStatus.QUEUED,
     "ringing": AttemptStatus.SENT,
@@ -459,7 +460,7 @@ class TwilioSMS(_Twilio):
             )
         except Exception as exc:
             return self._fail(exc)
-        return _receipt(instance, _MESSAGE_STATUS)
+        return _receipt(instance, MESSAGE_STATUS)
 
 
 class TwilioVoice(_Twilio):
@@ -528,7 +529,7 @@ class TwilioVoice(_Twilio):
             )
         except Exception as exc:
             return self._fail(exc)
-        return _receipt(instance, _CALL_STATUS)
+        return _receipt(instance, CALL_STATUS)
 
     async def cancel(self, provider_id: str) -> None:
         """Hang up a call (queued, ringing or in progress): the customer already acknowledged."""
