@@ -319,29 +319,30 @@ class AsyncClient:
         provider_id: str | None = None,
         error: str | None = None,
     ) -> Notification | None:
-        """Apply a provider's report on one attempt (by our id or the provider's).
+        """Apply a provider's report on one attempt, found by our id or else the provider's.
 
         Late, repeated and out-of-order reports are harmless: a status only moves forward.
-        Returns None when no attempt matches.
+        Given both ids, an attempt that never learned its provider id (its send's answer was
+        lost) learns it. Returns None when no attempt matches.
         """
-        notification = None
         if attempt_id is not None:
             notification = await self.store.get(attempt_id.split(".", 1)[0])
         elif provider_id is not None:
             notification = await self.store.find_by_provider_id(provider_id)
+        else:
+            return None
         attempt = next(
             (
                 a
                 for a in (notification.attempts if notification else ())
-                if a.id == attempt_id or (provider_id is not None and a.provider_id == provider_id)
+                if a.id == attempt_id or (attempt_id is None and a.provider_id == provider_id)
             ),
             None,
         )
         if notification is None or attempt is None:
             return None
-        return await self._apply(
-            notification, StatusUpdate(attempt.id, AttemptStatus(status), error)
-        )
+        update = StatusUpdate(attempt.id, AttemptStatus(status), error, provider_id)
+        return await self._apply(notification, update)
 
     async def reply_target(
         self, medium: Medium | str, address: str, *, sender: str | None = None

@@ -77,6 +77,7 @@ class StatusUpdate:
     attempt_id: str
     status: AttemptStatus
     error: str | None = None
+    provider_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,8 +287,13 @@ class _Run:
         self.n.__dict__.update(changes, updated_at=self.now)
 
     def put(self, attempt: Attempt) -> None:
-        others = tuple(a for a in self.n.attempts if a.id != attempt.id)
-        self.update(attempts=(*others, attempt))
+        """Record ``attempt``, in place if it exists: attempts stay in the order made."""
+        attempts = self.n.attempts
+        for i, existing in enumerate(attempts):
+            if existing.id == attempt.id:
+                self.update(attempts=(*attempts[:i], attempt, *attempts[i + 1 :]))
+                return
+        self.update(attempts=(*attempts, attempt))
 
     def current(self) -> Attempt | None:
         """The latest attempt at the step the cursor is on."""
@@ -395,7 +401,12 @@ class _Run:
 
     def status_update(self, event: StatusUpdate) -> None:
         attempt = self.n.attempt(event.attempt_id)
-        if attempt is None or _RANK[event.status] <= _RANK[attempt.status]:
+        if attempt is None:
+            return
+        if event.provider_id and not attempt.provider_id:
+            attempt = attempt.model_copy(update={"provider_id": event.provider_id})
+            self.put(attempt.model_copy(update={"updated_at": self.now}))
+        if _RANK[event.status] <= _RANK[attempt.status]:
             return
         self.put(
             attempt.model_copy(

@@ -293,16 +293,6 @@ async def test_an_answer_by_text_hangs_up_the_ringing_call(make_stack: MakeStack
     stack.assert_webhooks_accepted()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Notification.attempts is kept in last-updated order, not the order the attempts "
-        "were made: the engine's _Run.put() moves every updated attempt to the end. A late "
-        "delivery report for the text puts it after the email, so `outreach status` lists "
-        "attempt 0.1.0 before 0.0.0 and the demo's live view ('last attempt' = "
-        "attempts[-1]) shows the text while the email is the latest step."
-    ),
-)
 async def test_attempts_are_listed_in_the_order_they_were_made(make_stack: MakeStack) -> None:
     pax = passenger(8)
     phone, _ = _phone_and_email(8)

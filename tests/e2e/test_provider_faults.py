@@ -193,17 +193,6 @@ async def test_a_connection_lost_after_twilio_took_the_text_is_not_resent(
     stack.assert_webhooks_accepted()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: an attempt recorded `unknown` (the create request reached Twilio, its answer was "
-        "lost) never learns the provider's id, although every status callback carries the "
-        "CallSid/MessageSid: StatusUpdate has no provider_id and the webhook does not pass it. "
-        "So when the customer answers by text while that call rings, the engine cannot hang it "
-        "up (CancelCall needs attempt.provider_id): the phone keeps ringing, is picked up and "
-        "the customer hears 'We already have your answer'."
-    ),
-)
 async def test_a_call_whose_answer_was_lost_is_still_hung_up_on_acknowledgement(
     make_stack: MakeStack,
 ) -> None:

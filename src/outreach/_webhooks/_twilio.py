@@ -207,14 +207,11 @@ async def status_callback(ctx: Ctx, request: Request) -> Response:
     client = ctx.client
     if outcome.sid and not await ctx.first_sighting(f"twilio:{outcome.sid}:{outcome.tag}"):
         return _sms()
-    if attempt_id is not None:
-        updated = await client.update_attempt(
-            outcome.status, attempt_id=attempt_id, error=outcome.error
-        )
-    else:
-        updated = await client.update_attempt(
-            outcome.status, provider_id=outcome.sid, error=outcome.error
-        )
+    # Both ids when we have them: the callback teaches an attempt whose send answer was lost
+    # its provider id (needed to hang up the call, say).
+    updated = await client.update_attempt(
+        outcome.status, attempt_id=attempt_id, provider_id=outcome.sid or None, error=outcome.error
+    )
     if updated is None:
         log.warning("Twilio status for an unknown attempt %s (%s)", attempt_id, outcome.sid)
     return _sms()
