@@ -1,9 +1,11 @@
 """Cape Air, from a backend: one passenger, three channels, an answer, a follow-up.
 
-Runs as is (``python examples/cape_air.py``): the channels print to the terminal, the store is
-a SQLite file in a temporary folder, and a virtual clock moves time so the whole story takes a
-second. In a real service you would pass Twilio/SendGrid channels, the system clock (the
-default) and call ``await ox.run()`` in a worker.
+Runs as is (``python examples/cape_air.py``): with no provider credentials it plays against the
+local provider simulator (Twilio's and SendGrid's APIs on loopback, a simulated passenger who
+answers the call and presses 2) on a virtual clock, so the whole story takes a second. In a
+real service you build the same ``AsyncClient`` with ``TwilioSMS()``, ``SendGridEmail()`` and
+``TwilioVoice()`` (they read ``OUTREACH_*``), keep the system clock, serve the webhooks
+(``outreach serve``) and let ``await ox.run()`` drive the escalations.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import tempfile
 from pathlib import Path
 
 from outreach import AsyncClient, FollowUp, Option, Plan, QuietHours, Recipient, Step
-from outreach.channels import Console
-from outreach.testing import FakeClock
+from outreach.testing import CallBehaviour, Persona, Sandbox
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -35,35 +36,42 @@ PLAN = Plan(
     follow_ups=[FollowUp(when_choice="2", after="3d", channel="voice", template="refund_check")],
 )
 
+PASSENGER = Recipient(
+    id="pax-17", phone="+16175550123", email="ann@example.com", timezone="America/New_York"
+)
+
+
+async def notify(ox: AsyncClient) -> str:
+    """What a backend does when a flight is cancelled: start, then let the runner work."""
+    n = await ox.start(
+        PASSENGER,
+        PLAN,
+        context={"flight": "9K 1042"},
+        key="9K1042-2026-11-23/pax-17",
+        campaign="9K1042-2026-11-23",
+        metadata={"pnr": "QX7T2L"},
+    )
+    return n.id
+
 
 async def main(store: str) -> str:
-    clock = FakeClock("2026-11-23T14:00:00+00:00")
-    channels = {"sms": Console("sms"), "email": Console("email"), "voice": Console("voice")}
-    async with AsyncClient(store=store, channels=channels, templates=TEMPLATES, clock=clock) as ox:
-        passenger = Recipient(
-            id="pax-17",
-            phone="+16175550123",
-            email="ann@example.com",
-            timezone="America/New_York",
-        )
-        n = await ox.start(
-            passenger,
-            PLAN,
-            context={"flight": "9K 1042"},
-            key="9K1042-2026-11-23/pax-17",
-            campaign="9K1042-2026-11-23",
-            metadata={"pnr": "QX7T2L"},
-        )
-        await ox.run_due()  # the text goes out
-        clock.advance("15m")
-        await ox.run_due()  # no answer: the email goes out
-        await ox.acknowledge(n.id, via="email", choice="2")  # she picks a refund
-        clock.advance("3d")
-        await ox.run_due()  # the follow-up call checks the refund arrived
-        n = await ox.get(key="9K1042-2026-11-23/pax-17")
-        follow_up = await ox.get(key="9K1042-2026-11-23/pax-17/refund_check")
+    """The story on the simulator; returns how it ended."""
+    answers_the_call = Persona(
+        phone=PASSENGER.phone,
+        email=PASSENGER.email,
+        on_call=CallBehaviour(answer="human", press="2"),
+    )
+    async with Sandbox(store=store, templates=TEMPLATES, personas=[answers_the_call]) as box:
+        await notify(box.client)
+        await box.run_until("4d")  # text, email, call, keypress; the refund check 3 days later
+        n = await box.client.get(key="9K1042-2026-11-23/pax-17")
+        follow_up = await box.client.get(key="9K1042-2026-11-23/pax-17/refund_check")
+        channels = ", ".join(a.channel for a in n.attempts)
         call = follow_up.attempts[-1]
-        return f"{n.status} (choice {n.choice}); follow-up {call.channel} {call.status}"
+        return (
+            f"{n.status} via {n.acknowledged_via} (choice {n.choice}) after {channels}; "
+            f"follow-up {call.channel} {call.status}"
+        )
 
 
 if __name__ == "__main__":

@@ -296,3 +296,31 @@ async def test_group_commit_survives_a_cancelled_waiter(client: AsyncClient, pla
     saved = await asyncio.wait_for(kept, 2)
     assert saved is not None
     assert saved.version == other.version + 1
+
+
+async def test_a_rate_limit_reset_instant_is_honoured_exactly(
+    client: AsyncClient, clock: FakeClock, plan: Plan, channels: dict[str, InMemoryChannel]
+) -> None:
+    """SendGrid's X-RateLimit-Reset is an instant: the step is re-attempted right then."""
+    reset = clock.now() + timedelta(seconds=90)
+    channels["sms"].fail_next(error=RateLimited("429", retry_at=reset))
+    n = await client.start(PAX, plan, context=CONTEXT)
+    await client.run_due()
+    assert (await client.get(n.id)).due_at == reset
+    clock.set(reset)
+    await client.run_due()
+    assert len(channels["sms"].outbox) == 1
+
+
+async def test_a_short_retry_after_waits_that_long_not_the_backoff(
+    client: AsyncClient, clock: FakeClock, plan: Plan, channels: dict[str, InMemoryChannel]
+) -> None:
+    start = clock.now()
+    channels["sms"].fail_next(error=RateLimited("429", retry_after=timedelta(seconds=2)))
+    n = await client.start(PAX, plan, context=CONTEXT)
+    await client.run_due()
+    assert (await client.get(n.id)).due_at == start + timedelta(seconds=2)
+    clock.advance("2s")
+    await client.run_due()
+    [_, sent] = (await client.get(n.id)).attempts
+    assert sent.sent_at == start + timedelta(seconds=2)
