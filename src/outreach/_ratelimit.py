@@ -9,7 +9,6 @@ deployment with several workers shares them through the store (the scale-out wor
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ class RecipientCap:
 
 
 DEFAULT_CAP = RecipientCap()
+_SWEEP_EVERY = 10_000
 
 
 @dataclass
@@ -39,7 +39,11 @@ class Pacer:
 
     def __post_init__(self) -> None:
         self._next_free: dict[str, datetime] = {}
-        self._recent: defaultdict[tuple[Medium, str], deque[datetime]] = defaultdict(deque)
+        # Send times per address, newest last; at most cap.count kept. Addresses not written
+        # to for a whole period are swept now and then, so a long-running worker's memory
+        # follows its recent traffic, not everyone it ever contacted.
+        self._recent: dict[tuple[Medium, str], list[datetime]] = {}
+        self._admitted = 0
 
     def admit(self, channel: str, medium: Medium, address: str, now: datetime) -> datetime:
         """Reserve a slot and return when the send may start.
@@ -52,7 +56,12 @@ class Pacer:
             return start
         self._reserve(channel, start, 1.0)
         if self.cap is not None and medium in self.cap.media:
-            self._recent[(medium, address)].append(start)
+            recent = self._recent.setdefault((medium, address), [])
+            recent.append(start)
+            del recent[: -self.cap.count]
+            self._admitted += 1
+            if self._admitted % _SWEEP_EVERY == 0:
+                self._sweep(now - self.cap.per)
         return start
 
     def charge_extra(self, channel: str, cost: float) -> None:
@@ -69,12 +78,11 @@ class Pacer:
         """The first instant another message may go to this address."""
         if self.cap is None or medium not in self.cap.media:
             return now
-        key = (medium, address)
-        recent = self._recent[key]
-        while recent and recent[0] <= now - self.cap.per:
-            recent.popleft()
-        if len(recent) < self.cap.count:
-            if not recent:
-                del self._recent[key]
+        recent = self._recent.get((medium, address), [])
+        if len(recent) < self.cap.count or recent[0] <= now - self.cap.per:
             return now
-        return recent[-self.cap.count] + self.cap.per
+        return recent[0] + self.cap.per
+
+    def _sweep(self, before: datetime) -> None:
+        """Forget addresses whose newest send is older than ``before``."""
+        self._recent = {key: times for key, times in self._recent.items() if times[-1] > before}

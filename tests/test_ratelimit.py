@@ -1,0 +1,45 @@
+"""Pacing: the token bucket, the per-recipient cap and its memory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from outreach import RecipientCap
+from outreach._models import Medium
+from outreach._ratelimit import Pacer
+
+T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+
+
+def test_a_channel_rate_spaces_slots_and_long_sms_cost_more() -> None:
+    pacer = Pacer({"sms": 2.0}, cap=None)
+    slots = [pacer.admit("sms", Medium.SMS, f"+1617555{i:04d}", T0) for i in range(3)]
+    assert slots == [T0, T0 + timedelta(seconds=0.5), T0 + timedelta(seconds=1)]
+    pacer.charge_extra("sms", 2)  # the last one was three segments long
+    assert pacer.admit("sms", Medium.SMS, "+16175559999", T0) == T0 + timedelta(seconds=2.5)
+
+
+def test_the_cap_allows_count_per_period_per_address() -> None:
+    pacer = Pacer({}, cap=RecipientCap(count=3, per=timedelta(hours=1)))
+    address = "+16175550123"
+    for minute in range(3):
+        now = T0 + timedelta(minutes=minute)
+        assert pacer.admit("sms", Medium.SMS, address, now) == now
+    assert pacer.admit("sms", Medium.SMS, address, T0 + timedelta(minutes=5)) == T0 + timedelta(
+        hours=1
+    )
+    assert pacer.admit("sms", Medium.EMAIL, "a@example.com", T0) == T0  # email is not capped
+    assert pacer.admit("voice", Medium.VOICE, address, T0) == T0  # each medium counts apart
+
+
+def test_the_cap_forgets_quiet_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("outreach._ratelimit._SWEEP_EVERY", 10)
+    pacer = Pacer({}, cap=RecipientCap(count=3, per=timedelta(hours=1)))
+    for i in range(10):
+        pacer.admit("sms", Medium.SMS, f"+1617555{i:04d}", T0)
+    later = T0 + timedelta(hours=2)
+    for i in range(10):
+        pacer.admit("sms", Medium.SMS, f"+1212555{i:04d}", later)
+    assert len(pacer._recent) == 10  # the first ten were swept
