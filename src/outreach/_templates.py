@@ -164,6 +164,7 @@ class Templates:
                 raise TemplateError(f"template root {str(root)!r} is not a directory")
         self._folders: dict[str, tuple[Path, frozenset[str]]] = {}
         self._compiled: dict[tuple[str, str, str], _Compiled] = {}
+        self._merged_globals: dict[jinja2.Template, dict[str, Any]] = {}
         self._env = jinja2.Environment(
             loader=_Loader(self._folder),
             undefined=jinja2.StrictUndefined,
@@ -303,12 +304,27 @@ class Templates:
     # -- rendering ------------------------------------------------------------------------------
 
     def _run(self, template: jinja2.Template, context: Mapping[str, Any]) -> str:
+        # What Template.render does, minus merging the globals (a ChainMap) into a fresh dict
+        # on every call: they are merged once per template and the context shared.
+        variables = {**self._globals(template), **context}
         try:
-            return template.render(context)
+            try:
+                return template.environment.concat(
+                    template.root_render_func(template.new_context(variables, shared=True))
+                )
+            except Exception:
+                template.environment.handle_exception()  # points the traceback at the template
         except TemplateError:
             raise
         except Exception as exc:
             raise self._error(exc, template.name or "<template>") from exc
+        raise AssertionError("handle_exception always raises")  # pragma: no cover
+
+    def _globals(self, template: jinja2.Template) -> dict[str, Any]:
+        merged = self._merged_globals.get(template)
+        if merged is None:
+            merged = self._merged_globals[template] = dict(template.globals)
+        return merged
 
     def _display(self, filename: str | None) -> str | None:
         """``/srv/templates/x/sms.txt`` -> ``x/sms.txt`` for files under a root."""
