@@ -1,0 +1,104 @@
+"""The names DESIGN.md promises: outside acceptance tests import exactly these."""
+
+from __future__ import annotations
+
+import inspect
+
+
+def test_the_documented_imports_work() -> None:
+    import outreach
+    from outreach import (  # noqa: F401
+        AsyncClient,
+        Attempt,
+        AttemptStatus,
+        Client,
+        Event,
+        FollowUp,
+        Notification,
+        Option,
+        Plan,
+        QuietHours,
+        Recipient,
+        RetryPolicy,
+        Status,
+        Step,
+    )
+    from outreach.channels import (  # noqa: F401
+        Channel,
+        Console,
+        Failover,
+        SendGridEmail,
+        TwilioSMS,
+        TwilioVoice,
+    )
+    from outreach.exceptions import OutreachError  # noqa: F401
+    from outreach.testing import FakeClock, InMemoryChannel, ProviderSimulator  # noqa: F401
+    from outreach.webhooks import create_app  # noqa: F401
+
+    assert outreach.__version__
+
+
+def test_enums_are_upper_case_members_with_lower_case_values() -> None:
+    from outreach import AttemptStatus, Status
+
+    assert Status.ACKNOWLEDGED == "acknowledged"
+    assert [s.value for s in Status] == [
+        "pending",
+        "active",
+        "acknowledged",
+        "exhausted",
+        "cancelled",
+        "expired",
+        "failed",
+    ]
+    assert {s.value for s in AttemptStatus} == {
+        "sending",
+        "queued",
+        "sent",
+        "delivered",
+        "engaged",
+        "undelivered",
+        "failed",
+        "unknown",
+        "skipped",
+    }
+
+
+def test_constructor_keywords() -> None:
+    from outreach import AsyncClient
+    from outreach.channels import SendGridEmail, TwilioSMS, TwilioVoice
+
+    def keywords(callable_: object) -> set[str]:
+        return set(inspect.signature(callable_).parameters)  # type: ignore[arg-type]
+
+    assert {"store", "channels", "templates", "clock", "hooks", "settings"} <= keywords(AsyncClient)
+    assert {
+        "account_sid",
+        "auth_token",
+        "from_",
+        "messaging_service_sid",
+        "base_url",
+        "rate",
+        "max_in_flight",
+    } <= keywords(TwilioSMS)
+    assert {"account_sid", "auth_token", "from_", "base_url", "rate", "max_in_flight"} <= keywords(
+        TwilioVoice
+    )
+    assert {"api_key", "from_email", "base_url", "rate", "max_in_flight"} <= keywords(SendGridEmail)
+
+
+def test_the_error_tree() -> None:
+    from outreach import exceptions as e
+
+    assert issubclass(e.ConfigurationError, e.OutreachError)
+    assert issubclass(e.TemplateError, e.OutreachError)
+    assert issubclass(e.InvalidRecipient, e.OutreachError)
+    assert issubclass(e.IdempotencyConflict, e.OutreachError)
+    assert issubclass(e.RateLimited, e.TransientDeliveryError)
+    assert issubclass(e.TransientDeliveryError, e.DeliveryError)
+    assert issubclass(e.PermanentDeliveryError, e.DeliveryError)
+    assert issubclass(e.DeliveryError, e.OutreachError)
+    assert issubclass(e.ConcurrencyError, e.StoreError)
+    assert issubclass(e.StoreError, e.OutreachError)
+    assert issubclass(e.InvalidSignature, e.WebhookError)
+    assert issubclass(e.WebhookError, e.OutreachError)
