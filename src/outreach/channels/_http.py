@@ -99,8 +99,6 @@ class HttpPool:
             for _ in range(max(shards, 1))
         ]
         self._turn = itertools.cycle(self._clients)
-        self.capacity = len(self._clients) * connections
-        """How many requests can be in flight without queueing for a connection."""
 
     async def request(
         self,
