@@ -190,6 +190,7 @@ class Runner:
             for name, c in self.channels.items()
         }
         self._start_at: dict[str, datetime] = {}
+        self._channel_errors: dict[str, tuple[str, Exception]] = {}  # attempt id -> hook args
 
     def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
         return Facts(media=self.media, unavailable=dict(self.unavailable), opted_out=opted_out)
@@ -321,6 +322,10 @@ class Runner:
             if isinstance(action, CancelCall):
                 await self.cancel_call(action.attempt)
         await self.hooks.after_commit(notification, decision.events)
+        for event in decision.events:
+            reported = self._channel_errors.pop(event.attempt_id or "", None)
+            if reported is not None:
+                await self.hooks.channel_error(*reported)
         for event in decision.events:
             if event.kind in (
                 EventKind.ACKNOWLEDGED,
@@ -457,7 +462,7 @@ class Runner:
             if attempt.channel not in self.unavailable:  # concurrent sends report it once
                 self.unavailable[attempt.channel] = str(error)
                 log.error("channel %r is switched off until restart: %s", attempt.channel, error)
-                await self.hooks.channel_error(attempt.channel, error)
+                self._channel_errors[attempt.id] = (attempt.channel, error)  # fired after commit
             return SendFailed(attempt.id, Failure.UNAVAILABLE, text, tries=tries)
         if isinstance(error, PermanentDeliveryError):
             failure = Failure.OPTED_OUT if error.opt_out else Failure.PERMANENT
