@@ -117,3 +117,14 @@ def test_channels_come_from_configured_credentials() -> None:
         sendgrid_from="alerts@example.com",
     )
     assert sorted(channels_from_settings(full)) == ["email", "sms", "voice"]
+
+
+def test_templates_command_checks_every_notice(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = runner.invoke(app, ["templates", str(ROOT / "templates"), "--context", "flight=9K 1042"])
+    assert good.exit_code == 0, good.output
+    assert "flight_cancelled" in good.output
+    assert "refund_check" in good.output
+    missing = runner.invoke(app, ["templates", str(ROOT / "templates")])
+    assert missing.exit_code == 1
+    assert "flight" in missing.output

@@ -17,12 +17,13 @@ from rich.table import Table
 from outreach._client import AsyncClient
 from outreach._csv import read_recipients
 from outreach._factory import load_client
-from outreach._models import Notification, Plan, Status
+from outreach._models import Medium, Notification, Option, Plan, Recipient, Status
 from outreach._outcome import never_reached
 from outreach._settings import Settings
+from outreach._templates import Templates
 from outreach.demo import run_story
 from outreach.demo._report import LiveBoard, print_summary, print_timeline, summary
-from outreach.exceptions import OutreachError
+from outreach.exceptions import OutreachError, TemplateError
 
 T = TypeVar("T")
 
@@ -76,12 +77,7 @@ def send(
     app_path: AppOption = None,
 ) -> None:
     """Start a plan for everyone in a CSV file; bad rows are reported and skipped."""
-    values = {}
-    for item in context or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise typer.BadParameter(f"--context {item!r}: write it as name=value")
-        values[name] = value
+    values = _pairs(context, "--context")
     requests, errors = read_recipients(recipients, key_prefix=campaign)
     err = Console(stderr=True)
     for error in errors:
@@ -99,6 +95,62 @@ def send(
     )
     if errors:
         raise typer.Exit(2)
+
+
+@app.command()
+def templates(
+    folder: Annotated[
+        Path | None, typer.Argument(help="Templates folder (default: OUTREACH_TEMPLATES).")
+    ] = None,
+    context: Annotated[
+        list[str] | None, typer.Option(help="Sample variable as name=value (repeatable).")
+    ] = None,
+) -> None:
+    """Check every notice: which media it has, and whether each renders with sample data."""
+    configured = Settings().templates
+    root = folder or (Path(configured) if configured else None)
+    if root is None:
+        raise typer.BadParameter("give a folder or set OUTREACH_TEMPLATES")
+    try:
+        notices = Templates(root)
+    except OutreachError as error:
+        raise typer.BadParameter(str(error)) from error
+    options = (Option(key="1", label="First choice"), Option(key="2", label="Second choice"))
+    sample: dict[str, Any] = {
+        "recipient": Recipient(id="sample", phone="+16175550123", email="sample@example.com"),
+        "options": options,
+        "ack_url": "https://example.com/ack/sample",
+        "option_urls": {o.key: f"https://example.com/ack/sample-{o.key}" for o in options},
+        **_pairs(context, "--context"),
+    }
+    table = Table("notice", *(m.value for m in Medium))
+    broken = 0
+    for name in notices.names():
+        cells = []
+        for medium in Medium:
+            try:
+                rendered = notices.render(name, medium, sample)
+            except TemplateError as error:
+                missing = "has no" in str(error)
+                broken += not missing
+                cells.append("[dim]-[/dim]" if missing else f"[red]{error}[/red]")
+                continue
+            extra = f" ({rendered.segments} SMS segment(s))" if rendered.segments else ""
+            cells.append(f"[green]ok[/green]{extra}")
+        table.add_row(name, *cells)
+    Console().print(table)
+    if broken:
+        raise typer.Exit(1)
+
+
+def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    values = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{option} {item!r}: write it as name=value")
+        values[name] = value
+    return values
 
 
 @app.command()
