@@ -277,9 +277,8 @@ class _Run:
     # bookkeeping
 
     def log(self, kind: EventKind, attempt_id: str | None = None, **data: Any) -> None:
-        # Built from values the engine itself produced: no validation needed (hot path).
         self.events.append(
-            Event.model_construct(
+            Event(
                 at=self.now, notification_id=self.n.id, kind=kind, attempt_id=attempt_id, data=data
             )
         )
@@ -570,7 +569,7 @@ class _Run:
         error: str | None = None,
     ) -> Attempt:
         n = self.n
-        attempt = Attempt.model_construct(
+        attempt = Attempt(
             id=f"{n.id}.{n.pass_}.{n.step}.{reattempt}",
             notification_id=n.id,
             pass_=n.pass_,
