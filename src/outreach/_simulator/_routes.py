@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
 import json
 import math
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -17,11 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from outreach._clock import SystemClock
 from outreach._simulator._faults import Channel, Fault, Faults
 from outreach._simulator._sendgrid import SendGridError, SendGridSim, sendgrid_error_body
 from outreach._simulator._server import Drop
 from outreach._simulator._twilio import TwilioError, TwilioSim, twilio_error_body
 from outreach._simulator._world import World
+
+_WALL_CLOCK = SystemClock()
 
 __all__ = ["build_app"]
 
@@ -137,8 +140,8 @@ def build_app(
                 entry["fault"] = (
                     "drop" if fault.drop else f"HTTP {fault.status}" if fault.status else "slow"
                 )
-                if fault.delay:
-                    await asyncio.sleep(fault.delay)
+                if fault.delay:  # a slow provider is slow on the wall clock: timeouts are real
+                    await _WALL_CLOCK.sleep(timedelta(seconds=fault.delay))
                 if fault.drop and not fault.processed:
                     return Drop()
                 if fault.status is not None:

@@ -14,12 +14,15 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Future
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import uvicorn
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from outreach._clock import SystemClock
 
 __all__ = ["Drop", "LoopbackServer"]
 
@@ -29,6 +32,8 @@ Connections = dict[tuple[str, int], asyncio.Transport]
 
 _CONNECTIONS_KEY = "outreach.simulator.connections"
 _STARTUP_TIMEOUT = 10.0
+_WALL_CLOCK = SystemClock()  # serving happens in real time, whatever the simulated clock says
+_POLL = timedelta(milliseconds=2)
 
 
 def _protocol(connections: Connections) -> type[H11Protocol]:
@@ -90,7 +95,7 @@ class _Server(uvicorn.Server):
         deadline = loop.time() + (self.config.timeout_graceful_shutdown or 1)
         state = self.server_state
         while (state.connections or state.tasks) and loop.time() < deadline:
-            await asyncio.sleep(0.001)
+            await _WALL_CLOCK.sleep(_POLL)
         for task in list(state.tasks):
             task.cancel()
         for transport in list(self._connections.values()):
@@ -199,7 +204,7 @@ class LoopbackServer:
                 if self._task.done():
                     await self._task  # re-raises what stopped it
                     raise RuntimeError("the HTTP server stopped while starting")
-                await asyncio.sleep(0.002)
+                await _WALL_CLOCK.sleep(_POLL)
 
     async def aclose(self) -> None:
         """Stop serving (started with ``start`` in this loop)."""
