@@ -56,12 +56,14 @@ def test_support_commands_on_a_shared_sqlite_file(
     """start from code, then status / ack / report / cancel from the command line."""
     from outreach import Client, Recipient
     from outreach.demo import demo_plan, templates_dir
-    from outreach.testing import InMemoryChannel
+    from outreach.testing import FakeClock, InMemoryChannel
 
     store = f"sqlite:///{tmp_path / 'shared.db'}"
+    # Mid-afternoon UTC: at night the demo plan's quiet hours would hold the first SMS back.
+    daytime = FakeClock("2026-11-23T14:00:00+00:00")
     monkeypatch.setenv("OUTREACH_STORE", store)
     channels = {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
-    with Client(store=store, channels=channels, templates=templates_dir()) as ox:
+    with Client(store=store, channels=channels, templates=templates_dir(), clock=daytime) as ox:
         pax = Recipient(id="pax-1", phone="+16175550123", email="ann@example.com")
         ox.start(pax, demo_plan(), context={"flight": "9K 1042"}, key="k1", campaign="c1")
         ox.start(

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -69,6 +70,48 @@ def _attempt_rows(n: Notification) -> list[tuple[Any, ...]]:
     ]
 
 
+def _event_rows(events: Sequence[Event]) -> list[tuple[Any, ...]]:
+    return [
+        (to_micros(e.at), e.notification_id, e.kind, e.attempt_id, dump_data(e.data))
+        for e in events
+    ]
+
+
+def _insert_row(n: Notification, plan_id: str) -> tuple[Any, ...]:
+    return (
+        n.id,
+        n.key,
+        n.campaign,
+        n.parent_id,
+        n.status,
+        plan_id,
+        to_micros(n.due_at),
+        n.version,
+        to_micros(n.created_at),
+        dump_notification(n),
+    )
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Rows read on the store's thread, with the bodies of plans not parsed here yet."""
+
+    rows: list[tuple[str, str]]
+    plans: dict[str, str]
+
+
+@dataclass(slots=True)
+class _Encoded:
+    """One change turned into statement parameters (on the event loop's thread)."""
+
+    stored: Notification
+    update: tuple[Any, ...]
+    attempts: list[tuple[Any, ...]]
+    events: list[tuple[Any, ...]]
+    children: list[tuple[Any, ...]]
+    opt_outs: list[tuple[Any, ...]]
+
+
 def migrations() -> list[tuple[int, str]]:
     """The numbered schema scripts shipped with the package, in order."""
     folder = resources.files("outreach.stores") / "sql" / "sqlite"
@@ -96,7 +139,7 @@ class SQLiteStore:
         self._busy_timeout = busy_timeout
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
-        self._plans: dict[str, Plan] = {}
+        self._plans: dict[str, Plan] = {}  # parsed snapshots of committed plans
 
     # plumbing
 
@@ -125,17 +168,56 @@ class SQLiteStore:
             raise
         db.execute("COMMIT")
 
-    def _plan(self, plan_id: str) -> Plan:
-        plan = self._plans.get(plan_id)
-        if plan is None:
+    def _with_plans(self, rows: list[tuple[str, str]]) -> _Rows:
+        """``rows`` plus the stored bodies of the plans they use that are not parsed yet."""
+        plans = {}
+        for plan_id in {plan_id for plan_id, _ in rows} - self._plans.keys():
             row = self.db.execute("SELECT body FROM plans WHERE id = ?", (plan_id,)).fetchone()
             if row is None:
                 raise StoreError(f"plan snapshot {plan_id} is missing from {self._path}")
-            plan = self._plans[plan_id] = Plan.model_validate_json(row[0])
-        return plan
+            plans[plan_id] = row[0]
+        return _Rows(rows, plans)
 
-    def _load(self, rows: Sequence[tuple[str, str]]) -> list[Notification]:
-        return [load_notification(body, self._plan(plan_id)) for plan_id, body in rows]
+    def _decode(self, read: _Rows) -> list[Notification]:
+        """Notifications from rows. Runs on the event loop's thread, so the store's thread
+        holds Python's lock no longer than SQLite itself needs."""
+        for plan_id, body in read.plans.items():
+            self._plans.setdefault(plan_id, Plan.model_validate_json(body))
+        return [load_notification(body, self._plans[plan_id]) for plan_id, body in read.rows]
+
+    def _plan_rows(self, notifications: Sequence[Notification]) -> dict[str, str]:
+        """Snapshots to store for plans not known to be stored yet, by fingerprint."""
+        plans: dict[int, str] = {}  # fingerprints by object: equal plans are usually one object
+        new = {}
+        for n in notifications:
+            if id(n.plan) not in plans:
+                plan_id = plans[id(n.plan)] = n.plan.fingerprint
+                if plan_id not in self._plans:
+                    new[plan_id] = n.plan.model_dump_json()
+        return new
+
+    def _encode(self, change: Change) -> _Encoded:
+        n = change.notification
+        stored = n.model_copy(update={"version": n.version + 1})
+        update = (
+            n.status,
+            to_micros(n.due_at),
+            stored.version,
+            dump_notification(stored),
+            change.owner,
+            change.owner,
+            n.id,
+            n.version,
+        )
+        reported = to_micros(n.updated_at)
+        return _Encoded(
+            stored,
+            update,
+            _attempt_rows(n),
+            _event_rows(change.events),
+            [_insert_row(child, child.plan.fingerprint) for child in change.children],
+            [(m, a, "provider reported an opt-out", reported) for m, a in change.opt_outs],
+        )
 
     # lifecycle
 
@@ -178,94 +260,66 @@ class SQLiteStore:
     async def create(
         self, notifications: Sequence[Notification], events: Sequence[Event]
     ) -> list[Notification]:
-        return await self._call(self._create, notifications, events)
+        rows = [_insert_row(n, n.plan.fingerprint) for n in notifications]
+        plans = self._plan_rows(notifications)
+        taken = await self._call(self._create, notifications, rows, plans, _event_rows(events))
+        self._remember_plans(notifications)
+        return [new if old is None else old for new, old in zip(notifications, taken, strict=True)]
 
     def _create(
-        self, notifications: Sequence[Notification], events: Sequence[Event]
-    ) -> list[Notification]:
-        plans: dict[int, str] = {}
+        self,
+        notifications: Sequence[Notification],
+        rows: Sequence[tuple[Any, ...]],
+        plans: dict[str, str],
+        events: Sequence[tuple[Any, ...]],
+    ) -> list[Notification | None]:
+        """Insert; per notification, None if it was stored, else the one holding its key."""
+        taken: list[Notification | None] = []
         with self._write() as db:
-            stored = [self._insert(db, n, plans) for n in notifications]
-            for new, old in zip(notifications, stored, strict=True):
-                if new is not old and not new.same_request(old):
-                    raise IdempotencyConflict(  # rolls the whole batch back
-                        f"key {new.key!r} is already used by notification {old.id} "
-                        "with a different recipient or plan"
-                    )
-            created = {n.id for n, s in zip(notifications, stored, strict=True) if n is s}
-            self._append(db, [e for e in events if e.notification_id in created])
-        self._remember_plans(notifications)
-        return stored
+            db.executemany("INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)", plans.items())
+            for new, row in zip(notifications, rows, strict=True):
+                old = None
+                if not db.execute(_INSERT_NOTIFICATION, row).rowcount:
+                    found = db.execute(
+                        f"SELECT {_COLUMNS} FROM notifications WHERE key = ? OR id = ?",
+                        (new.key, new.id),
+                    ).fetchone()
+                    [old] = self._decode(self._with_plans([found]))  # rare: a repeated key
+                    if not new.same_request(old):
+                        raise IdempotencyConflict(  # rolls the whole batch back
+                            f"key {new.key!r} is already used by notification {old.id} "
+                            "with a different recipient or plan"
+                        )
+                taken.append(old)
+            created = {n.id for n, old in zip(notifications, taken, strict=True) if old is None}
+            db.executemany(_INSERT_EVENT, [e for e in events if e[1] in created])
+        return taken
 
     def _remember_plans(self, notifications: Sequence[Notification]) -> None:
         """Cache plan snapshots once their rows are committed (never before: a rollback)."""
         for n in notifications:
             self._plans.setdefault(n.plan.fingerprint, n.plan)
 
-    def _insert(
-        self, db: sqlite3.Connection, n: Notification, plans: dict[int, str]
-    ) -> Notification:
-        """Insert ``n``; if its key is taken, the notification already stored under it.
+    async def _read(self, sql: str, *args: Any) -> list[Notification]:
+        """Run a query of ``_COLUMNS`` on the store's thread; decode the rows on this one."""
+        return self._decode(await self._call(self._fetch, sql, args))
 
-        ``plans`` caches plan hashes by object for the length of one transaction.
-        """
-        plan_id = plans.get(id(n.plan))
-        if plan_id is None:
-            plan_id = plans[id(n.plan)] = n.plan.fingerprint
-            if plan_id not in self._plans:
-                db.execute(
-                    "INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)",
-                    (plan_id, n.plan.model_dump_json()),
-                )
-        inserted = db.execute(
-            _INSERT_NOTIFICATION,
-            (
-                n.id,
-                n.key,
-                n.campaign,
-                n.parent_id,
-                n.status,
-                plan_id,
-                to_micros(n.due_at),
-                n.version,
-                to_micros(n.created_at),
-                dump_notification(n),
-            ),
-        ).rowcount
-        if inserted:
-            return n
-        row = db.execute(
-            f"SELECT {_COLUMNS} FROM notifications WHERE key = ? OR id = ?", (n.key, n.id)
-        ).fetchone()
-        return self._load([row])[0]
-
-    def _append(self, db: sqlite3.Connection, events: Sequence[Event]) -> None:
-        db.executemany(
-            _INSERT_EVENT,
-            [
-                (to_micros(e.at), e.notification_id, e.kind, e.attempt_id, dump_data(e.data))
-                for e in events
-            ],
-        )
+    def _fetch(self, sql: str, args: Sequence[Any]) -> _Rows:
+        return self._with_plans(self.db.execute(sql, args).fetchall())
 
     async def get(self, notification_id: str) -> Notification | None:
-        return await self._call(self._get_one, "id", notification_id)
+        return await self._get_one("id", notification_id)
 
     async def get_by_key(self, key: str) -> Notification | None:
-        return await self._call(self._get_one, "key", key)
+        return await self._get_one("key", key)
 
-    def _get_one(self, column: str, value: str) -> Notification | None:
-        row = self.db.execute(
-            f"SELECT {_COLUMNS} FROM notifications WHERE {column} = ?", (value,)
-        ).fetchone()
-        return None if row is None else self._load([row])[0]
+    async def _get_one(self, column: str, value: str) -> Notification | None:
+        found = await self._read(f"SELECT {_COLUMNS} FROM notifications WHERE {column} = ?", value)
+        return found[0] if found else None
 
     async def query(
         self, *, status: Status | None = None, campaign: str | None = None, limit: int = 1000
     ) -> list[Notification]:
-        return await self._call(self._query, status, campaign, limit)
-
-    def _query(self, status: Status | None, campaign: str | None, limit: int) -> list[Notification]:
         where, args = ["1 = 1"], []
         if status is not None:
             where.append("status = ?")
@@ -273,21 +327,19 @@ class SQLiteStore:
         if campaign is not None:
             where.append("campaign = ?")
             args.append(campaign)
-        rows = self.db.execute(
+        return await self._read(
             f"SELECT {_COLUMNS} FROM notifications WHERE {' AND '.join(where)}"
             " ORDER BY created_at, id LIMIT ?",
-            (*args, limit),
-        ).fetchall()
-        return self._load(rows)
+            *args,
+            limit,
+        )
 
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
     ) -> list[Notification]:
-        return await self._call(self._claim_due, now, owner, lease, limit)
+        return self._decode(await self._call(self._claim_due, now, owner, lease, limit))
 
-    def _claim_due(
-        self, now: datetime, owner: str, lease: timedelta, limit: int
-    ) -> list[Notification]:
+    def _claim_due(self, now: datetime, owner: str, lease: timedelta, limit: int) -> _Rows:
         at = to_micros(now)
         with self._write() as db:
             rows = db.execute(
@@ -302,54 +354,38 @@ class SQLiteStore:
                 """,
                 (owner, to_micros(now + lease), at, at, limit),
             ).fetchall()
-        return self._load(rows)
+        return self._with_plans(rows)
 
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
-        return await self._call(self._save, changes)
+        encoded = [self._encode(change) for change in changes]
+        children = [child for change in changes for child in change.children]
+        plans = self._plan_rows(children)
+        saved = await self._call(self._save, encoded, plans)
+        self._remember_plans(children)
+        return [e.stored if ok else None for e, ok in zip(encoded, saved, strict=True)]
 
-    def _save(self, changes: Sequence[Change]) -> list[Notification | None]:
-        results: list[Notification | None] = []
+    def _save(self, changes: Sequence[_Encoded], plans: dict[str, str]) -> list[bool]:
+        saved = []
         attempts: list[tuple[Any, ...]] = []
-        events: list[Event] = []
+        events: list[tuple[Any, ...]] = []
         opt_outs: list[tuple[Any, ...]] = []
-        children: list[Notification] = []
         with self._write() as db:
+            db.executemany("INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)", plans.items())
             for change in changes:
-                n = change.notification
-                stored = n.model_copy(update={"version": n.version + 1})
-                updated = db.execute(
-                    _UPDATE_NOTIFICATION,
-                    (
-                        n.status,
-                        to_micros(n.due_at),
-                        stored.version,
-                        dump_notification(stored),
-                        change.owner,
-                        change.owner,
-                        n.id,
-                        n.version,
-                    ),
-                ).rowcount
+                updated = db.execute(_UPDATE_NOTIFICATION, change.update).rowcount
+                saved.append(bool(updated))
                 if not updated:
-                    results.append(None)
                     continue
-                attempts.extend(_attempt_rows(n))
-                events.extend(change.events)
-                for child in change.children:
-                    self._insert(db, child, {})
-                    children.append(child)
-                reported = to_micros(n.updated_at)
-                opt_outs.extend(
-                    (m, a, "provider reported an opt-out", reported) for m, a in change.opt_outs
-                )
-                results.append(stored)
+                attempts += change.attempts
+                events += change.events
+                opt_outs += change.opt_outs
+                # A follow-up whose key is taken was started before: it is not started twice.
+                db.executemany(_INSERT_NOTIFICATION, change.children)
             # One statement per table for the whole group: what makes group commit pay.
             db.executemany(_UPSERT_ATTEMPT, attempts)
-            self._append(db, events)
-            if opt_outs:
-                db.executemany(_INSERT_SUPPRESSION, opt_outs)
-        self._remember_plans(children)
-        return results
+            db.executemany(_INSERT_EVENT, events)
+            db.executemany(_INSERT_SUPPRESSION, opt_outs)
+        return saved
 
     async def next_due(self) -> datetime | None:
         return await self._call(self._next_due)
@@ -363,32 +399,32 @@ class SQLiteStore:
         return None if value is None else from_micros(value)
 
     async def find_by_provider_id(self, provider_id: str) -> Notification | None:
-        return await self._call(self._find_by_provider_id, provider_id)
-
-    def _find_by_provider_id(self, provider_id: str) -> Notification | None:
-        row = self.db.execute(
-            "SELECT notification_id FROM attempts WHERE provider_id = ? LIMIT 1", (provider_id,)
-        ).fetchone()
-        return None if row is None else self._get_one("id", row[0])
+        found = await self._read(
+            f"SELECT {_COLUMNS} FROM notifications WHERE id = ("
+            " SELECT notification_id FROM attempts WHERE provider_id = ? LIMIT 1)",
+            provider_id,
+        )
+        return found[0] if found else None
 
     async def latest_sent_to(
         self, medium: Medium, address: str, *, since: datetime, sender: str | None = None
     ) -> Notification | None:
-        return await self._call(self._latest_sent_to, medium, address, since, sender)
-
-    def _latest_sent_to(
-        self, medium: Medium, address: str, since: datetime, sender: str | None
-    ) -> Notification | None:
-        row = self.db.execute(
-            """
-            SELECT notification_id FROM attempts
-            WHERE medium = ? AND address = ? AND sent_at >= ?
-              AND (? IS NULL OR sender IS NULL OR sender = ?)
-            ORDER BY sent_at DESC LIMIT 1
+        found = await self._read(
+            f"""
+            SELECT {_COLUMNS} FROM notifications WHERE id = (
+                SELECT notification_id FROM attempts
+                WHERE medium = ? AND address = ? AND sent_at >= ?
+                  AND (? IS NULL OR sender IS NULL OR sender = ?)
+                ORDER BY sent_at DESC LIMIT 1
+            )
             """,
-            (medium, address, to_micros(since), sender, sender),
-        ).fetchone()
-        return None if row is None else self._get_one("id", row[0])
+            medium,
+            address,
+            to_micros(since),
+            sender,
+            sender,
+        )
+        return found[0] if found else None
 
     async def remember(self, key: str, now: datetime) -> bool:
         return await self._call(self._remember, key, now)
