@@ -105,6 +105,11 @@ def follow_up_of(parent: Notification, action: StartFollowUp, now: datetime) -> 
     )
 
 
+def _send_of(decision: Decision) -> Send | None:
+    """The send a decision asks for, if any (the engine asks for at most one)."""
+    return next((a for a in decision.actions if isinstance(a, Send)), None)
+
+
 def change_for(decision: Decision, now: datetime, *, owner: str | None) -> Change:
     """What to store for a decision: the new state, its log, follow-ups and opt-outs."""
     children = [
@@ -137,12 +142,19 @@ class _GroupCommit:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._pending: list[tuple[Change, asyncio.Future[Notification | None]]] = []
+        self._pending: list[tuple[Sequence[Change], asyncio.Future[list[Notification | None]]]]
+        self._pending = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def save(self, change: Change) -> Notification | None:
-        future: asyncio.Future[Notification | None] = asyncio.get_running_loop().create_future()
-        self._pending.append((change, future))
+        [stored] = await self.save_many([change])
+        return stored
+
+    async def save_many(self, changes: Sequence[Change]) -> list[Notification | None]:
+        """Save ``changes`` with whatever else is queued; per change, what ``Store.save`` says."""
+        future: asyncio.Future[list[Notification | None]]
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((changes, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await future
@@ -151,17 +163,18 @@ class _GroupCommit:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                results: list[Notification | None] = await self._store.save(
-                    [change for change, _ in batch]
-                )
+                results = await self._store.save([c for changes, _ in batch for c in changes])
             except Exception as error:
                 for _, future in batch:
                     if not future.done():  # its waiter may have been cancelled
                         future.set_exception(error)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            start = 0
+            for changes, future in batch:
+                end = start + len(changes)
                 if not future.done():
-                    future.set_result(result)
+                    future.set_result(results[start:end])
+                start = end
 
 
 @dataclass
@@ -216,12 +229,13 @@ class Runner:
     async def run_due(self) -> int:
         """Run everything due now; return how many claims were handled.
 
-        Claims are topped up while earlier ones are still sending (a rolling window of about
-        ``batch_size`` notifications), so the store's thread and the event loop stay busy
-        together and no batch waits for the slowest send of the one before.
+        Each claim is decided and stored as one batch; its sends then run as tasks, each
+        following its notification until the engine has nothing more to send now. Claims
+        are topped up while earlier sends are still going (a rolling window of about
+        ``batch_size`` notifications), so no batch waits for the slowest send of the one before.
         """
         handled = 0
-        running: set[asyncio.Task[Notification]] = set()
+        running: set[asyncio.Task[None]] = set()
         failures: list[BaseException] = []
         refill_below = max(self.batch_size // 2, 1)
         drained = False  # the last claim found nothing due
@@ -230,9 +244,8 @@ class Runner:
                 batch, opted_out = await self.claim(self.batch_size - len(running))
                 drained = not batch
                 handled += len(batch)
-                running.update(
-                    asyncio.create_task(self.drive(n, Tick(), opted_out[n.id])) for n in batch
-                )
+                sends = await self.begin(batch, opted_out, failures)
+                running.update(asyncio.create_task(self.follow(*send)) for send in sends)
             if not running:
                 if failures:
                     # One notification's failure never stops the others; report it at the end.
@@ -256,16 +269,65 @@ class Runner:
         )
         return batch, await self.opted_out(batch) if batch else {}
 
-    async def drive(
-        self, notification: Notification, event: Input, opted_out: frozenset[Medium]
-    ) -> Notification:
-        """Apply ``event`` and keep going while the engine asks for sends."""
+    async def begin(
+        self,
+        batch: Sequence[Notification],
+        opted_out: Mapping[str, frozenset[Medium]],
+        failures: list[BaseException],
+    ) -> list[tuple[Notification, Attempt, frozenset[Medium]]]:
+        """Decide what is due for a claimed batch and store it in one transaction; return the
+        sends it asks for. Failures are logged and added to ``failures``."""
+        if not batch:
+            return []
+        now = self.clock.now()
+        decided, changes = [], []
+        for notification in batch:
+            try:
+                decision = self.decide(notification, Tick(), opted_out[notification.id], now)
+                owner = None if _send_of(decision) else self.owner
+                changes.append(change_for(decision, now, owner=owner))
+            except Exception as error:
+                log.error("notification %s could not be driven", notification.id, exc_info=error)
+                failures.append(error)
+                continue
+            decided.append((notification, decision))
+        try:
+            saved = await self._commits.save_many(changes)
+        except Exception as error:
+            log.error("a claimed batch could not be stored", exc_info=error)
+            failures.append(error)
+            return []
+        sends = []
+        for (notification, decision), stored in zip(decided, saved, strict=True):
+            opted = opted_out[notification.id]
+            try:
+                if stored is None:  # another writer got there first: decide on a fresh copy
+                    fresh = await self.store.get(notification.id)
+                    if fresh is None:
+                        continue
+                    decision, stored = await self.apply(fresh, Tick(), opted)
+                else:
+                    await self.after_commit(stored, decision)
+            except Exception as error:
+                log.error("notification %s could not be driven", notification.id, exc_info=error)
+                failures.append(error)
+                continue
+            send = _send_of(decision)
+            if send is not None:
+                sends.append((stored, send.attempt, opted))
+        return sends
+
+    async def follow(
+        self, notification: Notification, attempt: Attempt, opted_out: frozenset[Medium]
+    ) -> None:
+        """Send ``attempt``, then keep going while the engine asks for sends."""
         while True:
+            event = await self.send(notification, attempt)
             decision, notification = await self.apply(notification, event, opted_out)
-            send = next((a for a in decision.actions if isinstance(a, Send)), None)
+            send = _send_of(decision)
             if send is None:
-                return notification
-            event = await self.send(notification, send.attempt)
+                return
+            attempt = send.attempt
 
     async def apply(
         self,
@@ -283,8 +345,7 @@ class Runner:
         for _ in range(_SAVE_TRIES):
             now = self.clock.now()
             decision = self.decide(notification, event, opted_out, now)
-            sends = any(isinstance(a, Send) for a in decision.actions)
-            release = leased and not sends
+            release = leased and _send_of(decision) is None
             change = change_for(decision, now, owner=self.owner if release else None)
             stored = await self._commits.save(change)
             if stored is not None:
@@ -302,7 +363,7 @@ class Runner:
         """The engine's decision, with a send held back when pacing says it is not yet time."""
         state = State(notification, self.facts(opted_out))
         decision = decide(state, event, now)
-        send = next((a for a in decision.actions if isinstance(a, Send)), None)
+        send = _send_of(decision)
         if send is None:
             return decision
         attempt = send.attempt
