@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -43,3 +44,14 @@ def test_the_cap_forgets_quiet_addresses(monkeypatch: pytest.MonkeyPatch) -> Non
     for i in range(10):
         pacer.admit("sms", Medium.SMS, f"+1212555{i:04d}", later)
     assert len(pacer._recent) == 10  # the first ten were swept
+
+
+def test_the_cap_memory_is_left_alone_by_the_garbage_collector() -> None:
+    """One entry per person contacted: the cyclic GC must not crawl them on every full pass."""
+    pacer = Pacer({}, cap=RecipientCap(count=3, per=timedelta(hours=1)))
+    for i in range(100):
+        for minute in range(4):
+            pacer.admit("sms", Medium.SMS, f"+1617555{i:04d}", T0 + timedelta(minutes=minute))
+    gc.collect()
+    assert all(len(times) <= 3 for times in pacer._recent.values())
+    assert not any(gc.is_tracked(key) or gc.is_tracked(t) for key, t in pacer._recent.items())

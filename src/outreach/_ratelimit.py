@@ -39,10 +39,12 @@ class Pacer:
 
     def __post_init__(self) -> None:
         self._next_free: dict[str, datetime] = {}
-        # Send times per address, newest last; at most cap.count kept. Addresses not written
-        # to for a whole period are swept now and then, so a long-running worker's memory
-        # follows its recent traffic, not everyone it ever contacted.
-        self._recent: dict[tuple[Medium, str], list[datetime]] = {}
+        # Send times per (medium, address), newest last; at most cap.count kept. Addresses
+        # not written to for a whole period are swept now and then, so a long-running worker's
+        # memory follows its recent traffic, not everyone it ever contacted. Keys and values
+        # are tuples of strings and datetimes, which the garbage collector stops tracking:
+        # with one entry per person contacted, lists here made every full collection crawl.
+        self._recent: dict[tuple[str, str], tuple[datetime, ...]] = {}
         self._admitted = 0
 
     def admit(self, channel: str, medium: Medium, address: str, now: datetime) -> datetime:
@@ -56,9 +58,8 @@ class Pacer:
             return start
         self._reserve(channel, start, 1.0)
         if self.cap is not None and medium in self.cap.media:
-            recent = self._recent.setdefault((medium, address), [])
-            recent.append(start)
-            del recent[: -self.cap.count]
+            key = (medium.value, address)
+            self._recent[key] = (*self._recent.get(key, ()), start)[-self.cap.count :]
             self._admitted += 1
             if self._admitted % _SWEEP_EVERY == 0:
                 self._sweep(now - self.cap.per)
@@ -78,7 +79,7 @@ class Pacer:
         """The first instant another message may go to this address."""
         if self.cap is None or medium not in self.cap.media:
             return now
-        recent = self._recent.get((medium, address), [])
+        recent = self._recent.get((medium.value, address), ())
         if len(recent) < self.cap.count or recent[0] <= now - self.cap.per:
             return now
         return recent[0] + self.cap.per

@@ -30,8 +30,12 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in an event")
 
 
+# One encoder for every event: ``json.dumps`` with options builds a new one per call.
+_EVENT_DATA = json.JSONEncoder(default=_default, separators=(",", ":"))
+
+
 def dump_data(data: dict[str, Any]) -> str:
-    return json.dumps(data, default=_default, separators=(",", ":"))
+    return _EVENT_DATA.encode(data)
 
 
 def dump_notification(notification: Notification) -> str:

@@ -171,7 +171,7 @@ class SQLiteStore:
     def _with_plans(self, rows: list[tuple[str, str]]) -> _Rows:
         """``rows`` plus the stored bodies of the plans they use that are not parsed yet."""
         plans = {}
-        for plan_id in {plan_id for plan_id, _ in rows} - self._plans.keys():
+        for plan_id in {plan_id for plan_id, _ in rows if plan_id not in self._plans}:
             row = self.db.execute("SELECT body FROM plans WHERE id = ?", (plan_id,)).fetchone()
             if row is None:
                 raise StoreError(f"plan snapshot {plan_id} is missing from {self._path}")
