@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import json
 import pstats
@@ -113,6 +114,31 @@ class Stopwatch:
         self.timing.wall += time.perf_counter() - self._wall
         self.timing.cpu += time.process_time() - self._cpu
         self.timing.rss_mb = peak_rss_mb()
+
+
+class GcTimer:
+    """Counts the cyclic garbage collector's passes and the wall time they take, by generation
+    (it runs on whichever thread allocates; its pauses hold Python's lock)."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __enter__(self) -> GcTimer:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = info["generation"]
+        self.passes[generation] += 1
+        self.seconds[generation] += time.perf_counter() - self._started
 
 
 def source_revision() -> str:
@@ -339,6 +365,7 @@ class Results:
     saves: SaveCounter = field(default_factory=SaveCounter)
     claimed: list[int] = field(default_factory=list)
     thread_cpu: dict[str, float] = field(default_factory=dict)
+    gc: GcTimer = field(default_factory=GcTimer)
 
 
 async def in_store_thread(ox: AsyncClient, fn: Callable[[], Any]) -> Any:
@@ -389,14 +416,15 @@ async def run_outreach(
         if main_profiler and store_profiler:
             await in_store_thread(ox, store_profiler.enable)
             main_profiler.enable()
-        for label, advance in steps:
-            if advance is not None:
-                clock.advance(advance)
-            progress(f"phase 2: {label}")
-            timing = Timing(label, n)
-            with Stopwatch(timing):
-                results.claimed.append(await ox.run_due())
-            results.phases.append(timing)
+        with results.gc:
+            for label, advance in steps:
+                if advance is not None:
+                    clock.advance(advance)
+                progress(f"phase 2: {label}")
+                timing = Timing(label, n)
+                with Stopwatch(timing):
+                    results.claimed.append(await ox.run_due())
+                results.phases.append(timing)
         if main_profiler and store_profiler:
             main_profiler.disable()
             await in_store_thread(ox, store_profiler.disable)
@@ -520,6 +548,13 @@ def report(
     print(
         "  thread CPU over phases 1+2: "
         + ", ".join(f"{name} {cpu:.1f}s" for name, cpu in res.thread_cpu.items())
+    )
+    collector = res.gc
+    print(
+        f"  garbage collector in phase 2: {collector.passes[2]:,} full passes"
+        f" {collector.seconds[2]:.1f}s, {collector.passes[1]:,} middle {collector.seconds[1]:.1f}s,"
+        f" {collector.passes[0]:,} young {collector.seconds[0]:.1f}s"
+        f" ({sum(collector.seconds) / total_wall:.0%} of phase 2 wall time)"
     )
     rss = peak_rss_mb()
     print()

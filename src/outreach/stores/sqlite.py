@@ -53,6 +53,7 @@ _UPDATE_NOTIFICATION = """
         lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END
     WHERE id = ? AND version = ?
 """
+_INSERT_PLAN = "INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)"
 _INSERT_SUPPRESSION = """
     INSERT OR IGNORE INTO suppressions (medium, address, reason, created_at) VALUES (?, ?, ?, ?)
 """
@@ -98,6 +99,18 @@ class _Rows:
 
     rows: list[tuple[str, str]]
     plans: dict[str, str]
+
+
+@dataclass(slots=True)
+class _Plans:
+    """The plans of a batch of new notifications: fingerprints by plan object, and the
+    snapshots not stored yet."""
+
+    fingerprints: dict[int, str]
+    new: dict[str, Plan]
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [(plan_id, plan.model_dump_json()) for plan_id, plan in self.new.items()]
 
 
 @dataclass(slots=True)
@@ -185,16 +198,16 @@ class SQLiteStore:
             self._plans.setdefault(plan_id, Plan.model_validate_json(body))
         return [load_notification(body, self._plans[plan_id]) for plan_id, body in read.rows]
 
-    def _plan_rows(self, notifications: Sequence[Notification]) -> dict[str, str]:
-        """Snapshots to store for plans not known to be stored yet, by fingerprint."""
-        plans: dict[int, str] = {}  # fingerprints by object: equal plans are usually one object
-        new = {}
+    def _plans_of(self, notifications: Sequence[Notification]) -> _Plans:
+        """Fingerprint each distinct plan once (equal plans are usually one object)."""
+        fingerprints: dict[int, str] = {}
+        new: dict[str, Plan] = {}
         for n in notifications:
-            if id(n.plan) not in plans:
-                plan_id = plans[id(n.plan)] = n.plan.fingerprint
+            if id(n.plan) not in fingerprints:
+                plan_id = fingerprints[id(n.plan)] = n.plan.fingerprint
                 if plan_id not in self._plans:
-                    new[plan_id] = n.plan.model_dump_json()
-        return new
+                    new[plan_id] = n.plan
+        return _Plans(fingerprints, new)
 
     def _encode(self, change: Change) -> _Encoded:
         n = change.notification
@@ -260,23 +273,25 @@ class SQLiteStore:
     async def create(
         self, notifications: Sequence[Notification], events: Sequence[Event]
     ) -> list[Notification]:
-        rows = [_insert_row(n, n.plan.fingerprint) for n in notifications]
-        plans = self._plan_rows(notifications)
-        taken = await self._call(self._create, notifications, rows, plans, _event_rows(events))
-        self._remember_plans(notifications)
+        plans = self._plans_of(notifications)
+        rows = [_insert_row(n, plans.fingerprints[id(n.plan)]) for n in notifications]
+        taken = await self._call(
+            self._create, notifications, rows, plans.rows(), _event_rows(events)
+        )
+        self._plans.update(plans.new)  # committed: safe to cache (never before, a rollback)
         return [new if old is None else old for new, old in zip(notifications, taken, strict=True)]
 
     def _create(
         self,
         notifications: Sequence[Notification],
         rows: Sequence[tuple[Any, ...]],
-        plans: dict[str, str],
+        plans: Sequence[tuple[str, str]],
         events: Sequence[tuple[Any, ...]],
     ) -> list[Notification | None]:
         """Insert; per notification, None if it was stored, else the one holding its key."""
         taken: list[Notification | None] = []
         with self._write() as db:
-            db.executemany("INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)", plans.items())
+            db.executemany(_INSERT_PLAN, plans)
             for new, row in zip(notifications, rows, strict=True):
                 old = None
                 if not db.execute(_INSERT_NOTIFICATION, row).rowcount:
@@ -294,11 +309,6 @@ class SQLiteStore:
             created = {n.id for n, old in zip(notifications, taken, strict=True) if old is None}
             db.executemany(_INSERT_EVENT, [e for e in events if e[1] in created])
         return taken
-
-    def _remember_plans(self, notifications: Sequence[Notification]) -> None:
-        """Cache plan snapshots once their rows are committed (never before: a rollback)."""
-        for n in notifications:
-            self._plans.setdefault(n.plan.fingerprint, n.plan)
 
     async def _read(self, sql: str, *args: Any) -> list[Notification]:
         """Run a query of ``_COLUMNS`` on the store's thread; decode the rows on this one."""
@@ -358,19 +368,18 @@ class SQLiteStore:
 
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
         encoded = [self._encode(change) for change in changes]
-        children = [child for change in changes for child in change.children]
-        plans = self._plan_rows(children)
-        saved = await self._call(self._save, encoded, plans)
-        self._remember_plans(children)
+        plans = self._plans_of([child for change in changes for child in change.children])
+        saved = await self._call(self._save, encoded, plans.rows())
+        self._plans.update(plans.new)
         return [e.stored if ok else None for e, ok in zip(encoded, saved, strict=True)]
 
-    def _save(self, changes: Sequence[_Encoded], plans: dict[str, str]) -> list[bool]:
+    def _save(self, changes: Sequence[_Encoded], plans: Sequence[tuple[str, str]]) -> list[bool]:
         saved = []
         attempts: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
         opt_outs: list[tuple[Any, ...]] = []
         with self._write() as db:
-            db.executemany("INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)", plans.items())
+            db.executemany(_INSERT_PLAN, plans)
             for change in changes:
                 updated = db.execute(_UPDATE_NOTIFICATION, change.update).rowcount
                 saved.append(bool(updated))
