@@ -324,3 +324,44 @@ async def test_a_short_retry_after_waits_that_long_not_the_backoff(
     await client.run_due()
     [_, sent] = (await client.get(n.id)).attempts
     assert sent.sent_at == start + timedelta(seconds=2)
+
+
+@pytest.mark.parametrize("answer", ["ack", "reply"])
+async def test_a_write_landing_between_claim_and_commit_wins(
+    client: AsyncClient,
+    plan: Plan,
+    channels: dict[str, InMemoryChannel],
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+) -> None:
+    """Another process writes to one notification of a claimed batch just before the batch's
+    decisions are stored: that write loses the version check and the notification is decided
+    again on the fresh copy. Acknowledged: nothing is sent to it. A reply that is not an
+    answer: its SMS goes out once. The other notification is unaffected."""
+    from outreach._engine import Ack, Facts, Reply, State, decide
+    from outreach.stores import Change
+
+    raced = await client.start(PAX, plan, context=CONTEXT, key="a")
+    other = await client.start(PAX.model_copy(update={"id": "b"}), plan, context=CONTEXT, key="b")
+    store_save = client.store.save
+
+    async def save(changes: list[Change]) -> list[object]:
+        if len(changes) == 2:  # the claimed batch, about to be stored
+            fresh = await client.store.get(raced.id)
+            assert fresh is not None
+            event = Ack(via="api") if answer == "ack" else Reply(via="sms", text="who is this?")
+            written = decide(State(fresh, Facts(media={})), event, clock.now())
+            await store_save([Change(written.notification, written.events)])
+        return await store_save(changes)
+
+    monkeypatch.setattr(client.store, "save", save)
+    await client.run_due()
+    sent_to = sorted(m.notification_id for m in channels["sms"].outbox)
+    if answer == "ack":
+        assert sent_to == [other.id]
+        assert (await client.get(raced.id)).status is Status.ACKNOWLEDGED
+    else:
+        assert sent_to == sorted([raced.id, other.id])
+        assert len((await client.get(raced.id)).attempts) == 1
+    assert (await client.get(other.id)).status is Status.ACTIVE

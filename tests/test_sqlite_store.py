@@ -124,6 +124,21 @@ async def test_a_key_conflict_rolls_the_whole_batch_back(
     assert [n.id for n in await a.query()] == ["n1"]
 
 
+async def test_a_rolled_back_batch_leaves_no_plan_snapshot_behind(tmp_path: Path) -> None:
+    """Two requests of one batch share a key but not a recipient, under a plan never stored
+    before: the batch is refused, and the plan can still be used afterwards."""
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    fresh = Plan(name="fresh", steps=[Step(channel="sms", template="t")])
+    first, second = (notification(i, key="k") for i in (1, 2))
+    batch = [first.model_copy(update={"plan": fresh}), second.model_copy(update={"plan": fresh})]
+    with pytest.raises(IdempotencyConflict, match="'k'"):
+        await store.create(batch, [])
+    [stored] = await store.create([notification(3).model_copy(update={"plan": fresh})], [])
+    assert (await store.get(stored.id)) == stored
+    await store.close()
+
+
 async def test_migrations_are_recorded_and_run_once(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     for _ in range(2):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +46,7 @@ from outreach.exceptions import (
     ConfigurationError,
     PermanentDeliveryError,
     RateLimited,
+    StoreError,
     TemplateError,
     TransientDeliveryError,
 )
@@ -163,16 +164,19 @@ class _GroupCommit:
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
+            changes = [change for group, _ in batch for change in group]
             try:
-                results = await self._store.save([c for changes, _ in batch for c in changes])
+                results = await self._store.save(changes)
+                if len(results) != len(changes):
+                    raise StoreError(f"{len(changes)} changes saved, {len(results)} answers")
             except Exception as error:
                 for _, future in batch:
                     if not future.done():  # its waiter may have been cancelled
                         future.set_exception(error)
                 continue
             start = 0
-            for changes, future in batch:
-                end = start + len(changes)
+            for group, future in batch:
+                end = start + len(group)
                 if not future.done():
                     future.set_result(results[start:end])
                 start = end
@@ -247,8 +251,8 @@ class Runner:
                 batch, opted_out = await self.claim(self.batch_size - len(running))
                 drained = not batch
                 handled += len(batch)
-                sends = await self.begin(batch, opted_out, failures)
-                running.update(asyncio.create_task(self.follow(*send)) for send in sends)
+                then = await self.begin(batch, opted_out, failures)
+                running.update(asyncio.create_task(work) for work in then)
             if not running:
                 if failures:
                     # One notification's failure never stops the others; report it at the end.
@@ -277,11 +281,10 @@ class Runner:
         batch: Sequence[Notification],
         opted_out: Mapping[str, frozenset[Medium]],
         failures: list[BaseException],
-    ) -> list[tuple[Notification, Attempt, frozenset[Medium]]]:
-        """Decide what is due for a claimed batch and store it in one transaction; return the
-        sends it asks for. Failures are logged and added to ``failures``."""
-        if not batch:
-            return []
+    ) -> list[Coroutine[Any, Any, None]]:
+        """Decide what is due for a claimed batch and store the decisions together (one group
+        commit); return, per notification, what is left to do (:meth:`carry_on`). Failures
+        are logged and added to ``failures``."""
         now = self.clock.now()
         decided, changes = [], []
         for notification in batch:
@@ -294,31 +297,41 @@ class Runner:
                 failures.append(error)
                 continue
             decided.append((notification, decision))
+        if not changes:
+            return []
         try:
             saved = await self._commits.save_many(changes)
         except Exception as error:
             log.error("a claimed batch could not be stored", exc_info=error)
             failures.append(error)
+            for _, decision in decided:
+                self.forget_send(decision)
             return []
-        sends = []
-        for (notification, decision), stored in zip(decided, saved, strict=True):
-            opted = opted_out[notification.id]
-            try:
-                if stored is None:  # another writer got there first: decide on a fresh copy
-                    fresh = await self.store.get(notification.id)
-                    if fresh is None:
-                        continue
-                    decision, stored = await self.apply(fresh, Tick(), opted)
-                else:
-                    await self.after_commit(stored, decision)
-            except Exception as error:
-                log.error("notification %s could not be driven", notification.id, exc_info=error)
-                failures.append(error)
-                continue
-            send = _send_of(decision)
-            if send is not None:
-                sends.append((stored, send.attempt, opted))
-        return sends
+        return [
+            self.carry_on(notification, decision, stored, opted_out[notification.id])
+            for (notification, decision), stored in zip(decided, saved, strict=True)
+        ]
+
+    async def carry_on(
+        self,
+        notification: Notification,
+        decision: Decision,
+        stored: Notification | None,
+        opted_out: frozenset[Medium],
+    ) -> None:
+        """After a batch's commit, one notification on its own: its hooks, then the sends its
+        decision asked for. A write that lost a race is decided again on a fresh copy."""
+        if stored is None:  # another writer got there first
+            self.forget_send(decision)
+            fresh = await self.store.get(notification.id)
+            if fresh is None:
+                return
+            decision, stored = await self.apply(fresh, Tick(), opted_out)
+        else:
+            await self.after_commit(stored, decision)
+        send = _send_of(decision)
+        if send is not None:
+            await self.follow(stored, send.attempt, opted_out)
 
     async def follow(
         self, notification: Notification, attempt: Attempt, opted_out: frozenset[Medium]
@@ -354,11 +367,18 @@ class Runner:
             if stored is not None:
                 await self.after_commit(stored, decision)
                 return decision, stored
+            self.forget_send(decision)
             fresh = await self.store.get(notification.id)
             if fresh is None:
                 break
             notification = fresh
         raise ConcurrencyError(f"notification {notification.id}: too many concurrent writers")
+
+    def forget_send(self, decision: Decision) -> None:
+        """Drop the start time pacing gave a send that will not happen (its write failed)."""
+        send = _send_of(decision)
+        if send is not None:
+            self._start_at.pop(send.attempt.id, None)
 
     def decide(
         self, notification: Notification, event: Input, opted_out: frozenset[Medium], now: datetime

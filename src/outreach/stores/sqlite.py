@@ -1,8 +1,10 @@
 """The embedded default store: one SQLite file, shareable by a CLI, a server and workers.
 
 The file runs in WAL mode with a busy timeout, transactions are short and writes take the lock
-up front (``BEGIN IMMEDIATE``), so several processes can use one file. All calls run on one
-private thread that owns the connection, keeping the event loop free while SQLite works.
+up front (``BEGIN IMMEDIATE``), so several processes can use one file. SQL runs on one private
+thread that owns the connection, keeping the event loop free while SQLite works; records are
+turned into rows and back on the event loop's thread, so the store's thread spends its time in
+SQLite (which lets go of Python's lock) rather than competing for the lock.
 """
 
 from __future__ import annotations
@@ -191,12 +193,16 @@ class SQLiteStore:
             plans[plan_id] = row[0]
         return _Rows(rows, plans)
 
-    def _decode(self, read: _Rows) -> list[Notification]:
-        """Notifications from rows. Runs on the event loop's thread, so the store's thread
-        holds Python's lock no longer than SQLite itself needs."""
+    def _decode(self, read: _Rows, plans: dict[str, Plan] | None = None) -> list[Notification]:
+        """Notifications from rows, parsing new plans into ``plans`` (the cache by default).
+
+        Runs on the event loop's thread, so the store's thread holds Python's lock no longer
+        than SQLite itself needs.
+        """
+        plans = self._plans if plans is None else plans
         for plan_id, body in read.plans.items():
-            self._plans.setdefault(plan_id, Plan.model_validate_json(body))
-        return [load_notification(body, self._plans[plan_id]) for plan_id, body in read.rows]
+            plans.setdefault(plan_id, Plan.model_validate_json(body))
+        return [load_notification(body, plans[plan_id]) for plan_id, body in read.rows]
 
     def _plans_of(self, notifications: Sequence[Notification]) -> _Plans:
         """Fingerprint each distinct plan once (equal plans are usually one object)."""
@@ -209,7 +215,7 @@ class SQLiteStore:
                     new[plan_id] = n.plan
         return _Plans(fingerprints, new)
 
-    def _encode(self, change: Change) -> _Encoded:
+    def _encode(self, change: Change, fingerprints: dict[int, str]) -> _Encoded:
         n = change.notification
         stored = n.model_copy(update={"version": n.version + 1})
         update = (
@@ -228,7 +234,7 @@ class SQLiteStore:
             update,
             _attempt_rows(n),
             _event_rows(change.events),
-            [_insert_row(child, child.plan.fingerprint) for child in change.children],
+            [_insert_row(child, fingerprints[id(child.plan)]) for child in change.children],
             [(m, a, "provider reported an opt-out", reported) for m, a in change.opt_outs],
         )
 
@@ -299,7 +305,9 @@ class SQLiteStore:
                         f"SELECT {_COLUMNS} FROM notifications WHERE key = ? OR id = ?",
                         (new.key, new.id),
                     ).fetchone()
-                    [old] = self._decode(self._with_plans([found]))  # rare: a repeated key
+                    # Rare: a repeated key. Its plan may be uncommitted (inserted just now), so
+                    # it is parsed into a copy of the cache, not the cache: a rollback follows.
+                    [old] = self._decode(self._with_plans([found]), dict(self._plans))
                     if not new.same_request(old):
                         raise IdempotencyConflict(  # rolls the whole batch back
                             f"key {new.key!r} is already used by notification {old.id} "
@@ -367,8 +375,8 @@ class SQLiteStore:
         return self._with_plans(rows)
 
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
-        encoded = [self._encode(change) for change in changes]
         plans = self._plans_of([child for change in changes for child in change.children])
+        encoded = [self._encode(change, plans.fingerprints) for change in changes]
         saved = await self._call(self._save, encoded, plans.rows())
         self._plans.update(plans.new)
         return [e.stored if ok else None for e, ok in zip(encoded, saved, strict=True)]
