@@ -236,9 +236,9 @@ class Runner:
     async def run_due(self) -> int:
         """Run everything due now; return how many claims were handled.
 
-        Each claim is decided and stored as one batch; its sends then run as tasks, each
-        following its notification until the engine has nothing more to send now. Claims
-        are topped up while earlier sends are still going (a rolling window of about
+        Each claim is decided and stored as one batch; each notification then carries on in
+        a task of its own (hooks, then sends until the engine has nothing more to send now).
+        Claims are topped up while earlier sends are still going (a rolling window of about
         ``batch_size`` notifications), so no batch waits for the slowest send of the one before.
         """
         handled = 0
