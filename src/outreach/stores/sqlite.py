@@ -196,8 +196,8 @@ class SQLiteStore:
     def _decode(self, read: _Rows, plans: dict[str, Plan] | None = None) -> list[Notification]:
         """Notifications from rows, parsing new plans into ``plans`` (the cache by default).
 
-        Runs on the event loop's thread, so the store's thread holds Python's lock no longer
-        than SQLite itself needs.
+        Runs on the event loop's thread (but for the rare key conflict ``_create`` checks in
+        its transaction), so the store's thread holds Python's lock no longer than SQLite needs.
         """
         plans = self._plans if plans is None else plans
         for plan_id, body in read.plans.items():
