@@ -139,13 +139,15 @@ def change_for(decision: Decision, now: datetime, *, owner: str | None) -> Chang
     return Change(decision.notification, events, children, opt_outs, owner)
 
 
+_Answer = asyncio.Future[list[Notification | None]]  # per change, the stored state or None
+
+
 class _GroupCommit:
     """Queues saves from concurrent tasks and writes each burst in one transaction."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._pending: list[tuple[Sequence[Change], asyncio.Future[list[Notification | None]]]]
-        self._pending = []
+        self._pending: list[tuple[Sequence[Change], _Answer]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def save(self, change: Change) -> Notification | None:
@@ -154,8 +156,7 @@ class _GroupCommit:
 
     async def save_many(self, changes: Sequence[Change]) -> list[Notification | None]:
         """Save ``changes`` with whatever else is queued; per change, what ``Store.save`` says."""
-        future: asyncio.Future[list[Notification | None]]
-        future = asyncio.get_running_loop().create_future()
+        future: _Answer = asyncio.get_running_loop().create_future()
         self._pending.append((changes, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
@@ -224,8 +225,6 @@ class Runner:
             if (address := n.recipient.address(medium)) is not None
         }
         suppressed = await self.store.opted_out(sorted(wanted)) if wanted else set()
-        if not suppressed:  # the usual case
-            return dict.fromkeys((n.id for n in notifications), frozenset())
         return {
             n.id: frozenset(
                 medium for medium in _MEDIA if (medium, n.recipient.address(medium)) in suppressed

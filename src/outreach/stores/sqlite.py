@@ -325,15 +325,17 @@ class SQLiteStore:
     def _fetch(self, sql: str, args: Sequence[Any]) -> _Rows:
         return self._with_plans(self.db.execute(sql, args).fetchall())
 
+    async def _read_one(self, sql: str, *args: Any) -> Notification | None:
+        found = await self._read(sql, *args)
+        return found[0] if found else None
+
     async def get(self, notification_id: str) -> Notification | None:
-        return await self._get_one("id", notification_id)
+        return await self._read_one(
+            f"SELECT {_COLUMNS} FROM notifications WHERE id = ?", notification_id
+        )
 
     async def get_by_key(self, key: str) -> Notification | None:
-        return await self._get_one("key", key)
-
-    async def _get_one(self, column: str, value: str) -> Notification | None:
-        found = await self._read(f"SELECT {_COLUMNS} FROM notifications WHERE {column} = ?", value)
-        return found[0] if found else None
+        return await self._read_one(f"SELECT {_COLUMNS} FROM notifications WHERE key = ?", key)
 
     async def query(
         self, *, status: Status | None = None, campaign: str | None = None, limit: int = 1000
@@ -416,17 +418,16 @@ class SQLiteStore:
         return None if value is None else from_micros(value)
 
     async def find_by_provider_id(self, provider_id: str) -> Notification | None:
-        found = await self._read(
+        return await self._read_one(
             f"SELECT {_COLUMNS} FROM notifications WHERE id = ("
             " SELECT notification_id FROM attempts WHERE provider_id = ? LIMIT 1)",
             provider_id,
         )
-        return found[0] if found else None
 
     async def latest_sent_to(
         self, medium: Medium, address: str, *, since: datetime, sender: str | None = None
     ) -> Notification | None:
-        found = await self._read(
+        return await self._read_one(
             f"""
             SELECT {_COLUMNS} FROM notifications WHERE id = (
                 SELECT notification_id FROM attempts
@@ -441,7 +442,6 @@ class SQLiteStore:
             sender,
             sender,
         )
-        return found[0] if found else None
 
     async def remember(self, key: str, now: datetime) -> bool:
         return await self._call(self._remember, key, now)
