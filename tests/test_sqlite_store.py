@@ -152,6 +152,17 @@ async def test_migrations_are_recorded_and_run_once(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
+async def test_an_sqlite_library_too_old_for_the_store_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    store = SQLiteStore(tmp_path / "old.db")
+    with pytest.raises(StoreError, match=r"SQLite 3\.31\.1.*needs 3\.35\.0 or newer"):
+        await store.open()
+    assert not (tmp_path / "old.db").exists()
+
+
 async def test_next_due_and_a_closed_store() -> None:
     store = open_store("memory://")
     with pytest.raises(StoreError, match="not open"):
