@@ -504,7 +504,7 @@ def print_profile(title: str, profiler: cProfile.Profile) -> None:
         print(out.getvalue(), file=sys.stderr)
 
 
-def verify(db_path: Path, n: int, results: Results) -> tuple[bool, list[str]]:
+def verify(db_path: Path, n: int, sent: dict[str, int]) -> tuple[bool, list[str]]:
     db = sqlite3.connect(db_path)
     try:
         by_status = dict(
@@ -515,12 +515,12 @@ def verify(db_path: Path, n: int, results: Results) -> tuple[bool, list[str]]:
         avg_body, max_body = body.fetchone()
     finally:
         db.close()
-    sends = sum(results.sent.values())
+    sends = sum(sent.values())
     checks = [
         (by_status == {"exhausted": n}, f"notifications by status: {by_status}"),
-        (sends == 3 * n, f"sends counted: {sends:,} (expected {3 * n:,}) {results.sent}"),
+        (sends == 3 * n, f"sends counted: {sends:,} (expected {3 * n:,}) {sent}"),
         (
-            all(count == n for count in results.sent.values()),
+            all(count == n for count in sent.values()),
             "each channel sent N messages",
         ),
         (events.get("exhausted") == n, f"'exhausted' events: {events.get('exhausted')}"),
@@ -665,7 +665,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = run.run(
                 run_outreach(db_path, args.n, args.chunk, args.profile, args.profile_out)
             )
-        ok, lines = verify(db_path, args.n, results)
+        ok, lines = verify(db_path, args.n, results.sent)
     report(args.n, args.chunk, base, results, ok, lines, revision)
     elapsed = time.perf_counter() - began
     note = "  (over 5 minutes)" if elapsed > SLOW_RUN_S else ""
