@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from outreach import Notification, Plan, Recipient, Status, Step
-from outreach._models import Event, EventKind, Medium
+from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
 from outreach.stores import Change, open_store
 from outreach.stores.sqlite import SQLiteStore, migrations
@@ -103,6 +103,46 @@ async def test_a_stale_write_loses_and_writes_nothing(
     assert stored.status is Status.CANCELLED
     assert len(await b.events()) == 1
     assert await b.opted_out([(Medium.SMS, "+16175550123")]) == set()
+
+
+async def test_an_attempt_is_indexed_once_it_went_out(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "index.db")
+    await store.open()
+    [n] = await store.create([notification(1)], [])
+    sending = Attempt(
+        id=f"{n.id}.0.0.0",
+        notification_id=n.id,
+        pass_=0,
+        step=0,
+        channel="sms",
+        medium=Medium.SMS,
+        address="+16175550123",
+        status=AttemptStatus.SENDING,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    [n] = await store.save([Change(n.model_copy(update={"attempts": (sending,)}), [])])
+    assert n is not None
+    index = sqlite3.connect(tmp_path / "index.db")
+    assert index.execute("SELECT COUNT(*) FROM attempts").fetchone() == (0,)
+    later = NOW + timedelta(seconds=1)
+    sent = sending.model_copy(
+        update={
+            "status": AttemptStatus.SENT,
+            "provider_id": "SM1",
+            "sent_at": later,
+            "updated_at": later,
+        }
+    )
+    await store.save([Change(n.model_copy(update={"attempts": (sent,), "updated_at": later}), [])])
+    found = await store.find_by_provider_id("SM1")
+    assert found is not None
+    assert found.id == n.id
+    latest = await store.latest_sent_to(Medium.SMS, "+16175550123", since=NOW)
+    assert latest is not None
+    assert latest.id == n.id
+    index.close()
+    await store.close()
 
 
 async def test_keys_are_unique_and_the_first_wins(stores: tuple[SQLiteStore, SQLiteStore]) -> None:

@@ -66,11 +66,15 @@ _INSERT_EVENT = """
 
 
 def _attempt_rows(n: Notification) -> list[tuple[Any, ...]]:
-    """Index rows for the attempts a change touched (the engine stamps them with its time)."""
+    """Index rows for the attempts a change touched (the engine stamps them with its time).
+
+    Only an attempt that went out can be looked up (by its provider id, or by who it was sent
+    to and when), so one still ``sending`` gets its row when its send is recorded.
+    """
     return [
         (a.id, n.id, a.medium, a.address, a.sender, a.provider_id, a.status, to_micros(a.sent_at))
         for a in n.attempts
-        if a.updated_at == n.updated_at
+        if a.updated_at == n.updated_at and (a.sent_at is not None or a.provider_id is not None)
     ]
 
 
