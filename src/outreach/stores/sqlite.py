@@ -35,7 +35,7 @@ from outreach.stores._codec import (
 T = TypeVar("T")
 
 _COLUMNS = "plan_id, body"
-OLDEST_SQLITE = (3, 35, 0)  # claims use UPDATE ... RETURNING
+_OLDEST_SQLITE = (3, 35, 0)  # claims use UPDATE ... RETURNING
 _INSERT_NOTIFICATION = """
     INSERT OR IGNORE INTO notifications
         (id, key, campaign, parent_id, status, plan_id, due_at, version, created_at, body)
@@ -246,8 +246,8 @@ class SQLiteStore:
     # lifecycle
 
     async def open(self) -> None:
-        if sqlite3.sqlite_version_info < OLDEST_SQLITE:
-            oldest = ".".join(map(str, OLDEST_SQLITE))
+        if sqlite3.sqlite_version_info < _OLDEST_SQLITE:
+            oldest = ".".join(map(str, _OLDEST_SQLITE))
             raise StoreError(
                 f"SQLite store {self._path}: this Python uses SQLite {sqlite3.sqlite_version},"
                 f" and the store needs {oldest} or newer (a newer Python, or a newer system"
