@@ -26,7 +26,8 @@ The channels are ``InMemoryChannel`` subclasses that count messages instead of k
 Peak RSS is the process's ``ru_maxrss``; CPU is ``time.process_time`` (all threads, so the
 store's SQLite thread is included) next to wall time. The "overlap" line says how much the
 two threads really ran side by side in phase 2: how long the event loop sat idle (its selector
-waiting with nothing to run) and how long the store thread's jobs took, in wall and CPU time.
+waiting with nothing to run, until it has Python's lock back: so a little more than idle) and
+how long the store thread's jobs took, in wall and CPU time.
 ``--profile`` wraps phase 2 in cProfile for the event-loop thread *and* the store's SQLite
 thread (cProfile only sees the thread it is enabled in) and prints both to stderr; timings
 under ``--profile`` are inflated.
@@ -604,7 +605,8 @@ def report(
     print(
         f"  overlap in phase 2: the event loop sat idle {res.loop_idle:.1f}s"
         f" ({res.loop_idle / total_wall:.0%} of wall); the store thread ran {jobs.count:,} jobs,"
-        f" {jobs.wall:.1f}s wall of which {jobs.cpu:.1f}s CPU (the rest waiting for Python's lock)"
+        f" {jobs.wall:.1f}s wall of which {jobs.cpu:.1f}s CPU (the rest waiting for Python's"
+        " lock or the disk)"
     )
     collector = res.gc
     print(

@@ -17,7 +17,7 @@ lease owner, a ``FakeClock`` at the same instant, its own channels) on the same 
 This process tells them to advance the clock and ``run_due``, and times each phase until the
 last worker is done. Leases keep the workers off each other's notifications; the verification
 (every notification ``exhausted``, exactly 3N sends across workers) checks that none was
-driven twice.
+driven twice. (At a small N one worker may claim everything before the other asks.)
 
 Pacing (channel rates, per-recipient caps) is kept per process, so with K workers a channel
 is paced at K times its configured rate: these channels have no limits, so it does not show
@@ -29,12 +29,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import resource
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -46,6 +46,7 @@ from engine_sqlite import (
     CountingChannel,
     build_requests,
     make_plan,
+    peak_rss_mb,
     progress,
     source_revision,
     verify,
@@ -92,8 +93,7 @@ async def serve(db_path: Path, orders: Connection) -> None:
             cpu = time.process_time()
             claimed = await ox.run_due()
             orders.send((claimed, time.process_time() - cpu))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    orders.send(({name: c.sent for name, c in mine.items()}, peak_mb))
+    orders.send(({name: c.sent for name, c in mine.items()}, peak_rss_mb()))
 
 
 # --- one run ----------------------------------------------------------------------------
@@ -109,6 +109,29 @@ async def start_all(db_path: Path, requests: Sequence[StartRequest], chunk: int)
         return time.perf_counter() - began
 
 
+@contextmanager
+def spawned(db_path: Path, count: int) -> Iterator[list[Connection]]:
+    """``count`` worker processes on ``db_path``, ready for orders; stopped on the way out."""
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process holding threads
+    pipes, processes = [], []
+    try:
+        for _ in range(count):
+            mine, theirs = spawn.Pipe()
+            process = spawn.Process(target=worker, args=(db_path, theirs), daemon=True)
+            process.start()
+            theirs.close()  # so a worker that dies makes recv() fail instead of hang
+            pipes.append(mine)
+            processes.append(process)
+        for pipe in pipes:
+            pipe.recv()  # ready
+        yield pipes
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.terminate()
+
+
 def run(
     db_path: Path, requests: Sequence[StartRequest], workers: int, chunk: int
 ) -> tuple[bool, list[str]]:
@@ -117,37 +140,26 @@ def run(
     n = len(requests)
     progress(f"{workers} worker(s): start_many x {n:,}")
     starts = asyncio.run(start_all(db_path, requests, chunk))
-    spawn = multiprocessing.get_context("spawn")  # no fork of a process holding threads
-    lines, pipes, processes = [], [], []
-    for _ in range(workers):
-        mine, theirs = spawn.Pipe()
-        process = spawn.Process(target=worker, args=(db_path, theirs))
-        process.start()
-        pipes.append(mine)
-        processes.append(process)
-    for pipe in pipes:
-        pipe.recv()  # ready
-    lines.append(f"  start_many: {starts:.2f}s, {n / starts:,.0f} starts/s (this process)")
+    lines = [f"  start_many: {starts:.2f}s, {n / starts:,.0f} starts/s (this process)"]
     total = 0.0
-    for label, advance in PHASES:
-        progress(f"{workers} worker(s): {label}")
-        began = time.perf_counter()
+    with spawned(db_path, workers) as pipes:
+        for label, advance in PHASES:
+            progress(f"{workers} worker(s): {label}")
+            began = time.perf_counter()
+            for pipe in pipes:
+                pipe.send(advance)
+            answers = [pipe.recv() for pipe in pipes]
+            wall = time.perf_counter() - began
+            total += wall
+            claimed = ", ".join(f"{c:,}" for c, _ in answers)
+            cpu = ", ".join(f"{s:.1f}s" for _, s in answers)
+            lines.append(
+                f"  {label:<13} {wall:7.2f}s wall {n / wall:>9,.0f} transitions/s"
+                f"   claimed per worker: {claimed}; CPU per worker: {cpu}"
+            )
         for pipe in pipes:
-            pipe.send(advance)
-        answers = [pipe.recv() for pipe in pipes]
-        wall = time.perf_counter() - began
-        total += wall
-        claimed = ", ".join(f"{c:,}" for c, _ in answers)
-        cpu = ", ".join(f"{s:.1f}s" for _, s in answers)
-        lines.append(
-            f"  {label:<13} {wall:7.2f}s wall {n / wall:>9,.0f} transitions/s"
-            f"   claimed per worker: {claimed}; CPU per worker: {cpu}"
-        )
-    for pipe in pipes:
-        pipe.send(STOP)
-    finals = [pipe.recv() for pipe in pipes]
-    for process in processes:
-        process.join()
+            pipe.send(STOP)
+        finals = [pipe.recv() for pipe in pipes]
     sent: Counter[str] = Counter()
     for counts, _ in finals:
         sent.update(counts)

@@ -199,6 +199,27 @@ def test_include_from_a_shared_folder(tmp_path: Path) -> None:
     assert Templates(tmp_path).render("n", Medium.SMS, {"who": "Cape Air"}).body == "Hi -- Cape Air"
 
 
+def test_macros_imports_and_jinja_globals_render_every_time(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "_shared/macros.txt": (
+                "{% macro seats(n) %}{{ n }} seat{{ 's' if n > 1 }}{% endmacro %}"
+            ),
+            "n/sms.txt": (
+                "{% import '_shared/macros.txt' as m %}"
+                "{% from '_shared/macros.txt' import seats %}"
+                "{% set ns = namespace(total=0) %}"
+                "{% for i in range(count) %}{% set ns.total = ns.total + i %}{% endfor %}"
+                "{{ m.seats(count) }}, {{ seats(1) }}, {{ ns.total }}"
+            ),
+        },
+    )
+    templates = Templates(tmp_path)
+    for _ in range(2):  # the second render runs on the cached, compiled templates
+        assert templates.render("n", Medium.SMS, {"count": 3}).body == "3 seats, 1 seat, 3"
+
+
 def test_roots_must_exist(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match="not a directory"):
         Templates(tmp_path / "missing")

@@ -3,8 +3,8 @@
 Both limits defer a send, never drop it. A channel's ``rate`` (sends, or SMS segments, per
 second) is kept by a virtual-scheduling token bucket: each send reserves the next free slot.
 The per-recipient cap (at most ``count`` messages per ``per`` on a medium) stops a burst of
-events from turning into a flood to one person. Here the counters live in the process; a
-deployment with several workers shares them through the store (the scale-out work).
+events from turning into a flood to one person. The counters live in the process: several
+workers on one store do not share them yet (docs/channels.md says what that means).
 """
 
 from __future__ import annotations
