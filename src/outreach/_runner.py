@@ -289,8 +289,7 @@ class Runner:
         for notification in batch:
             try:
                 decision = self.decide(notification, Tick(), opted_out[notification.id], now)
-                owner = None if _send_of(decision) else self.owner
-                changes.append(change_for(decision, now, owner=owner))
+                changes.append(self.change(decision, now))
             except Exception as error:
                 log.error("notification %s could not be driven", notification.id, exc_info=error)
                 failures.append(error)
@@ -360,9 +359,7 @@ class Runner:
         for _ in range(_SAVE_TRIES):
             now = self.clock.now()
             decision = self.decide(notification, event, opted_out, now)
-            release = leased and _send_of(decision) is None
-            change = change_for(decision, now, owner=self.owner if release else None)
-            stored = await self._commits.save(change)
+            stored = await self._commits.save(self.change(decision, now, leased=leased))
             if stored is not None:
                 await self.after_commit(stored, decision)
                 return decision, stored
@@ -372,6 +369,12 @@ class Runner:
                 break
             notification = fresh
         raise ConcurrencyError(f"notification {notification.id}: too many concurrent writers")
+
+    def change(self, decision: Decision, now: datetime, *, leased: bool = True) -> Change:
+        """What to store for ``decision``, releasing the runner's lease (when it holds one)
+        unless a send follows."""
+        release = leased and _send_of(decision) is None
+        return change_for(decision, now, owner=self.owner if release else None)
 
     def forget_send(self, decision: Decision) -> None:
         """Drop the start time pacing gave a send that will not happen (its write failed)."""

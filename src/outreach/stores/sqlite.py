@@ -399,6 +399,7 @@ class SQLiteStore:
         saved = []
         attempts: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
+        children: list[tuple[Any, ...]] = []
         opt_outs: list[tuple[Any, ...]] = []
         with self._write() as db:
             db.executemany(_INSERT_PLAN, plans)
@@ -409,10 +410,11 @@ class SQLiteStore:
                     continue
                 attempts += change.attempts
                 events += change.events
+                children += change.children
                 opt_outs += change.opt_outs
-                # A follow-up whose key is taken was started before: it is not started twice.
-                db.executemany(_INSERT_NOTIFICATION, change.children)
             # One statement per table for the whole group: what makes group commit pay.
+            # A follow-up whose key is taken was started before: it is not started twice.
+            db.executemany(_INSERT_NOTIFICATION, children)
             db.executemany(_UPSERT_ATTEMPT, attempts)
             db.executemany(_INSERT_EVENT, events)
             db.executemany(_INSERT_SUPPRESSION, opt_outs)
