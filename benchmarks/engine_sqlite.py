@@ -346,6 +346,22 @@ class CountingChannel(InMemoryChannel):
         return Receipt(provider_id=f"{self.name}-{self.sent}", status=AttemptStatus.SENT)
 
 
+def counting_channels() -> dict[str, CountingChannel]:
+    """The plan's three channels, counting."""
+    return {name: CountingChannel(name) for name in ("sms", "email", "voice")}
+
+
+def bench_client(store: Any, clock: FakeClock, channels: dict[str, CountingChannel]) -> AsyncClient:
+    """The client every engine benchmark drives: ``store`` is a URL or a store object."""
+    return AsyncClient(
+        store=store,
+        channels=channels,
+        templates=TEMPLATES,
+        clock=clock,
+        settings=Settings(secret_key="bench"),
+    )
+
+
 @dataclass
 class SaveCounter:
     """Wraps ``store.save`` to count group-commit transactions and the rows they update."""
@@ -433,17 +449,11 @@ async def run_outreach(
     if rejected:
         progress(f"  skipped {rejected} numbers phonenumbers rejected")
 
-    channels = {name: CountingChannel(name) for name in ("sms", "email", "voice")}
+    channels = counting_channels()
     clock = FakeClock(START)
     plan = make_plan()
     results = Results(build=build, starts=Timing("start_many", n))
-    async with AsyncClient(
-        store=f"sqlite:///{db_path}",
-        channels=channels,
-        templates=TEMPLATES,
-        clock=clock,
-        settings=Settings(secret_key="bench"),
-    ) as ox:
+    async with bench_client(f"sqlite:///{db_path}", clock, channels) as ox:
         results.saves.install(ox.store)
         main_cpu0 = time.thread_time()
         store_cpu0 = await in_store_thread(ox, time.thread_time)

@@ -42,9 +42,9 @@ from engine_sqlite import (
     CONTEXT,
     START,
     TARGET_TRANSITIONS,
-    TEMPLATES,
-    CountingChannel,
+    bench_client,
     build_requests,
+    counting_channels,
     make_plan,
     peak_rss_mb,
     progress,
@@ -52,26 +52,11 @@ from engine_sqlite import (
     verify,
 )
 
-from outreach import AsyncClient, StartRequest
-from outreach._settings import Settings
+from outreach import StartRequest
 from outreach.testing import FakeClock
 
 PHASES = (("t0: sms", None), ("+15m: email", "15m"), ("+30m: voice", "30m"), ("+1h: exhaust", "1h"))
 STOP = "stop"
-
-
-def client(db_path: Path, clock: FakeClock, channels: dict[str, CountingChannel]) -> AsyncClient:
-    return AsyncClient(
-        store=f"sqlite:///{db_path}",
-        channels=channels,
-        templates=TEMPLATES,
-        clock=clock,
-        settings=Settings(secret_key="bench"),
-    )
-
-
-def channels() -> dict[str, CountingChannel]:
-    return {name: CountingChannel(name) for name in ("sms", "email", "voice")}
 
 
 # --- a worker process -------------------------------------------------------------------
@@ -84,8 +69,8 @@ def worker(db_path: Path, orders: Connection) -> None:
 
 async def serve(db_path: Path, orders: Connection) -> None:
     clock = FakeClock(START)
-    mine = channels()
-    async with client(db_path, clock, mine) as ox:
+    mine = counting_channels()
+    async with bench_client(f"sqlite:///{db_path}", clock, mine) as ox:
         orders.send("ready")
         while (order := orders.recv()) != STOP:
             if order is not None:
@@ -102,7 +87,7 @@ async def serve(db_path: Path, orders: Connection) -> None:
 async def start_all(db_path: Path, requests: Sequence[StartRequest], chunk: int) -> float:
     """Start every notification from this process; return the wall time it took."""
     plan = make_plan()
-    async with client(db_path, FakeClock(START), channels()) as ox:
+    async with bench_client(f"sqlite:///{db_path}", FakeClock(START), counting_channels()) as ox:
         began = time.perf_counter()
         for lo in range(0, len(requests), chunk):
             await ox.start_many(plan, requests[lo : lo + chunk], context=CONTEXT)

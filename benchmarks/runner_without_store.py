@@ -21,20 +21,18 @@ import asyncio
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from engine_sqlite import (
     CONTEXT,
     START,
-    TEMPLATES,
-    CountingChannel,
+    bench_client,
     build_requests,
+    counting_channels,
     make_plan,
 )
 
-from outreach import AsyncClient, Medium, Notification
+from outreach import Medium, Notification
 from outreach._models import Attempt, Event
-from outreach._settings import Settings
 from outreach.channels import Message
 from outreach.stores import Change
 from outreach.testing import FakeClock
@@ -103,16 +101,9 @@ def fixed_message(notification: Notification, attempt: Attempt) -> Message:
 async def one_run(n: int, render: bool) -> float:
     """CPU seconds per transition for one run of N recipients."""
     requests, _ = build_requests(n)
-    channels = {name: CountingChannel(name) for name in ("sms", "email", "voice")}
+    channels = counting_channels()
     clock = FakeClock(START)
-    store: Any = DictStore()
-    async with AsyncClient(
-        store=store,
-        channels=channels,
-        templates=TEMPLATES,
-        clock=clock,
-        settings=Settings(secret_key="bench"),
-    ) as ox:
+    async with bench_client(DictStore(), clock, channels) as ox:
         if not render:
             ox._runner.render = fixed_message  # type: ignore[method-assign]
         await ox.start_many(make_plan(), requests, context=CONTEXT)

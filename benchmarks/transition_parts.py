@@ -33,11 +33,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from engine_sqlite import CONTEXT, START, TEMPLATES, CountingChannel, build_requests, make_plan
+from engine_sqlite import CONTEXT, START, bench_client, build_requests, counting_channels, make_plan
 
-from outreach import AsyncClient, Medium
+from outreach import Medium
 from outreach._engine import Send, State, Tick, decide
-from outreach._settings import Settings
 from outreach._tokens import TokenClaims
 from outreach.stores._codec import load_notification
 from outreach.testing import FakeClock
@@ -50,18 +49,11 @@ def best_us(fn: Callable[[], Any], number: int, repeat: int) -> float:
 
 async def measure(number: int, repeat: int) -> list[tuple[str, float]]:
     requests, _ = build_requests(20)
-    channels = {name: CountingChannel(name) for name in ("sms", "email", "voice")}
     clock = FakeClock(START)
     plan = make_plan()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "parts.db"
-        async with AsyncClient(
-            store=f"sqlite:///{path}",
-            channels=channels,
-            templates=TEMPLATES,
-            clock=clock,
-            settings=Settings(secret_key="bench"),
-        ) as ox:
+        async with bench_client(f"sqlite:///{path}", clock, counting_channels()) as ox:
             started = await ox.start_many(plan, requests, context=CONTEXT)
             await ox.run_due()
             clock.advance("15m")
