@@ -9,7 +9,7 @@ budget can be checked against what its pieces cost on the machine at hand. The w
 ``engine_sqlite.py``'s: the same plan, templates and recipients. A few notifications are
 driven through the SMS and email steps on a SQLite file; then, on the stored record of one of
 them (two attempts, as the voice step finds it), each piece is timed with ``timeit``, best of
-``--repeat`` rounds (this machine is noisy):
+``--repeat`` rounds (shared machines are noisy):
 
 - load: a stored body back into a ``Notification`` (and, of that, ``json.loads`` alone);
 - decide: the engine's decision on the record's next tick (the call; pacing is not in it);
@@ -48,6 +48,7 @@ def best_us(fn: Callable[[], Any], number: int, repeat: int) -> float:
 
 
 async def measure(number: int, repeat: int) -> list[tuple[str, float]]:
+    """Per piece, a label and its cost in microseconds per call."""
     requests, _ = build_requests(20)
     clock = FakeClock(START)
     plan = make_plan()
