@@ -80,6 +80,8 @@ TARGET_RSS_MB = 300.0
 SLOW_RUN_S = 300.0
 
 BASELINE_UPDATE_BATCH = 500
+# Phase 2: each label, and how far the clock moves before its run_due (3 sends, then the end).
+PHASES = (("t0: sms", None), ("+15m: email", "15m"), ("+30m: voice", "30m"), ("+1h: exhaust", "1h"))
 AREA_CODES = ("212", "617", "415", "312", "206", "303", "404", "512", "702", "919")
 
 
@@ -464,12 +466,6 @@ async def run_outreach(
                 await ox.start_many(plan, requests[lo : lo + chunk], context=CONTEXT)
         del requests
 
-        steps: list[tuple[str, str | None]] = [
-            ("t0: sms", None),
-            ("+15m: email", "15m"),
-            ("+30m: voice", "30m"),
-            ("+1h: exhaust", "1h"),
-        ]
         main_profiler = cProfile.Profile() if profile else None
         store_profiler = cProfile.Profile() if profile else None
         if main_profiler and store_profiler:
@@ -478,7 +474,7 @@ async def run_outreach(
         results.store_jobs.install(ox)
         idle_before = IdleSelector.idle
         with results.gc:
-            for label, advance in steps:
+            for label, advance in PHASES:
                 if advance is not None:
                     clock.advance(advance)
                 progress(f"phase 2: {label}")

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from engine_sqlite import (
     CONTEXT,
+    PHASES,
     START,
     TARGET_TRANSITIONS,
     bench_client,
@@ -55,7 +56,6 @@ from engine_sqlite import (
 from outreach import StartRequest
 from outreach.testing import FakeClock
 
-PHASES = (("t0: sms", None), ("+15m: email", "15m"), ("+30m: voice", "30m"), ("+1h: exhaust", "1h"))
 STOP = "stop"
 
 

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from engine_sqlite import (
     CONTEXT,
+    PHASES,
     START,
     bench_client,
     build_requests,
@@ -108,7 +109,7 @@ async def one_run(n: int, render: bool) -> float:
             ox._runner.render = fixed_message  # type: ignore[method-assign]
         await ox.start_many(make_plan(), requests, context=CONTEXT)
         started = time.process_time()
-        for advance in (None, "15m", "30m", "1h"):
+        for _, advance in PHASES:
             if advance is not None:
                 clock.advance(advance)
             await ox.run_due()
