@@ -20,6 +20,7 @@ from pydantic_core import PydanticSerializationError
 from outreach._clock import Clock, SystemClock
 from outreach._engine import Ack, Cancel, Input, OptedOut, Reply, StatusUpdate
 from outreach._hooks import Hooks
+from outreach._messages import Messages
 from outreach._models import (
     AttemptStatus,
     Event,
@@ -31,7 +32,7 @@ from outreach._models import (
     Status,
 )
 from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
-from outreach._runner import Runner, new_id, template_context
+from outreach._runner import Runner, new_id
 from outreach._settings import Settings
 from outreach._templates import Templates
 from outreach._tokens import TokenClaims, TokenSigner
@@ -42,7 +43,6 @@ from outreach.exceptions import (
     InvalidChoice,
     NotFound,
     OutreachError,
-    TemplateError,
 )
 from outreach.stores import Store, open_store
 
@@ -99,14 +99,18 @@ class AsyncClient:
                 "OUTREACH_SECRET_KEY is not set: acknowledgement links are signed with a "
                 "throw-away key and stop working when this process exits"
             )
+        self._messages = Messages(
+            self.templates,
+            PublicUrls(self.settings.public_url),
+            TokenSigner(secret.get_secret_value() if secret else secrets.token_urlsafe(32)),
+            self.clock,
+        )
         self._runner = Runner(
             store=self.store,
             channels=self.channels,
             media=resolve_media(self.channels),
-            templates=self.templates,
+            messages=self._messages,
             clock=self.clock,
-            urls=PublicUrls(self.settings.public_url),
-            signer=TokenSigner(secret.get_secret_value() if secret else secrets.token_urlsafe(32)),
             hooks=hooks or Hooks(),
             owner=f"{os.getpid()}-{new_id()[:8]}",
             pacer=Pacer(
@@ -193,7 +197,7 @@ class AsyncClient:
                 due_at=now,
                 deadline_at=None if plan.deadline is None else now + plan.deadline,
             )
-            self._trial_render(notification)
+            self._messages.trial_render(notification, self._runner.media)
             fresh.append(notification)
         created = [
             Event(at=now, notification_id=n.id, kind=EventKind.CREATED, data={"key": n.key})
@@ -215,21 +219,6 @@ class AsyncClient:
                     f"plan {plan.name!r} uses channel {name!r}, but the client has "
                     f"{sorted(self.channels) or 'no channels'}"
                 )
-
-    def _trial_render(self, notification: Notification) -> None:
-        if self.templates is None:
-            raise TemplateError(
-                "no templates folder is configured (templates=... or OUTREACH_TEMPLATES)"
-            )
-        plan = notification.plan
-        media = self._runner.media
-        uses = [(s.template, media[s.channel]) for s in plan.steps]
-        uses += [(f.template, media[f.channel]) for f in plan.follow_ups]
-        preview = self._runner.urls.ack("preview")
-        options = {option.key: preview for option in plan.options}
-        context = template_context(notification, preview, options)
-        for template, medium in dict.fromkeys(uses):
-            self.templates.render(template, medium, context, locale=notification.recipient.locale)
 
     # reading
 
@@ -365,11 +354,11 @@ class AsyncClient:
         attempt = notification.attempt(attempt_id)
         if attempt is None:
             raise NotFound(f"no attempt {attempt_id!r}")
-        return notification, self._runner.render(notification, attempt)
+        return notification, self._messages.render(notification, attempt)
 
     def read_token(self, token: str, purpose: str) -> TokenClaims:
         """The claims of a signed link; raises ``InvalidToken`` or ``ExpiredToken``."""
-        return self._runner.signer.verify(token, now=self.clock.now(), purpose=purpose)
+        return self._messages.signer.verify(token, now=self.clock.now(), purpose=purpose)
 
     async def first_sighting(self, key: str) -> bool:
         """True the first time a webhook event id is seen: callbacks arrive more than once."""
