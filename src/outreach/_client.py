@@ -38,6 +38,7 @@ from outreach._templates import Templates
 from outreach._tokens import TokenClaims, TokenSigner
 from outreach._urls import PublicUrls
 from outreach.channels import Channel, Message, resolve_media
+from outreach.channels._base import as_channel
 from outreach.exceptions import (
     ConfigurationError,
     InvalidChoice,
@@ -85,7 +86,7 @@ class AsyncClient:
         self.settings = settings or Settings()
         store = store if store is not None else self.settings.store
         self.store: Store = open_store(store) if isinstance(store, str) else store
-        self.channels = dict(channels or {})
+        self.channels = {name: as_channel(c) for name, c in (channels or {}).items()}
         self.clock: Clock = clock or SystemClock()
         self.poll_interval = poll_interval
         folder = templates if templates is not None else self.settings.templates
@@ -114,7 +115,7 @@ class AsyncClient:
             hooks=hooks or Hooks(),
             owner=f"{os.getpid()}-{new_id()[:8]}",
             pacer=Pacer(
-                {name: getattr(c, "rate", None) for name, c in self.channels.items()},
+                {name: c.rate for name, c in self.channels.items()},
                 recipient_cap,
             ),
         )
@@ -423,11 +424,7 @@ def _loopback(url: str) -> bool:
 
 def _warn_if_links_point_here(public_url: str, channels: Mapping[str, Channel]) -> None:
     """Real providers with a loopback public URL: callbacks and links would go nowhere."""
-    real = [
-        c.name
-        for c in channels.values()
-        if not _loopback(getattr(c, "base_url", "http://127.0.0.1"))
-    ]
+    real = [c.name for c in channels.values() if c.base_url and not _loopback(c.base_url)]
     if real and _loopback(public_url):
         log.warning(
             "OUTREACH_PUBLIC_URL is %s, but %s talk to real providers: status callbacks and "

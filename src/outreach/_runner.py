@@ -187,7 +187,7 @@ class Runner:
         self.unavailable: dict[str, str] = {}
         self._commits = _GroupCommit(self.store)
         self._in_flight = {
-            name: asyncio.Semaphore(getattr(c, "max_in_flight", None) or self.max_in_flight)
+            name: asyncio.Semaphore(c.max_in_flight or self.max_in_flight)
             for name, c in self.channels.items()
         }
         self._channel_errors: dict[str, tuple[str, Exception]] = {}  # attempt id -> hook args
@@ -388,11 +388,11 @@ class Runner:
                 log.info("notification %s %s", notification.id, event.kind.value)
 
     async def cancel_call(self, attempt: Attempt) -> None:
-        cancel = getattr(self.channels.get(attempt.channel), "cancel", None)
-        if cancel is None or attempt.provider_id is None:
+        channel = self.channels.get(attempt.channel)
+        if channel is None or attempt.provider_id is None:
             return
         try:
-            await cancel(attempt.provider_id)
+            await channel.cancel(attempt.provider_id)
         except Exception:
             log.warning(
                 "could not hang up call %s of attempt %s",
