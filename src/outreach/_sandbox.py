@@ -14,13 +14,13 @@ from types import TracebackType
 from typing import Any, Self
 
 from outreach._client import AsyncClient
+from outreach._clock import FakeClock
 from outreach._durations import parse_duration
 from outreach._simulator import Persona, ProviderSimulator
 from outreach._simulator._server import LoopbackServer
 from outreach.channels import Channel
 from outreach.channels.sendgrid import SendGridEmail
 from outreach.channels.twilio import TwilioSMS, TwilioVoice
-from outreach.testing import FakeClock
 from outreach.webhooks import create_app
 
 SANDBOX_NUMBER = "+15085550199"
