@@ -102,3 +102,27 @@ def test_the_error_tree() -> None:
     assert issubclass(e.StoreError, e.OutreachError)
     assert issubclass(e.InvalidSignature, e.WebhookError)
     assert issubclass(e.WebhookError, e.OutreachError)
+
+
+def test_the_error_tree_drawn_in_the_docstring_is_the_real_one() -> None:
+    import re
+
+    from outreach import exceptions as e
+
+    drawn: dict[str, str | None] = {}  # class -> parent, read from the drawing
+    parents: list[str] = []
+    drawing = (e.__doc__ or "").split("::\n", 1)[1].strip("\n").split("\n\n")[0]
+    for line in drawing.splitlines():
+        match = re.match(r"\W*(\w+)", line)
+        assert match is not None, line
+        depth = (match.start(1) - 4) // 4
+        del parents[depth:]
+        drawn[match[1]] = parents[-1] if parents else None
+        parents.append(match[1])
+
+    real: dict[str, str | None] = {}
+    for name, value in vars(e).items():
+        if isinstance(value, type) and issubclass(value, e.OutreachError):
+            ours = [b for b in value.__bases__ if issubclass(b, e.OutreachError)]
+            real[name] = ours[0].__name__ if ours else None
+    assert drawn == real
