@@ -38,6 +38,37 @@ def test_the_documented_imports_work() -> None:
     assert outreach.__version__
 
 
+def test_outreach_testing_exports() -> None:
+    """``outreach.testing`` re-exports the test doubles (its code lives in private modules);
+    every name it lists resolves, including the lazily loaded simulator and sandbox."""
+    import outreach.testing as testing
+    from outreach._clock import FakeClock
+    from outreach.channels import InMemoryChannel
+
+    assert testing.__all__ == [
+        "CallBehaviour",
+        "EmailBehaviour",
+        "FakeClock",
+        "InMemoryChannel",
+        "Persona",
+        "ProviderSimulator",
+        "Sandbox",
+        "SmsBehaviour",
+    ]
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None, name
+    assert testing.FakeClock is FakeClock
+    assert testing.InMemoryChannel is InMemoryChannel
+
+
+def test_outreach_channels_exports() -> None:
+    import outreach.channels as channels
+
+    assert channels.__all__ == sorted(channels.__all__)
+    for name in channels.__all__:
+        assert getattr(channels, name) is not None, name
+
+
 def test_enums_are_upper_case_members_with_lower_case_values() -> None:
     from outreach import AttemptStatus, Status
 
