@@ -38,6 +38,37 @@ def test_the_documented_imports_work() -> None:
     assert outreach.__version__
 
 
+def test_outreach_testing_exports() -> None:
+    """``outreach.testing`` re-exports the test doubles (its code lives in private modules);
+    every name it lists resolves, including the lazily loaded simulator and sandbox."""
+    import outreach.testing as testing
+    from outreach._clock import FakeClock
+    from outreach.channels import InMemoryChannel
+
+    assert testing.__all__ == [
+        "CallBehaviour",
+        "EmailBehaviour",
+        "FakeClock",
+        "InMemoryChannel",
+        "Persona",
+        "ProviderSimulator",
+        "Sandbox",
+        "SmsBehaviour",
+    ]
+    for name in testing.__all__:
+        assert getattr(testing, name) is not None, name
+    assert testing.FakeClock is FakeClock
+    assert testing.InMemoryChannel is InMemoryChannel
+
+
+def test_outreach_channels_exports() -> None:
+    import outreach.channels as channels
+
+    assert channels.__all__ == sorted(channels.__all__)
+    for name in channels.__all__:
+        assert getattr(channels, name) is not None, name
+
+
 def test_enums_are_upper_case_members_with_lower_case_values() -> None:
     from outreach import AttemptStatus, Status
 
@@ -102,3 +133,27 @@ def test_the_error_tree() -> None:
     assert issubclass(e.StoreError, e.OutreachError)
     assert issubclass(e.InvalidSignature, e.WebhookError)
     assert issubclass(e.WebhookError, e.OutreachError)
+
+
+def test_the_error_tree_drawn_in_the_docstring_is_the_real_one() -> None:
+    import re
+
+    from outreach import exceptions as e
+
+    drawn: dict[str, str | None] = {}  # class -> parent, read from the drawing
+    parents: list[str] = []
+    drawing = (e.__doc__ or "").split("::\n", 1)[1].strip("\n").split("\n\n")[0]
+    for line in drawing.splitlines():
+        match = re.match(r"\W*(\w+)", line)
+        assert match is not None, line
+        depth = (match.start(1) - 4) // 4
+        del parents[depth:]
+        drawn[match[1]] = parents[-1] if parents else None
+        parents.append(match[1])
+
+    real: dict[str, str | None] = {}
+    for name, value in vars(e).items():
+        if isinstance(value, type) and issubclass(value, e.OutreachError):
+            ours = [b for b in value.__bases__ if issubclass(b, e.OutreachError)]
+            real[name] = ours[0].__name__ if ours else None
+    assert drawn == real

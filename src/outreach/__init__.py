@@ -2,7 +2,7 @@
 
 from importlib.metadata import version
 
-from outreach._client import AsyncClient, Client, StartRequest
+from outreach._client import AsyncClient, Client
 from outreach._hooks import Hooks
 from outreach._models import (
     Attempt,
@@ -17,6 +17,7 @@ from outreach._models import (
     QuietHours,
     Recipient,
     RetryPolicy,
+    StartRequest,
     Status,
     Step,
 )

@@ -9,7 +9,6 @@ import os
 import secrets
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -29,6 +28,7 @@ from outreach._models import (
     Notification,
     Plan,
     Recipient,
+    StartRequest,
     Status,
 )
 from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
@@ -50,16 +50,6 @@ from outreach.stores import Store, open_store
 log = logging.getLogger("outreach")
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class StartRequest:
-    """One recipient of a batch start; ``context`` is merged over the batch's shared context."""
-
-    recipient: Recipient
-    context: Mapping[str, Any] = field(default_factory=dict)
-    key: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 class AsyncClient:

@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from outreach._client import StartRequest
-from outreach._models import Recipient
+from outreach._models import Recipient, StartRequest
 from outreach.exceptions import InvalidRecipient
 
 _FIELDS = ("id", "phone", "email", "timezone", "locale")

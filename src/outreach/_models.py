@@ -1,8 +1,9 @@
 """The records users build and read: recipients, plans, notifications, attempts, events.
 
-All are pydantic models. Configuration records (``Plan`` and its parts) are frozen, so a running
-notification keeps exactly the plan it started with. Construction errors are raised as errors of
-our own tree (``InvalidRecipient``, ``ConfigurationError``) whose message names the field.
+All are pydantic models except ``StartRequest`` (one recipient of a batch start), a frozen
+dataclass. Configuration records (``Plan`` and its parts) are frozen, so a running notification
+keeps exactly the plan it started with. Construction errors are raised as errors of our own tree
+(``InvalidRecipient``, ``ConfigurationError``) whose message names the field.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -166,6 +169,16 @@ class Recipient(_Checked):
     def address(self, medium: Medium) -> str | None:
         """The address this recipient has for ``medium``, if any."""
         return self.email if medium is Medium.EMAIL else self.phone
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """One recipient of a batch start; ``context`` is merged over the batch's shared context."""
+
+    recipient: Recipient
+    context: Mapping[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Config(_Checked):

@@ -7,26 +7,45 @@ virtual clock: nothing leaves the machine and nothing waits for the wall clock.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from outreach._client import AsyncClient
+from outreach._clock import FakeClock
 from outreach._durations import parse_duration
 from outreach._simulator import Persona, ProviderSimulator
 from outreach._simulator._server import LoopbackServer
 from outreach.channels import Channel
 from outreach.channels.sendgrid import SendGridEmail
 from outreach.channels.twilio import TwilioSMS, TwilioVoice
-from outreach.testing import FakeClock
 from outreach.webhooks import create_app
 
 SANDBOX_NUMBER = "+15085550199"
 """The number the sandbox's texts and calls come from."""
+SANDBOX_SENDER = "Notifications <alerts@sandbox.example>"
+"""The address the sandbox's emails come from."""
+SANDBOX_SECRET = "sandbox-only-secret"
+"""The key the sandbox signs acknowledgement and unsubscribe links with."""
 
 StepHook = Callable[[datetime, AsyncClient], Awaitable[None]]
+ChannelFactory = Callable[[Sequence[ProviderSimulator]], Mapping[str, Channel]]
+"""Builds the client's channels from the simulators (the first one is the default)."""
+
+
+def sandbox_channels(sims: Sequence[ProviderSimulator]) -> dict[str, Channel]:
+    """The real adapters (``sms``, ``email``, ``voice``), all pointed at the first simulator."""
+    settings = sims[0].settings(
+        secret_key=SANDBOX_SECRET, twilio_from=SANDBOX_NUMBER, sendgrid_from=SANDBOX_SENDER
+    )
+    return {
+        "sms": TwilioSMS(settings=settings),
+        "email": SendGridEmail(settings=settings),
+        "voice": TwilioVoice(settings=settings),
+    }
 
 
 class _Later:
@@ -44,6 +63,9 @@ class Sandbox:
     ``box.client`` as usual and ``await box.run_until("4d")`` to let time pass.
 
     ``client_options`` go to the :class:`AsyncClient` (hooks, recipient_cap...).
+    ``simulators=2`` starts a second simulator (another provider account, the same customers)
+    and ``channels`` builds the client's channels from them (default: :func:`sandbox_channels`),
+    e.g. to fail over from one account to the other.
     """
 
     def __init__(
@@ -53,45 +75,60 @@ class Sandbox:
         templates: str | os.PathLike[str],
         personas: Iterable[Persona] = (),
         start: datetime | str = "2026-11-23T13:30:00+00:00",
+        simulators: int = 1,
+        channels: ChannelFactory = sandbox_channels,
         **client_options: Any,
     ) -> None:
         self.clock = FakeClock(start)
         self._store = store
         self._templates = templates
         self._personas = list(personas)
+        self._simulators = simulators
+        self._channels = channels
         self._options = client_options
         self._webhooks = _Later()
         self._server = LoopbackServer(self._webhooks)
-        self.sim: ProviderSimulator
+        self._exits = contextlib.AsyncExitStack()
+        self.sims: list[ProviderSimulator] = []
         self.client: AsyncClient
 
+    @property
+    def sim(self) -> ProviderSimulator:
+        """The first (default) simulator: SMS, email and voice go there unless told otherwise."""
+        return self.sims[0]
+
     async def __aenter__(self) -> Self:
-        await self._server.start()
-        self.sim = ProviderSimulator(
-            clock=self.clock, personas=self._personas, webhook_url=self._server.url, seed=1042
-        )
-        await self.sim.__aenter__()
-        settings = self.sim.settings(
-            secret_key="sandbox-only-secret",
-            store=self._store,
-            twilio_from=SANDBOX_NUMBER,
-            sendgrid_from="Notifications <alerts@sandbox.example>",
-        )
-        channels: dict[str, Channel] = {
-            "sms": TwilioSMS(settings=settings),
-            "email": SendGridEmail(settings=settings),
-            "voice": TwilioVoice(settings=settings),
-        }
-        self.client = AsyncClient(
-            store=self._store,
-            channels=channels,
-            templates=self._templates,
-            clock=self.clock,
-            settings=settings,
-            **self._options,
-        )
-        self._webhooks.app = create_app(self.client)
-        await self.client.open()
+        async with contextlib.AsyncExitStack() as exits:
+            await self._server.start()
+            exits.push_async_callback(self._server.aclose)
+            for i in range(self._simulators):
+                sim = ProviderSimulator(
+                    clock=self.clock,
+                    personas=self._personas,
+                    webhook_url=self._server.url,
+                    seed=1042 + i,
+                )
+                self.sims.append(await exits.enter_async_context(sim))
+            settings = self.sim.settings(
+                secret_key=SANDBOX_SECRET,
+                store=self._store,
+                twilio_from=SANDBOX_NUMBER,
+                sendgrid_from=SANDBOX_SENDER,
+            )
+            self.client = AsyncClient(
+                store=self._store,
+                channels=self._channels(self.sims),
+                templates=self._templates,
+                clock=self.clock,
+                settings=settings,
+                **self._options,
+            )
+            self._webhooks.app = create_app(
+                self.client, twilio_auth_tokens=[sim.auth_token for sim in self.sims]
+            )
+            await self.client.open()
+            exits.push_async_callback(self.client.close)
+            self._exits = exits.pop_all()
         return self
 
     async def __aexit__(
@@ -100,11 +137,21 @@ class Sandbox:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            await self.client.close()
-            await self.sim.__aexit__(exc_type, exc, tb)
-        finally:
-            await self._server.aclose()
+        await self._exits.__aexit__(exc_type, exc, tb)
+
+    async def step(self) -> None:
+        """Run whatever is due now: our sends, then the providers' callbacks and customers."""
+        await self.client.run_due()
+        for sim in self.sims:
+            await sim.run_due()
+
+    async def due_by(self, end: datetime) -> list[datetime]:
+        """When the client or a simulator next has something to do, if that is by ``end``."""
+        return [
+            t
+            for t in (await self.client.store.next_due(), *(sim.next_due() for sim in self.sims))
+            if t is not None and t <= end
+        ]
 
     async def run_until(
         self, until: datetime | timedelta | str, *, on_step: StepHook | None = None
@@ -113,15 +160,10 @@ class Sandbox:
         from one due moment to the next: our sends, the customers' answers, the callbacks."""
         end = until if isinstance(until, datetime) else self.clock.now() + parse_duration(until)
         while True:
-            await self.client.run_due()
-            await self.sim.run_due()
+            await self.step()
             if on_step is not None:
                 await on_step(self.clock.now(), self.client)
-            upcoming = [
-                t
-                for t in (await self.client.store.next_due(), self.sim.next_due())
-                if t is not None and t <= end
-            ]
+            upcoming = await self.due_by(end)
             if not upcoming:
                 return
             self.clock.set(max(min(upcoming), self.clock.now() + timedelta(microseconds=1)))

@@ -1,4 +1,27 @@
-"""The error tree: every failure the library raises is an ``OutreachError``."""
+"""The error tree: every failure the library raises is an ``OutreachError``.
+
+Our exception hierarchy::
+
+    OutreachError
+    ├── ConfigurationError
+    ├── TemplateError
+    ├── InvalidRecipient
+    ├── IdempotencyConflict
+    ├── NotFound                      (also a LookupError)
+    ├── InvalidChoice
+    ├── DeliveryError
+    │   ├── TransientDeliveryError    (retry_after, retry_at)
+    │   │   └── RateLimited
+    │   └── PermanentDeliveryError    (opt_out)
+    ├── StoreError
+    │   └── ConcurrencyError
+    └── WebhookError
+        ├── InvalidSignature
+        └── InvalidToken
+            └── ExpiredToken
+
+Channels map provider errors onto ``DeliveryError`` and ``ConfigurationError`` at their edge.
+"""
 
 from __future__ import annotations
 

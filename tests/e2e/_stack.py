@@ -2,14 +2,15 @@
 real Twilio and SendGrid adapters talking HTTP to it, the real webhooks app served by uvicorn,
 an ``AsyncClient`` on a SQLite file, all on one virtual clock.
 
-Nothing waits for the wall clock: :meth:`Stack.run_until` jumps from one due moment to the next
-(our sends, the customers' answers, the providers' callbacks), like ``outreach demo`` does.
+The stack is a :class:`~outreach.testing.Sandbox` (what ``outreach demo`` runs on) plus what the
+tests inspect. Nothing waits for the wall clock: :meth:`Stack.run_until` jumps from one due
+moment to the next (our sends, the customers' answers, the providers' callbacks).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,23 +19,22 @@ from typing import Any, Protocol
 from outreach import AsyncClient
 from outreach._durations import parse_duration
 from outreach._models import Attempt, Event, EventKind, Notification, Plan, Recipient
-from outreach._simulator._server import LoopbackServer
-from outreach.channels import Channel
-from outreach.channels.sendgrid import SendGridEmail
-from outreach.channels.twilio import TwilioSMS, TwilioVoice
+from outreach._sandbox import (
+    SANDBOX_NUMBER,
+    SANDBOX_SECRET,
+    SANDBOX_SENDER,
+    ChannelFactory,
+    sandbox_channels,
+)
 from outreach.demo import demo_plan, templates_dir
-from outreach.testing import FakeClock, Persona, ProviderSimulator
-from outreach.webhooks import create_app
+from outreach.testing import FakeClock, Persona, ProviderSimulator, Sandbox
 
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 """A Monday, 10:00 in New York: far from the plan's quiet hours (21:00-08:00 local)."""
-OUR_NUMBER = "+15085550199"
+OUR_NUMBER = SANDBOX_NUMBER
 """The number our texts and calls come from (the first simulator's account)."""
-SENDER = "Cape Air <alerts@capeair.example>"
-SECRET = "e2e-secret-key"
-
-ChannelFactory = Callable[[Sequence[ProviderSimulator]], Mapping[str, Channel]]
-"""Builds the client's channels from the simulators (the first one is the default)."""
+SENDER = SANDBOX_SENDER
+SECRET = SANDBOX_SECRET
 
 
 def cape_air_plan() -> Plan:
@@ -54,30 +54,29 @@ def passenger(number: int, *, phone: bool = True, email: bool = True) -> Recipie
     )
 
 
-class _Later:
-    """The webhooks app, filled in once the client exists (the client needs the URL first)."""
-
-    app: Callable[..., Awaitable[None]] | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        assert self.app is not None, "the webhooks app is not built yet"
-        await self.app(scope, receive, send)
-
-
 @dataclass
 class Stack:
     """Everything one end-to-end test drives and inspects."""
 
-    clock: FakeClock
-    sims: list[ProviderSimulator]
-    client: AsyncClient
+    box: Sandbox
     plan: Plan
-    webhook_url: str
+
+    @property
+    def clock(self) -> FakeClock:
+        return self.box.clock
+
+    @property
+    def sims(self) -> list[ProviderSimulator]:
+        return self.box.sims
 
     @property
     def sim(self) -> ProviderSimulator:
         """The first (default) simulator: SMS, email and voice go there unless told otherwise."""
-        return self.sims[0]
+        return self.box.sim
+
+    @property
+    def client(self) -> AsyncClient:
+        return self.box.client
 
     # -- time -----------------------------------------------------------------------------
 
@@ -89,24 +88,23 @@ class Stack:
 
     async def step(self) -> None:
         """Run whatever is due now: our sends, then the providers' callbacks and customers."""
-        await self.client.run_due()
-        for sim in self.sims:
-            await sim.run_due()
+        await self.box.step()
 
     async def run_until(self, end: datetime | str | timedelta) -> None:
         """Let virtual time pass to ``end`` (an instant, or an offset from ``START``), jumping
-        from one due moment to the next; the clock is at ``end`` afterwards."""
+        from one due moment to the next; the clock is at ``end`` afterwards.
+
+        Stricter than :meth:`Sandbox.run_until`, because the tests compare instants exactly:
+        work still due at the current instant is run again at that instant (the sandbox moves
+        the clock on by a microsecond), a run that makes no progress fails, and the clock ends
+        at ``end``."""
         if not isinstance(end, datetime):
             end = self.at(end)
         stuck = 0
         for _ in range(20_000):
             await self.step()
             now = self.clock.now()
-            upcoming = [
-                t
-                for t in (await self.client.store.next_due(), *(s.next_due() for s in self.sims))
-                if t is not None and t <= end
-            ]
+            upcoming = await self.box.due_by(end)
             if not upcoming:
                 if now >= end:
                     return
@@ -194,16 +192,6 @@ class MakeStack(Protocol):
     async def __call__(self, personas: Iterable[Persona] = (), **options: Any) -> Stack: ...
 
 
-def default_channels(sims: Sequence[ProviderSimulator]) -> dict[str, Channel]:
-    """The real adapters, all pointed at the first simulator."""
-    settings = sims[0].settings(secret_key=SECRET, twilio_from=OUR_NUMBER, sendgrid_from=SENDER)
-    return {
-        "sms": TwilioSMS(settings=settings),
-        "email": SendGridEmail(settings=settings),
-        "voice": TwilioVoice(settings=settings),
-    }
-
-
 def in_order(notification: Notification) -> list[Attempt]:
     """A notification's attempts in the order they were made (pass, step, re-attempt)."""
     return sorted(notification.attempts, key=lambda a: (a.pass_, a.step, a.reattempt))
@@ -226,39 +214,19 @@ async def open_stack(
     personas: Iterable[Persona] = (),
     *,
     simulators: int = 1,
-    channels: ChannelFactory = default_channels,
+    channels: ChannelFactory = sandbox_channels,
     plan: Plan | None = None,
     **client_options: Any,
 ) -> AsyncIterator[Stack]:
     """Serve the webhooks app, start ``simulators`` provider simulators (separate accounts,
     the same customers), build the channels and the client, and tear it all down after."""
-    personas = list(personas)
-    clock = FakeClock(START)
-    later = _Later()
-    server = LoopbackServer(later)
-    await server.start()
-    async with contextlib.AsyncExitStack() as exits:
-        exits.push_async_callback(server.aclose)
-        sims = []
-        for i in range(simulators):
-            sim = ProviderSimulator(
-                clock=clock, personas=personas, webhook_url=server.url, seed=1042 + i
-            )
-            await exits.enter_async_context(sim)
-            sims.append(sim)
-        store = f"sqlite:///{tmp_path / 'outreach.db'}"
-        settings = sims[0].settings(
-            secret_key=SECRET, store=store, twilio_from=OUR_NUMBER, sendgrid_from=SENDER
-        )
-        client = AsyncClient(
-            store=store,
-            channels=channels(sims),
-            templates=templates_dir(),
-            clock=clock,
-            settings=settings,
-            **client_options,
-        )
-        later.app = create_app(client, twilio_auth_tokens=[sim.auth_token for sim in sims])
-        await client.open()
-        exits.push_async_callback(client.close)
-        yield Stack(clock, sims, client, plan or cape_air_plan(), server.url)
+    async with Sandbox(
+        store=f"sqlite:///{tmp_path / 'outreach.db'}",
+        templates=templates_dir(),
+        personas=personas,
+        start=START,
+        simulators=simulators,
+        channels=channels,
+        **client_options,
+    ) as box:
+        yield Stack(box, plan or cape_air_plan())

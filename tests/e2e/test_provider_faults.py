@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from outreach import AttemptStatus, EventKind, Status
-from outreach._client import StartRequest
+from outreach import AttemptStatus, EventKind, StartRequest, Status
 from outreach.channels import Channel, Failover
 from outreach.channels.sendgrid import SendGridEmail
 from outreach.channels.twilio import TwilioSMS, TwilioVoice

@@ -11,6 +11,7 @@ from outreach.channels._base import Channel, Message, Receipt, resolve_media
 from outreach.channels._registry import available_channels, build_channel
 from outreach.channels.console import Console
 from outreach.channels.failover import Failover
+from outreach.channels.memory import InMemoryChannel
 
 if TYPE_CHECKING:
     from outreach.channels.sendgrid import SendGridEmail
@@ -20,6 +21,7 @@ __all__ = [
     "Channel",
     "Console",
     "Failover",
+    "InMemoryChannel",
     "Message",
     "Receipt",
     "SendGridEmail",

@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from outreach._client import AsyncClient, StartRequest
-from outreach._models import Event, Notification, Plan, Recipient
+from outreach._client import AsyncClient
+from outreach._models import Event, Notification, Plan, Recipient, StartRequest
 from outreach._sandbox import Sandbox
 from outreach._simulator import CallBehaviour, EmailBehaviour, Persona, SmsBehaviour
 
