@@ -1346,15 +1346,15 @@ async def test_an_event_whose_handling_failed_is_applied_when_the_provider_retri
     body = sendgrid_body(
         [sendgrid_event("bounce", email, clock, reason="550 5.1.1", type="bounce")]
     )
-    real = client.update_attempt
+    real = client.inbound.update_attempt
 
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(client, "update_attempt", broken)
+    monkeypatch.setattr(client.inbound, "update_attempt", broken)
     with pytest.raises(RuntimeError):
         await sendgrid_post(http, body, sendgrid_key, clock)
-    monkeypatch.setattr(client, "update_attempt", real)
+    monkeypatch.setattr(client.inbound, "update_attempt", real)
     retried = await sendgrid_post(http, body, sendgrid_key, clock)
     assert retried.status_code == 200
     bounced = (await client.get(n.id)).attempt(email.id)

@@ -20,6 +20,7 @@ from twilio.twiml.voice_response import (  # type: ignore[import-untyped, unused
     VoiceResponse,
 )
 
+from outreach._engine import notification_id_of
 from outreach._models import AttemptStatus, Medium, Notification, Status
 from outreach._redact import mask
 from outreach._webhooks._common import Ctx, Form, Rejected
@@ -158,7 +159,7 @@ async def inbound_sms(ctx: Ctx, request: Request) -> Response:
         return _sms(ctx.settings.help_text)
     if intent is Intent.OPT_IN:
         await client.unsuppress(Medium.SMS, phone)
-    target = await client.reply_target(Medium.SMS, phone, sender=to or None)
+    target = await ctx.inbound.reply_target(Medium.SMS, phone, sender=to or None)
     if intent is Intent.OPT_OUT:
         # No more SMS from any sender; the notification it answered moves to its next channel.
         await client.opt_out(
@@ -168,7 +169,7 @@ async def inbound_sms(ctx: Ctx, request: Request) -> Response:
             notification_id=None if target is None else target.id,
         )
         if target is not None:  # kept in the audit trail
-            await client.record_reply(
+            await ctx.inbound.record_reply(
                 target.id, via="sms", text=body, attempt_id=_last_sms(target, phone)
             )
         return _sms()  # Twilio answers STOP itself and blocks any reply of ours
@@ -183,7 +184,7 @@ async def inbound_sms(ctx: Ctx, request: Request) -> Response:
         choice = understood.option.key if understood.option else None
         after = await client.acknowledge(target.id, via="sms", choice=choice, attempt_id=attempt_id)
         return _sms(ack_reply(p, target.status, after, choice))
-    await client.record_reply(target.id, via="sms", text=body, attempt_id=attempt_id)
+    await ctx.inbound.record_reply(target.id, via="sms", text=body, attempt_id=attempt_id)
     if target.status.is_terminal:
         return _sms(p.noted)
     options = target.plan.options
@@ -204,12 +205,11 @@ async def status_callback(ctx: Ctx, request: Request) -> Response:
     if outcome.status is None:
         log.debug("ignored Twilio status %r for %s", outcome.tag, outcome.sid)
         return _sms()
-    client = ctx.client
     if outcome.sid and not await ctx.first_sighting(f"twilio:{outcome.sid}:{outcome.tag}"):
         return _sms()
     # Both ids when we have them: the callback teaches an attempt whose send answer was lost
     # its provider id (needed to hang up the call, say).
-    updated = await client.update_attempt(
+    updated = await ctx.inbound.update_attempt(
         outcome.status, attempt_id=attempt_id, provider_id=outcome.sid or None, error=outcome.error
     )
     if updated is None:
@@ -219,7 +219,7 @@ async def status_callback(ctx: Ctx, request: Request) -> Response:
 
 async def _attempt_owner(ctx: Ctx, attempt_id: str) -> Notification | None:
     try:
-        notification = await ctx.client.get(attempt_id.split(".", 1)[0])
+        notification = await ctx.client.get(notification_id_of(attempt_id))
     except NotFound:
         return None
     return notification if notification.attempt(attempt_id) is not None else None
@@ -231,13 +231,13 @@ async def voice(ctx: Ctx, request: Request) -> Response:
     attempt_id = request.path_params["attempt_id"]
     answered_by = form.get("AnsweredBy").strip().lower()
     try:
-        notification, message = await ctx.client.render_attempt(attempt_id)
+        notification, message = await ctx.inbound.render_attempt(attempt_id)
     except (NotFound, TemplateError) as error:
         log.warning("no script for call attempt %s: %s", attempt_id, error)
         return _say(None, "en")
     # Answered: recorded before the menu, so an acknowledgement by key does not hang up on us.
     status, note = answered(answered_by)
-    await ctx.client.update_attempt(status, attempt_id=attempt_id, error=note)
+    await ctx.inbound.update_attempt(status, attempt_id=attempt_id, error=note)
     p = phrases(message.locale)
     if status is AttemptStatus.UNDELIVERED or notification.status is Status.CANCELLED:
         return _say(None, message.locale)
@@ -264,14 +264,14 @@ async def gather(ctx: Ctx, request: Request) -> Response:
     client = ctx.client
     locale = notification.recipient.locale
     p = phrases(locale)
-    await client.update_attempt(AttemptStatus.ENGAGED, attempt_id=attempt_id)
+    await ctx.inbound.update_attempt(AttemptStatus.ENGAGED, attempt_id=attempt_id)
     digits = form.get("Digits").strip()
     if not digits:  # answered, but no answer: not an acknowledgement
         return _say(p.goodbye, locale)
     options = notification.plan.options
     option = notification.plan.option(digits) if options else None
     if options and option is None:
-        await client.record_reply(
+        await ctx.inbound.record_reply(
             notification.id, via="voice", text=f"pressed {digits}", attempt_id=attempt_id
         )
         if request.query_params.get("retry"):
