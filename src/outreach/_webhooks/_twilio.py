@@ -24,9 +24,10 @@ from outreach._engine import notification_id_of
 from outreach._models import AttemptStatus, Medium, Notification, Status
 from outreach._redact import mask
 from outreach._webhooks._common import Ctx, Form, Rejected
-from outreach._webhooks._phrases import UNMATCHED, Phrases, phrases
+from outreach._webhooks._phrases import UNMATCHED, Phrases, phrases, twilio_language
+from outreach._webhooks._twiml import call_twiml
 from outreach._webhooks._words import Intent, keyword, meaning
-from outreach.channels.twilio import CALL_STATUS, MESSAGE_STATUS, call_twiml, twilio_language
+from outreach.channels.twilio import CALL_STATUS, MESSAGE_STATUS
 from outreach.exceptions import NotFound, TemplateError
 
 log = logging.getLogger("outreach.webhooks")
