@@ -106,7 +106,7 @@ async def one_run(n: int, render: bool) -> float:
     clock = FakeClock(START)
     async with bench_client(DictStore(), clock, channels) as ox:
         if not render:
-            ox._runner.render = fixed_message  # type: ignore[method-assign]
+            ox._runner.messages.render = fixed_message  # type: ignore[method-assign]
         await ox.start_many(make_plan(), requests, context=CONTEXT)
         started = time.process_time()
         for _, advance in PHASES:

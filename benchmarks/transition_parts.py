@@ -37,6 +37,7 @@ from engine_sqlite import CONTEXT, START, bench_client, build_requests, counting
 
 from outreach import Medium
 from outreach._engine import Send, State, Tick, decide
+from outreach._runner import Paced
 from outreach._tokens import TokenClaims
 from outreach.stores._codec import load_notification
 from outreach.testing import FakeClock
@@ -66,9 +67,10 @@ async def measure(number: int, repeat: int) -> list[tuple[str, float]]:
                 ).fetchone()
             record = load_notification(body, plan)
             runner, store, now = ox._runner, ox.store, clock.now()
+            messages = runner.messages
             state = State(record, runner.facts())
             decision = decide(state, Tick(), now)
-            decided, change = decision.notification, runner.change(decision, now)
+            decided, change = decision.notification, runner.change(Paced(decision), now)
             [call] = [action.attempt for action in decision.actions if isinstance(action, Send)]
             sent = {attempt.medium: attempt for attempt in record.attempts}
             sms, email = sent[Medium.SMS], sent[Medium.EMAIL]
@@ -80,11 +82,14 @@ async def measure(number: int, repeat: int) -> list[tuple[str, float]]:
                 ("  of which json.loads", lambda: json.loads(body)),
                 ("engine: decide the next tick (a call)", lambda: decide(state, Tick(), now)),
                 ("encode its change into rows", lambda: store._encode(change, fingerprints)),
-                ("render sms, with its signed link", lambda: runner.render(record, sms)),
-                ("render email, with its signed links", lambda: runner.render(record, email)),
-                ("render voice, with its signed link", lambda: runner.render(decided, call)),
-                ("sign one token", lambda: runner.signer.sign(claims)),
-                ("trial render at start (every step)", lambda: ox._trial_render(record)),
+                ("render sms, with its signed link", lambda: messages.render(record, sms)),
+                ("render email, with its signed links", lambda: messages.render(record, email)),
+                ("render voice, with its signed link", lambda: messages.render(decided, call)),
+                ("sign one token", lambda: messages.signer.sign(claims)),
+                (
+                    "trial render at start (every step)",
+                    lambda: messages.trial_render(record, runner.media),
+                ),
             ]
             return [(label, best_us(fn, number, repeat)) for label, fn in pieces]
 

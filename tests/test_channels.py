@@ -1,4 +1,4 @@
-"""Channel plumbing: Failover, the registry, the console channel, medium resolution."""
+"""Channel plumbing: the seam's defaults, Failover, the registry, the console channel, media."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import pytest
 
 from outreach._models import AttemptStatus, Medium
 from outreach.channels import (
+    Channel,
     Console,
     Failover,
     Message,
+    Receipt,
     available_channels,
     build_channel,
     resolve_media,
 )
+from outreach.channels._base import as_channel
 from outreach.exceptions import (
     ConfigurationError,
     PermanentDeliveryError,
@@ -88,3 +91,65 @@ async def test_failover_paces_like_its_slowest_provider_and_hangs_up_through_the
     assert both.rate == 1
     await both.cancel("CA123")
     assert first.cancelled == ["CA123"]
+
+
+class _Duck:
+    """A channel written against the protocol alone: no base class, no optional members."""
+
+    name = "duck"
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    async def send(self, message: Message) -> Receipt:
+        self.sent.append(message)
+        return Receipt("duck-1")
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+async def test_a_channel_without_the_base_class_gets_its_defaults() -> None:
+    duck = _Duck()
+    channel = as_channel(duck)
+    assert (channel.name, channel.medium, channel.rate, channel.max_in_flight) == (
+        "duck",
+        None,
+        None,
+        None,
+    )
+    assert channel.base_url is None
+    assert await channel.send(MESSAGE) == Receipt("duck-1")
+    await channel.cancel("duck-1")  # nothing to hang up: a no-op, not an AttributeError
+    assert duck.sent == [MESSAGE]
+    assert resolve_media({"sms": channel}) == {"sms": Medium.SMS}
+
+
+def test_something_that_is_not_a_channel_is_refused_by_name() -> None:
+    with pytest.raises(ConfigurationError, match="is not a channel"):
+        as_channel(object())
+
+
+def test_channel_base_defaults_are_documented_values() -> None:
+    base = Channel()
+    assert (base.medium, base.rate, base.max_in_flight, base.base_url) == (None, None, None, None)
+
+
+@pytest.mark.parametrize("rate", [0, -1, float("inf"), float("nan")])
+def test_every_adapter_refuses_a_rate_that_cannot_pace(rate: float) -> None:
+    from outreach.channels import SendGridEmail, TwilioSMS
+
+    with pytest.raises(ConfigurationError, match="rate must be a positive number"):
+        SendGridEmail(api_key="SG.k.k", from_email="a@capeair.example", rate=rate)
+    with pytest.raises(ConfigurationError, match="rate must be a positive number"):
+        TwilioSMS(account_sid="AC1", auth_token="t", from_="+16175550100", rate=rate)
+
+
+def test_an_invalid_setting_is_a_configuration_error_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from outreach.channels import SendGridEmail
+
+    monkeypatch.setenv("OUTREACH_SIGNATURE_MAX_AGE", "soon")
+    with pytest.raises(ConfigurationError, match="OUTREACH_SIGNATURE_MAX_AGE"):
+        SendGridEmail()

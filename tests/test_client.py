@@ -157,7 +157,7 @@ async def test_restart_resumes_on_time_and_never_resends_a_lost_send(
     async with AsyncClient(store=url, channels=second, templates=TEMPLATES, clock=clock) as ox:
         runner: Runner = ox._runner
 
-        async def crash(notification: Notification, attempt: object) -> object:
+        async def crash(*_: object) -> object:
             raise Killed("killed mid-send")
 
         runner.send = crash  # type: ignore[assignment,method-assign]

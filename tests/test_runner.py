@@ -124,7 +124,7 @@ async def test_render_failure_at_send_time_is_a_permanent_failure_of_that_step(
     n = await client.start(PAX, plan, context=CONTEXT)
     (templates_dir / "flight_cancelled" / "sms.txt").write_text("{{ gate }}")
     client.templates = type(client.templates)(templates_dir)  # type: ignore[misc]
-    client._runner.templates = client.templates
+    client._runner.messages.templates = client.templates
     await client.run_due()
     sms, email = (await client.get(n.id)).attempts
     assert sms.status is AttemptStatus.FAILED

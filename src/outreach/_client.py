@@ -22,6 +22,7 @@ from outreach._clock import Clock, SystemClock
 from outreach._engine import Ack, Cancel, Input, OptedOut
 from outreach._hooks import Hooks
 from outreach._inbound import Inbound
+from outreach._messages import Messages
 from outreach._models import (
     Event,
     EventKind,
@@ -32,18 +33,18 @@ from outreach._models import (
     Status,
 )
 from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
-from outreach._runner import Runner, new_id, template_context
+from outreach._runner import Runner, new_id
 from outreach._settings import Settings
 from outreach._templates import Templates
 from outreach._tokens import TokenSigner
 from outreach._urls import PublicUrls
 from outreach.channels import Channel, resolve_media
+from outreach.channels._base import as_channel
 from outreach.exceptions import (
     ConfigurationError,
     InvalidChoice,
     NotFound,
     OutreachError,
-    TemplateError,
 )
 from outreach.stores import Store, open_store
 
@@ -86,7 +87,7 @@ class AsyncClient:
         self.settings = settings or Settings()
         store = store if store is not None else self.settings.store
         self.store: Store = open_store(store) if isinstance(store, str) else store
-        self.channels = dict(channels or {})
+        self.channels = {name: as_channel(c) for name, c in (channels or {}).items()}
         self.clock: Clock = clock or SystemClock()
         self.poll_interval = poll_interval
         folder = templates if templates is not None else self.settings.templates
@@ -100,18 +101,22 @@ class AsyncClient:
                 "OUTREACH_SECRET_KEY is not set: acknowledgement links are signed with a "
                 "throw-away key and stop working when this process exits"
             )
+        self._messages = Messages(
+            self.templates,
+            PublicUrls(self.settings.public_url),
+            TokenSigner(secret.get_secret_value() if secret else secrets.token_urlsafe(32)),
+            self.clock,
+        )
         self._runner = Runner(
             store=self.store,
             channels=self.channels,
             media=resolve_media(self.channels),
-            templates=self.templates,
+            messages=self._messages,
             clock=self.clock,
-            urls=PublicUrls(self.settings.public_url),
-            signer=TokenSigner(secret.get_secret_value() if secret else secrets.token_urlsafe(32)),
             hooks=hooks or Hooks(),
             owner=f"{os.getpid()}-{new_id()[:8]}",
             pacer=Pacer(
-                {name: getattr(c, "rate", None) for name, c in self.channels.items()},
+                {name: c.rate for name, c in self.channels.items()},
                 recipient_cap,
             ),
         )
@@ -194,7 +199,7 @@ class AsyncClient:
                 due_at=now,
                 deadline_at=None if plan.deadline is None else now + plan.deadline,
             )
-            self._trial_render(notification)
+            self._messages.trial_render(notification, self._runner.media)
             fresh.append(notification)
         created = [
             Event(at=now, notification_id=n.id, kind=EventKind.CREATED, data={"key": n.key})
@@ -216,21 +221,6 @@ class AsyncClient:
                     f"plan {plan.name!r} uses channel {name!r}, but the client has "
                     f"{sorted(self.channels) or 'no channels'}"
                 )
-
-    def _trial_render(self, notification: Notification) -> None:
-        if self.templates is None:
-            raise TemplateError(
-                "no templates folder is configured (templates=... or OUTREACH_TEMPLATES)"
-            )
-        plan = notification.plan
-        media = self._runner.media
-        uses = [(s.template, media[s.channel]) for s in plan.steps]
-        uses += [(f.template, media[f.channel]) for f in plan.follow_ups]
-        preview = self._runner.urls.ack("preview")
-        options = {option.key: preview for option in plan.options}
-        context = template_context(notification, preview, options)
-        for template, medium in dict.fromkeys(uses):
-            self.templates.render(template, medium, context, locale=notification.recipient.locale)
 
     # reading
 
@@ -315,7 +305,7 @@ class AsyncClient:
     @cached_property
     def inbound(self) -> Inbound:
         """What the webhooks need from this client (``outreach._inbound.Inbound``)."""
-        return Inbound(self.store, self.clock, self.settings, self._runner, self._apply)
+        return Inbound(self.store, self.clock, self.settings, self._messages, self._apply)
 
     async def opt_out(
         self,
@@ -372,11 +362,7 @@ def _loopback(url: str) -> bool:
 
 def _warn_if_links_point_here(public_url: str, channels: Mapping[str, Channel]) -> None:
     """Real providers with a loopback public URL: callbacks and links would go nowhere."""
-    real = [
-        c.name
-        for c in channels.values()
-        if not _loopback(getattr(c, "base_url", "http://127.0.0.1"))
-    ]
+    real = [c.name for c in channels.values() if c.base_url and not _loopback(c.base_url)]
     if real and _loopback(public_url):
         log.warning(
             "OUTREACH_PUBLIC_URL is %s, but %s talk to real providers: status callbacks and "

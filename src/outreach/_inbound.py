@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 
 from outreach._clock import Clock
 from outreach._engine import Input, Reply, StatusUpdate, notification_id_of
+from outreach._messages import Messages
 from outreach._models import AttemptStatus, Medium, Notification
-from outreach._runner import Runner
 from outreach._settings import Settings
 from outreach._tokens import TokenClaims
 from outreach.channels import Message
@@ -25,15 +25,15 @@ Apply = Callable[[Notification, Input], Awaitable[Notification]]
 
 class Inbound:
     """Match a reply, update an attempt, render a call's script, read a signed link,
-    deduplicate callbacks: for the webhooks, over the client's store, clock and runner."""
+    deduplicate callbacks: for the webhooks, over the client's store, clock and messages."""
 
     def __init__(
-        self, store: Store, clock: Clock, settings: Settings, runner: Runner, apply: Apply
+        self, store: Store, clock: Clock, settings: Settings, messages: Messages, apply: Apply
     ) -> None:
         self._store = store
         self._clock = clock
         self._settings = settings
-        self._runner = runner
+        self._messages = messages
         self._apply = apply
 
     async def _get(self, notification_id: str) -> Notification:
@@ -96,11 +96,11 @@ class Inbound:
         attempt = notification.attempt(attempt_id)
         if attempt is None:
             raise NotFound(f"no attempt {attempt_id!r}")
-        return notification, self._runner.render(notification, attempt)
+        return notification, self._messages.render(notification, attempt)
 
     def read_token(self, token: str, purpose: str) -> TokenClaims:
         """The claims of a signed link; raises ``InvalidToken`` or ``ExpiredToken``."""
-        return self._runner.signer.verify(token, now=self._clock.now(), purpose=purpose)
+        return self._messages.signer.verify(token, now=self._clock.now(), purpose=purpose)
 
     async def first_sighting(self, key: str) -> bool:
         """True the first time a webhook event id is seen: callbacks arrive more than once."""

@@ -33,14 +33,12 @@ from outreach._engine import (
     decide,
 )
 from outreach._hooks import Hooks
+from outreach._messages import Messages
 from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium, Notification
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
-from outreach._templates import Templates
-from outreach._tokens import TokenClaims, TokenSigner
-from outreach._urls import PublicUrls
-from outreach.channels import Channel, Message
+from outreach.channels import Channel
 from outreach.exceptions import (
     ConcurrencyError,
     ConfigurationError,
@@ -55,36 +53,12 @@ from outreach.stores import Change, Store
 log = logging.getLogger("outreach.runner")
 
 _SAVE_TRIES = 5
-UNSUBSCRIBE_LIFETIME = timedelta(days=365)
 _MEDIA = tuple(Medium)  # iterating the enum class itself is slow, and this runs per claim
 
 
 def new_id() -> str:
     """A fresh notification id."""
     return uuid.uuid4().hex
-
-
-def template_context(
-    notification: Notification, ack_url: str, option_urls: Mapping[str, str]
-) -> dict[str, Any]:
-    """What a template sees: the caller's context plus ``recipient``, ``options``, ``ack_url``
-    and ``option_urls`` (a link per option key)."""
-    return {
-        **notification.context,
-        "recipient": notification.recipient,
-        "options": notification.plan.options,
-        "ack_url": ack_url,
-        "option_urls": option_urls,
-    }
-
-
-def token_expiry(notification: Notification, now: datetime) -> datetime:
-    """Links work until the deadline (or the plan's natural end) plus the grace period."""
-    plan = notification.plan
-    end = notification.deadline_at
-    if end is None:
-        end = now + sum((step.wait for step in plan.steps), timedelta()) * (plan.repeat + 1)
-    return end + plan.grace
 
 
 def follow_up_of(parent: Notification, action: StartFollowUp, now: datetime) -> Notification:
@@ -107,9 +81,19 @@ def follow_up_of(parent: Notification, action: StartFollowUp, now: datetime) -> 
     )
 
 
-def _send_of(decision: Decision) -> Send | None:
-    """The send a decision asks for, if any (the engine asks for at most one)."""
-    return next((a for a in decision.actions if isinstance(a, Send)), None)
+def _send_of(decision: Decision) -> Attempt | None:
+    """The attempt a decision asks to send, if any (the engine asks for at most one)."""
+    return next((a.attempt for a in decision.actions if isinstance(a, Send)), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Paced:
+    """An engine decision and, when it asks for a send, that attempt and the time pacing lets
+    it start (the engine asks for at most one send)."""
+
+    decision: Decision
+    send: Attempt | None = None
+    start_at: datetime | None = None
 
 
 def change_for(decision: Decision, now: datetime, *, owner: str | None) -> Change:
@@ -190,10 +174,8 @@ class Runner:
     store: Store
     channels: Mapping[str, Channel]
     media: Mapping[str, Medium]
-    templates: Templates | None
+    messages: Messages
     clock: Clock
-    urls: PublicUrls
-    signer: TokenSigner
     hooks: Hooks
     owner: str
     pacer: Pacer
@@ -205,10 +187,9 @@ class Runner:
         self.unavailable: dict[str, str] = {}
         self._commits = _GroupCommit(self.store)
         self._in_flight = {
-            name: asyncio.Semaphore(getattr(c, "max_in_flight", None) or self.max_in_flight)
+            name: asyncio.Semaphore(c.max_in_flight or self.max_in_flight)
             for name, c in self.channels.items()
         }
-        self._start_at: dict[str, datetime] = {}
         self._channel_errors: dict[str, tuple[str, Exception]] = {}  # attempt id -> hook args
 
     def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
@@ -288,13 +269,13 @@ class Runner:
         decided, changes = [], []
         for notification in batch:
             try:
-                decision = self.decide(notification, Tick(), opted_out[notification.id], now)
-                changes.append(self.change(decision, now))
+                paced = self.decide(notification, Tick(), opted_out[notification.id], now)
+                changes.append(self.change(paced, now))
             except Exception as error:
                 log.error("notification %s could not be driven", notification.id, exc_info=error)
                 failures.append(error)
                 continue
-            decided.append((notification, decision))
+            decided.append((notification, paced))
         if not changes:
             return []
         try:
@@ -302,46 +283,38 @@ class Runner:
         except Exception as error:
             log.error("a claimed batch could not be stored", exc_info=error)
             failures.append(error)
-            for _, decision in decided:
-                self.forget_send(decision)
             return []
         return [
-            self.carry_on(notification, decision, stored, opted_out[notification.id])
-            for (notification, decision), stored in zip(decided, saved, strict=True)
+            self.carry_on(notification, paced, stored, opted_out[notification.id])
+            for (notification, paced), stored in zip(decided, saved, strict=True)
         ]
 
     async def carry_on(
         self,
         notification: Notification,
-        decision: Decision,
+        paced: Paced,
         stored: Notification | None,
         opted_out: frozenset[Medium],
     ) -> None:
         """After a batch's commit, one notification on its own: its hooks, then the sends its
         decision asked for. A write that lost a race is decided again on a fresh copy."""
         if stored is None:  # another writer got there first
-            self.forget_send(decision)
             fresh = await self.store.get(notification.id)
             if fresh is None:
                 return
-            decision, stored = await self.apply(fresh, Tick(), opted_out)
+            paced, stored = await self.apply(fresh, Tick(), opted_out)
         else:
-            await self.after_commit(stored, decision)
-        send = _send_of(decision)
-        if send is not None:
-            await self.follow(stored, send.attempt, opted_out)
+            await self.after_commit(stored, paced.decision)
+        if paced.send is not None:
+            await self.follow(stored, paced, opted_out)
 
     async def follow(
-        self, notification: Notification, attempt: Attempt, opted_out: frozenset[Medium]
+        self, notification: Notification, paced: Paced, opted_out: frozenset[Medium]
     ) -> None:
-        """Send ``attempt``, then keep going while the engine asks for sends."""
-        while True:
-            event = await self.send(notification, attempt)
-            decision, notification = await self.apply(notification, event, opted_out)
-            send = _send_of(decision)
-            if send is None:
-                return
-            attempt = send.attempt
+        """Send what ``paced`` asks for, then keep going while the engine asks for sends."""
+        while paced.send is not None:
+            event = await self.send(notification, paced.send, paced.start_at)
+            paced, notification = await self.apply(notification, event, opted_out)
 
     async def apply(
         self,
@@ -350,7 +323,7 @@ class Runner:
         opted_out: frozenset[Medium],
         *,
         leased: bool = True,
-    ) -> tuple[Decision, Notification]:
+    ) -> tuple[Paced, Notification]:
         """Decide and store, re-deciding on a fresh copy when another writer got there first.
 
         When the runner holds the lease (``leased``) it is released unless a send follows;
@@ -358,50 +331,42 @@ class Runner:
         """
         for _ in range(_SAVE_TRIES):
             now = self.clock.now()
-            decision = self.decide(notification, event, opted_out, now)
-            stored = await self._commits.save(self.change(decision, now, leased=leased))
+            paced = self.decide(notification, event, opted_out, now)
+            stored = await self._commits.save(self.change(paced, now, leased=leased))
             if stored is not None:
-                await self.after_commit(stored, decision)
-                return decision, stored
-            self.forget_send(decision)
+                await self.after_commit(stored, paced.decision)
+                return paced, stored
             fresh = await self.store.get(notification.id)
             if fresh is None:
                 break
             notification = fresh
         raise ConcurrencyError(f"notification {notification.id}: too many concurrent writers")
 
-    def change(self, decision: Decision, now: datetime, *, leased: bool = True) -> Change:
-        """What to store for ``decision``, releasing the runner's lease (when it holds one)
+    def change(self, paced: Paced, now: datetime, *, leased: bool = True) -> Change:
+        """What to store for a decision, releasing the runner's lease (when it holds one)
         unless a send follows."""
-        release = leased and _send_of(decision) is None
-        return change_for(decision, now, owner=self.owner if release else None)
-
-    def forget_send(self, decision: Decision) -> None:
-        """Drop the start time pacing gave a send that will not happen (its write failed)."""
-        send = _send_of(decision)
-        if send is not None:
-            self._start_at.pop(send.attempt.id, None)
+        release = leased and paced.send is None
+        return change_for(paced.decision, now, owner=self.owner if release else None)
 
     def decide(
         self, notification: Notification, event: Input, opted_out: frozenset[Medium], now: datetime
-    ) -> Decision:
+    ) -> Paced:
         """The engine's decision, with a send held back when pacing says it is not yet time."""
         state = State(notification, self.facts(opted_out))
         decision = decide(state, event, now)
-        send = _send_of(decision)
-        if send is None:
-            return decision
-        attempt = send.attempt
+        attempt = _send_of(decision)
+        if attempt is None:
+            return Paced(decision)
         assert attempt.medium is not None
         assert attempt.address is not None
         start = self.pacer.admit(attempt.channel, attempt.medium, attempt.address, now)
         if start - now <= self.pacer.horizon:
-            self._start_at[attempt.id] = start
-            return decision
+            return Paced(decision, attempt, start)
         # Too far off to wait in process: decide again, knowing the channel is held till then
         # (the event's own effects stay; only the send becomes a deferral).
         held = replace(state.facts, held={attempt.channel: start})
-        return decide(State(notification, held), event, now)
+        decision = decide(State(notification, held), event, now)
+        return Paced(decision, _send_of(decision))
 
     async def after_commit(self, notification: Notification, decision: Decision) -> None:
         for action in decision.actions:
@@ -423,11 +388,11 @@ class Runner:
                 log.info("notification %s %s", notification.id, event.kind.value)
 
     async def cancel_call(self, attempt: Attempt) -> None:
-        cancel = getattr(self.channels.get(attempt.channel), "cancel", None)
-        if cancel is None or attempt.provider_id is None:
+        channel = self.channels.get(attempt.channel)
+        if channel is None or attempt.provider_id is None:
             return
         try:
-            await cancel(attempt.provider_id)
+            await channel.cancel(attempt.provider_id)
         except Exception:
             log.warning(
                 "could not hang up call %s of attempt %s",
@@ -436,67 +401,22 @@ class Runner:
                 exc_info=True,
             )
 
-    def render(self, notification: Notification, attempt: Attempt) -> Message:
-        """The message for one attempt, with a signed acknowledgement link."""
-        if self.templates is None:
-            raise TemplateError(
-                "no templates folder is configured (templates=... or OUTREACH_TEMPLATES)"
-            )
-        assert attempt.medium is not None
-        assert attempt.address is not None
-        step = notification.plan.steps[attempt.step]
-        expires_at = token_expiry(notification, self.clock.now())
-
-        def token(purpose: str, choice: str | None = None) -> str:
-            # An unsubscribe link must keep working long after the notice (RFC 8058).
-            expiry = expires_at if purpose == "ack" else self.clock.now() + UNSUBSCRIBE_LIFETIME
-            claims = TokenClaims(purpose, notification.id, attempt.id, choice, expiry)
-            return self.signer.sign(claims)
-
-        ack_url = self.urls.ack(token("ack"))
-        option_urls = {}
-        unsubscribe_url = None
-        if attempt.medium is Medium.EMAIL:
-            option_urls = {
-                o.key: self.urls.ack(token("ack", o.key)) for o in notification.plan.options
-            }
-            unsubscribe_url = self.urls.unsubscribe(token("unsubscribe"))
-        rendered = self.templates.render(
-            step.template,
-            attempt.medium,
-            template_context(notification, ack_url, option_urls),
-            locale=notification.recipient.locale,
-        )
-        return Message(
-            notification_id=notification.id,
-            attempt_id=attempt.id,
-            medium=attempt.medium,
-            to=attempt.address,
-            body=rendered.body,
-            subject=rendered.subject,
-            html=rendered.html,
-            locale=notification.recipient.locale,
-            options=notification.plan.options,
-            ack_url=ack_url,
-            option_urls=option_urls,
-            unsubscribe_url=unsubscribe_url,
-            segments=rendered.segments,
-        )
-
-    async def send(self, notification: Notification, attempt: Attempt) -> Sent | SendFailed:
-        """Render and send one attempt with its retry policy; translate the outcome."""
+    async def send(
+        self, notification: Notification, attempt: Attempt, start_at: datetime | None = None
+    ) -> Sent | SendFailed:
+        """Render and send one attempt (not before ``start_at``, the time pacing gave it) with
+        its retry policy; translate the outcome."""
         try:
-            message = self.render(notification, attempt)
+            message = self.messages.render(notification, attempt)
         except TemplateError as error:
             log.error("attempt %s: %s", attempt.id, error)
             return SendFailed(attempt.id, Failure.PERMANENT, str(error), tries=0)
         channel = self.channels[attempt.channel]
         step = notification.plan.steps[attempt.step]
-        start = self._start_at.pop(attempt.id, None)
-        waited = start is not None and start > self.clock.now()
+        waited = start_at is not None and start_at > self.clock.now()
         if waited:
-            assert start is not None
-            await self.clock.sleep(start - self.clock.now())
+            assert start_at is not None
+            await self.clock.sleep(start_at - self.clock.now())
         if message.segments and message.segments > 1:
             self.pacer.charge_extra(attempt.channel, message.segments - 1)
         slots = self._in_flight[attempt.channel]

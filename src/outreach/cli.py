@@ -17,6 +17,7 @@ from rich.table import Table
 from outreach._client import AsyncClient
 from outreach._csv import read_recipients
 from outreach._factory import load_client
+from outreach._messages import template_context
 from outreach._models import Medium, Notification, Option, Plan, Recipient, Status
 from outreach._outcome import never_reached
 from outreach._settings import Settings
@@ -116,13 +117,13 @@ def templates(
     except OutreachError as error:
         raise typer.BadParameter(str(error)) from error
     options = (Option(key="1", label="First choice"), Option(key="2", label="Second choice"))
-    sample: dict[str, Any] = {
-        "recipient": Recipient(id="sample", phone="+16175550123", email="sample@example.com"),
-        "options": options,
-        "ack_url": "https://example.com/ack/sample",
-        "option_urls": {o.key: f"https://example.com/ack/sample-{o.key}" for o in options},
-        **_pairs(context, "--context"),
-    }
+    sample = template_context(
+        _pairs(context, "--context"),
+        Recipient(id="sample", phone="+16175550123", email="sample@example.com"),
+        options,
+        ack_url="https://example.com/ack/sample",
+        option_urls={o.key: f"https://example.com/ack/sample-{o.key}" for o in options},
+    )
     table = Table("notice", *(m.value for m in Medium))
     broken = 0
     for name in notices.names():

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from outreach._durations import parse_duration
 from outreach._models import AttemptStatus, Medium
-from outreach.channels import Message, Receipt
+from outreach.channels import Channel, Message, Receipt
 from outreach.exceptions import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 __all__ = [
@@ -114,7 +114,7 @@ def _settle(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class InMemoryChannel:
+class InMemoryChannel(Channel):
     """Records what it is asked to send in ``outbox`` instead of sending it.
 
     ``fail_next`` makes the next sends raise (transient by default). ``rate`` and

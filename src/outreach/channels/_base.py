@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any
 
 from outreach._models import AttemptStatus, Medium, Option
 from outreach.exceptions import ConfigurationError
@@ -46,30 +46,84 @@ class Receipt:
     sender: str | None = None
 
 
-@runtime_checkable
-class Channel(Protocol):
-    """A provider adapter. ``send`` raises from the error tree when it cannot send.
+class Channel:
+    """A provider adapter: the one seam between the runner and a provider.
 
-    A channel may also have a ``medium`` attribute; without one, the name it is configured
-    under (``"sms"``, ``"email"``, ``"voice"``) says which address it reaches.
+    Subclass it and implement :meth:`send`; every other member has a default here, and the
+    client and runner read them from this class rather than probing. ``send`` translates one
+    rendered message into the provider's wire format and raises from the error tree when it
+    cannot send; it never retries, paces or decides escalation.
+
+    Attributes, read once when the client is built:
+
+    - ``name``: for logs and errors.
+    - ``medium``: which address it reaches; ``None`` (default): the name it is configured
+      under (``"sms"``, ``"email"``, ``"voice"``) says.
+    - ``rate``: sends (SMS: segments) per second per sender that the runner paces it to;
+      ``None`` (default): no pacing.
+    - ``max_in_flight``: concurrent requests the runner allows it; ``None`` (default): the
+      runner's own limit.
+    - ``base_url``: where its provider is reached; ``None`` (default): no remote provider.
     """
 
-    name: str
+    name: str = "channel"
+    medium: Medium | None = None
+    rate: float | None = None
+    max_in_flight: int | None = None
+    base_url: str | None = None
 
     async def send(self, message: Message) -> Receipt:
         """Hand one message to the provider."""
-        ...
+        raise NotImplementedError(f"{type(self).__name__} does not implement send()")
+
+    async def cancel(self, provider_id: str) -> None:
+        """Stop what ``provider_id`` names (hang up a call); by default there is nothing to
+        stop once a message is handed over."""
 
     async def aclose(self) -> None:
-        """Release connections."""
-        ...
+        """Release connections; by default there are none."""
+
+
+class _Adopted(Channel):
+    """A channel object that does not derive from :class:`Channel` (it has ``name``,
+    ``send`` and ``aclose``), given the base's defaults for whatever else it lacks."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        for attribute in ("medium", "rate", "max_in_flight", "base_url"):
+            if hasattr(inner, attribute):
+                setattr(self, attribute, getattr(inner, attribute))
+
+    async def send(self, message: Message) -> Receipt:
+        receipt: Receipt = await self.inner.send(message)
+        return receipt
+
+    async def cancel(self, provider_id: str) -> None:
+        if hasattr(self.inner, "cancel"):
+            await self.inner.cancel(provider_id)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def as_channel(channel: Channel | Any) -> Channel:
+    """``channel`` itself when it derives from :class:`Channel`, else adopted into it."""
+    if isinstance(channel, Channel):
+        return channel
+    if not all(hasattr(channel, member) for member in ("name", "send", "aclose")):
+        raise ConfigurationError(
+            f"{channel!r} is not a channel: subclass outreach.channels.Channel "
+            "(or give it name, send() and aclose())"
+        )
+    return _Adopted(channel)
 
 
 def resolve_media(channels: Mapping[str, Channel]) -> dict[str, Medium]:
     """Which medium each configured channel reaches, from its ``medium`` or its name."""
     media = {}
     for name, channel in channels.items():
-        medium = getattr(channel, "medium", None)
+        medium = channel.medium
         if medium is None:
             try:
                 medium = Medium(name)

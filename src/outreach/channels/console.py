@@ -7,10 +7,10 @@ import sys
 from typing import TextIO
 
 from outreach._models import AttemptStatus, Medium
-from outreach.channels._base import Message, Receipt
+from outreach.channels._base import Channel, Message, Receipt
 
 
-class Console:
+class Console(Channel):
     """Prints each message (to stdout unless ``stream`` is given) and reports it sent."""
 
     def __init__(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from outreach._models import Medium
-from outreach.channels._base import Channel, Message, Receipt
+from outreach.channels._base import Channel, Message, Receipt, as_channel
 from outreach.exceptions import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
 
 log = logging.getLogger("outreach.channels.failover")
 
 
-class Failover:
+class Failover(Channel):
     """Tries ``channels`` in order; a transient or configuration failure moves to the next.
 
     A permanent failure (an invalid number, an opt-out) is about the address, not the
@@ -28,15 +27,16 @@ class Failover:
     ) -> None:
         if not channels:
             raise ConfigurationError("Failover needs at least one channel")
-        media = {getattr(c, "medium", None) for c in channels}
+        adopted = tuple(as_channel(c) for c in channels)
+        media = {c.medium for c in adopted}
         if len(media) != 1:
             raise ConfigurationError(
                 f"Failover channels must reach the same medium, got {sorted(map(str, media))}"
             )
-        self.channels = channels
-        self.medium: Medium | None = media.pop()
-        self.name = name or "failover(" + ",".join(c.name for c in channels) + ")"
-        rates = [r for c in channels if (r := getattr(c, "rate", None))]
+        self.channels = adopted
+        self.medium = media.pop()
+        self.name = name or "failover(" + ",".join(c.name for c in adopted) + ")"
+        rates = [c.rate for c in adopted if c.rate]
         self.rate = rate if rate is not None else min(rates, default=None)
         """Defaults to the slowest provider's rate: any of them may carry the next send."""
         self.max_in_flight = max_in_flight
@@ -58,11 +58,8 @@ class Failover:
         """Hang up a call through whichever provider placed it."""
         last: Exception | None = None
         for channel in self.channels:
-            cancel = getattr(channel, "cancel", None)
-            if cancel is None:
-                continue
             try:
-                await cancel(provider_id)
+                await channel.cancel(provider_id)
                 return
             except Exception as error:  # not this provider's call, or it failed: try the next
                 last = error

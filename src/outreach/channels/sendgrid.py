@@ -33,8 +33,9 @@ from sendgrid.helpers.mail import (
 from outreach._models import AttemptStatus, Medium
 from outreach._redact import mask
 from outreach._settings import Settings
-from outreach.channels._base import Message, Receipt
+from outreach.channels._base import Channel, Message, Receipt
 from outreach.channels._http import Backend, make_pool
+from outreach.channels._options import adapter_settings, check_base_url, check_pacing
 from outreach.exceptions import (
     ConfigurationError,
     OutreachError,
@@ -55,7 +56,7 @@ UNKNOWN_RECEIPT: Final = Receipt(provider_id=None, status=AttemptStatus.UNKNOWN)
 """What a send returns when the request may or may not have reached SendGrid."""
 
 
-class SendGridEmail:
+class SendGridEmail(Channel):
     """Sends email through SendGrid's v3 Mail Send API.
 
     Every argument left as ``None`` comes from ``settings`` (or, without it, from ``Settings()``,
@@ -67,7 +68,7 @@ class SendGridEmail:
     ``http="aiohttp"`` sends through aiohttp instead of httpx (less CPU per message).
     """
 
-    medium: Final = Medium.EMAIL
+    medium = Medium.EMAIL
 
     def __init__(
         self,
@@ -85,7 +86,7 @@ class SendGridEmail:
         name: str = "sendgrid",
     ) -> None:
         if api_key is None or from_email is None or base_url is None:
-            settings = settings if settings is not None else Settings()
+            settings = adapter_settings("SendGridEmail", settings)
             api_key = api_key if api_key is not None else settings.sendgrid_api_key
             from_email = from_email if from_email is not None else settings.sendgrid_from
             base_url = base_url if base_url is not None else settings.sendgrid_base_url
@@ -97,10 +98,7 @@ class SendGridEmail:
                 "SendGridEmail needs a sender address such as 'Cape Air <noreply@example.com>': "
                 f"set {_FROM_SETTING}"
             )
-        if rate is not None and not rate > 0:
-            raise ConfigurationError(f"SendGridEmail rate must be positive or None, not {rate!r}")
-        if max_in_flight < 1:
-            raise ConfigurationError(f"SendGridEmail max_in_flight must be >= 1: {max_in_flight}")
+        check_pacing("SendGridEmail", rate, max_in_flight)
 
         self.name = name
         self.rate = rate
@@ -108,7 +106,7 @@ class SendGridEmail:
         self.list_unsubscribe = list_unsubscribe
         self.from_email = from_email
         self._sender = parseaddr(from_email)[1]
-        self.base_url = _check_base_url(base_url)
+        self.base_url = check_base_url("SendGridEmail", base_url, _URL_SETTING)
         self._url = f"{self.base_url}/v3/mail/send"
         self._headers = {"Authorization": f"Bearer {key}"}
         self._notification_arg = f"{custom_args_prefix}notification_id"
@@ -175,19 +173,6 @@ class SendGridEmail:
     async def aclose(self) -> None:
         """Close the pooled connections."""
         await self._pool.aclose()
-
-
-def _check_base_url(base_url: str) -> str:
-    try:
-        url = httpx.URL(base_url)
-    except httpx.InvalidURL as exc:
-        raise ConfigurationError(f"{_URL_SETTING} is not a valid URL: {exc}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigurationError(
-            f"{_URL_SETTING} must be an http(s) URL such as https://api.sendgrid.com, "
-            f"not {base_url!r}"
-        )
-    return base_url.rstrip("/")
 
 
 # -- responses ----------------------------------------------------------------------------------

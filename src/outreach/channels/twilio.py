@@ -10,17 +10,17 @@ Twilio (a blind resend could text the customer twice; the status callback reconc
 from __future__ import annotations
 
 import enum
+import inspect
 import json
 import logging
-import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Any, Final, TypedDict, TypeVar, Unpack
 
 import httpx
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 from twilio.base.exceptions import (
     TwilioException,
     TwilioRestException,
@@ -36,8 +36,9 @@ from outreach._models import AttemptStatus, Medium
 from outreach._redact import mask
 from outreach._settings import Settings
 from outreach._urls import PublicUrls
-from outreach.channels._base import Message, Receipt
+from outreach.channels._base import Channel, Message, Receipt
 from outreach.channels._http import Backend, Pool, make_pool
+from outreach.channels._options import adapter_settings, check_base_url, check_pacing
 from outreach.exceptions import (
     ConfigurationError,
     OutreachError,
@@ -49,6 +50,7 @@ from outreach.exceptions import (
 __all__ = ["TwilioSMS", "TwilioVoice", "map_error"]
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 UNKNOWN: Final = Receipt(provider_id=None, status=AttemptStatus.UNKNOWN)
 """The outcome of a request that may or may not have reached Twilio."""
@@ -268,37 +270,48 @@ class _PoolHttpClient(AsyncHttpClient):  # type: ignore[misc, unused-ignore]
 # -- adapters --------------------------------------------------------------------------------
 
 
-class _Twilio:
+class TwilioOptions(TypedDict, total=False):
+    """The keyword arguments both Twilio adapters take; each left out comes from settings."""
+
+    account_sid: str | None
+    auth_token: str | SecretStr | None
+    from_: str | None
+    base_url: str | None
+    rate: float | None
+    """Sends (SMS: segments) per second per sender, read by the runner; ``None``: no pacing.
+    Default 1."""
+    max_in_flight: int | None
+    """Concurrent API requests the runner allows (default: 100 for SMS, 20 for calls)."""
+    public_url: str | None
+    settings: Settings | None
+    transport: httpx.AsyncBaseTransport | None
+    http: Backend
+    name: str | None
+
+
+class _Twilio(Channel):
     """Credentials, the pool, the SDK client and the callback URLs both adapters share."""
 
-    name: str
+    _default_name: str
+    _default_max_in_flight: int
 
     def __init__(
         self,
-        kind: str,
         *,
-        name: str,
-        settings: Settings | None,
-        account_sid: str | None,
-        auth_token: str | SecretStr | None,
-        base_url: str | None,
-        public_url: str | None,
-        rate: float | None,
-        max_in_flight: int,
-        transport: httpx.AsyncBaseTransport | None,
-        http: Backend,
+        account_sid: str | None = None,
+        auth_token: str | SecretStr | None = None,
+        from_: str | None = None,
+        base_url: str | None = None,
+        rate: float | None = 1.0,
+        max_in_flight: int | None = None,
+        public_url: str | None = None,
+        settings: Settings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http: Backend = "httpx",
+        name: str | None = None,
     ) -> None:
-        if settings is None:
-            try:
-                settings = Settings()
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                    for e in exc.errors(include_input=False)
-                )
-                raise ConfigurationError(
-                    f"{kind}: invalid OUTREACH_* settings: {problems}"
-                ) from None
+        kind = type(self).__name__
+        settings = adapter_settings(kind, settings)
         self._settings = settings
         sid = account_sid or settings.twilio_account_sid
         token = auth_token if auth_token is not None else settings.twilio_auth_token
@@ -312,26 +325,22 @@ class _Twilio:
             raise ConfigurationError(
                 f"{kind}: no Twilio auth token: set OUTREACH_TWILIO_AUTH_TOKEN or pass auth_token="
             )
-        base = (base_url or settings.twilio_base_url).strip().rstrip("/")
-        if not base.startswith(("https://", "http://")):
-            raise ConfigurationError(
-                f"{kind}: Twilio base URL {base!r} needs http:// or https:// "
-                "(OUTREACH_TWILIO_BASE_URL or base_url=)"
-            )
-        if rate is not None and not (rate > 0 and math.isfinite(rate)):
-            raise ConfigurationError(f"{kind}: rate must be a positive number or None, not {rate}")
-        if max_in_flight < 1:
-            raise ConfigurationError(f"{kind}: max_in_flight must be at least 1")
-        self.name = name
+        base = check_base_url(
+            kind, base_url or settings.twilio_base_url, "OUTREACH_TWILIO_BASE_URL"
+        )
+        in_flight = self._default_max_in_flight if max_in_flight is None else max_in_flight
+        check_pacing(kind, rate, in_flight)
+        self.name = name or self._default_name
         self.rate = rate
-        """Sends (SMS: segments) per second per sender, read by the runner; ``None``: no pacing."""
-        self.max_in_flight = max_in_flight
-        """Concurrent API requests the runner allows this channel."""
+        self.max_in_flight = in_flight
         self.account_sid = sid
         self.base_url = base
+        self.from_ = from_
         self._urls = PublicUrls(public_url or settings.public_url)
-        self._pool = make_pool(max_in_flight, backend=http, transport=transport)
-        self._client: Any = TwilioClient(sid, secret, http_client=_PoolHttpClient(self._pool, name))
+        self._pool = make_pool(in_flight, backend=http, transport=transport)
+        self._client: Any = TwilioClient(
+            sid, secret, http_client=_PoolHttpClient(self._pool, self.name)
+        )
         # base_url is the only place the host comes from: TWILIO_EDGE / TWILIO_REGION in the
         # environment would otherwise rewrite it (regional edges go in base_url instead).
         self._client.edge = None
@@ -396,6 +405,18 @@ def _receipt(instance: Any, statuses: Mapping[str, AttemptStatus]) -> Receipt:
     )
 
 
+def _spelled_out(cls: type[_T]) -> type[_T]:
+    """Show an adapter's whole signature (its own keywords, then the shared
+    :class:`TwilioOptions`) to ``help()`` and ``inspect``, which cannot read ``Unpack``."""
+    init: Any = cls.__init__
+    own = inspect.signature(init).parameters.values()
+    shared = list(inspect.signature(_Twilio.__init__).parameters.values())[1:]  # minus self
+    keywords = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    init.__signature__ = inspect.signature(init).replace(parameters=[*keywords, *shared])
+    return cls
+
+
+@_spelled_out
 class TwilioSMS(_Twilio):
     """Text messages through Twilio Programmable Messaging (``Messages.json``).
 
@@ -405,38 +426,15 @@ class TwilioSMS(_Twilio):
     """
 
     medium = Medium.SMS
+    _default_name = "twilio-sms"
+    _default_max_in_flight = 100
 
     def __init__(
-        self,
-        *,
-        account_sid: str | None = None,
-        auth_token: str | SecretStr | None = None,
-        from_: str | None = None,
-        messaging_service_sid: str | None = None,
-        base_url: str | None = None,
-        rate: float | None = 1.0,
-        max_in_flight: int = 100,
-        public_url: str | None = None,
-        settings: Settings | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http: Backend = "httpx",
-        name: str = "twilio-sms",
+        self, *, messaging_service_sid: str | None = None, **options: Unpack[TwilioOptions]
     ) -> None:
-        super().__init__(
-            "TwilioSMS",
-            name=name,
-            settings=settings,
-            account_sid=account_sid,
-            auth_token=auth_token,
-            base_url=base_url,
-            public_url=public_url,
-            rate=rate,
-            max_in_flight=max_in_flight,
-            transport=transport,
-            http=http,
-        )
+        super().__init__(**options)
         service = messaging_service_sid or self._settings.twilio_messaging_service_sid
-        sender = from_ or self._settings.twilio_from
+        sender = self.from_ or self._settings.twilio_from
         if not service and not sender:
             raise ConfigurationError(
                 "TwilioSMS: no sender: set OUTREACH_TWILIO_FROM (a Twilio number) or "
@@ -460,6 +458,7 @@ class TwilioSMS(_Twilio):
         return _receipt(instance, MESSAGE_STATUS)
 
 
+@_spelled_out
 class TwilioVoice(_Twilio):
     """Phone calls through Twilio Programmable Voice (``Calls.json``).
 
@@ -470,37 +469,14 @@ class TwilioVoice(_Twilio):
     """
 
     medium = Medium.VOICE
+    _default_name = "twilio-voice"
+    _default_max_in_flight = 20
 
     def __init__(
-        self,
-        *,
-        account_sid: str | None = None,
-        auth_token: str | SecretStr | None = None,
-        from_: str | None = None,
-        base_url: str | None = None,
-        rate: float | None = 1.0,
-        max_in_flight: int = 20,
-        public_url: str | None = None,
-        settings: Settings | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        http: Backend = "httpx",
-        name: str = "twilio-voice",
-        machine_detection: str = "DetectMessageEnd",
+        self, *, machine_detection: str = "DetectMessageEnd", **options: Unpack[TwilioOptions]
     ) -> None:
-        super().__init__(
-            "TwilioVoice",
-            name=name,
-            settings=settings,
-            account_sid=account_sid,
-            auth_token=auth_token,
-            base_url=base_url,
-            public_url=public_url,
-            rate=rate,
-            max_in_flight=max_in_flight,
-            transport=transport,
-            http=http,
-        )
-        sender = from_ or self._settings.twilio_voice_from or self._settings.twilio_from
+        super().__init__(**options)
+        sender = self.from_ or self._settings.twilio_voice_from or self._settings.twilio_from
         if not sender:
             raise ConfigurationError(
                 "TwilioVoice: no caller number: set OUTREACH_TWILIO_VOICE_FROM (or "

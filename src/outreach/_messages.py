@@ -1,0 +1,136 @@
+"""Messages: one attempt rendered with its signed links, and the trial render at ``start()``.
+
+Both renders build the template context the same way (:func:`template_context`), so what
+``start()`` checks is what a send sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from outreach._clock import Clock
+from outreach._models import Attempt, Medium, Notification, Option, Recipient
+from outreach._templates import Templates
+from outreach._tokens import TokenClaims, TokenSigner
+from outreach._urls import PublicUrls
+from outreach.channels import Message
+from outreach.exceptions import TemplateError
+
+UNSUBSCRIBE_LIFETIME = timedelta(days=365)
+"""An unsubscribe link must keep working long after the notice (RFC 8058)."""
+
+
+def template_context(
+    context: Mapping[str, Any],
+    recipient: Recipient,
+    options: Sequence[Option],
+    *,
+    ack_url: str,
+    option_urls: Mapping[str, str],
+) -> dict[str, Any]:
+    """What a template sees: the caller's context plus ``recipient``, ``options``, ``ack_url``
+    and ``option_urls`` (a link per option key)."""
+    return {
+        **context,
+        "recipient": recipient,
+        "options": options,
+        "ack_url": ack_url,
+        "option_urls": option_urls,
+    }
+
+
+def token_expiry(notification: Notification, now: datetime) -> datetime:
+    """Links work until the deadline (or the plan's natural end) plus the grace period."""
+    plan = notification.plan
+    end = notification.deadline_at
+    if end is None:
+        end = now + sum((step.wait for step in plan.steps), timedelta()) * (plan.repeat + 1)
+    return end + plan.grace
+
+
+class Messages:
+    """Renders notifications' templates into channel messages with signed links."""
+
+    def __init__(
+        self, templates: Templates | None, urls: PublicUrls, signer: TokenSigner, clock: Clock
+    ) -> None:
+        self.templates = templates
+        self.urls = urls
+        self.signer = signer
+        self.clock = clock
+
+    def _folder(self) -> Templates:
+        if self.templates is None:
+            raise TemplateError(
+                "no templates folder is configured (templates=... or OUTREACH_TEMPLATES)"
+            )
+        return self.templates
+
+    def render(self, notification: Notification, attempt: Attempt) -> Message:
+        """The message for one attempt, with a signed acknowledgement link (and, for email,
+        a link per option and a one-click unsubscribe link)."""
+        templates = self._folder()
+        assert attempt.medium is not None
+        assert attempt.address is not None
+        now = self.clock.now()
+        expires_at = token_expiry(notification, now)
+
+        def token(purpose: str, choice: str | None = None) -> str:
+            expiry = expires_at if purpose == "ack" else now + UNSUBSCRIBE_LIFETIME
+            claims = TokenClaims(purpose, notification.id, attempt.id, choice, expiry)
+            return self.signer.sign(claims)
+
+        plan = notification.plan
+        ack_url = self.urls.ack(token("ack"))
+        option_urls = {}
+        unsubscribe_url = None
+        if attempt.medium is Medium.EMAIL:
+            option_urls = {o.key: self.urls.ack(token("ack", o.key)) for o in plan.options}
+            unsubscribe_url = self.urls.unsubscribe(token("unsubscribe"))
+        rendered = templates.render(
+            plan.steps[attempt.step].template,
+            attempt.medium,
+            template_context(
+                notification.context,
+                notification.recipient,
+                plan.options,
+                ack_url=ack_url,
+                option_urls=option_urls,
+            ),
+            locale=notification.recipient.locale,
+        )
+        return Message(
+            notification_id=notification.id,
+            attempt_id=attempt.id,
+            medium=attempt.medium,
+            to=attempt.address,
+            body=rendered.body,
+            subject=rendered.subject,
+            html=rendered.html,
+            locale=notification.recipient.locale,
+            options=plan.options,
+            ack_url=ack_url,
+            option_urls=option_urls,
+            unsubscribe_url=unsubscribe_url,
+            segments=rendered.segments,
+        )
+
+    def trial_render(self, notification: Notification, media: Mapping[str, Medium]) -> None:
+        """Render every step's and follow-up's template once, with placeholder links, so a
+        missing variable raises ``TemplateError`` before anything is stored."""
+        templates = self._folder()
+        plan = notification.plan
+        uses = [(s.template, media[s.channel]) for s in plan.steps]
+        uses += [(f.template, media[f.channel]) for f in plan.follow_ups]
+        preview = self.urls.ack("preview")
+        context = template_context(
+            notification.context,
+            notification.recipient,
+            plan.options,
+            ack_url=preview,
+            option_urls={option.key: preview for option in plan.options},
+        )
+        for template, medium in dict.fromkeys(uses):
+            templates.render(template, medium, context, locale=notification.recipient.locale)
