@@ -253,52 +253,6 @@ async def test_sync_client_inside_an_event_loop(plan: Plan) -> None:
     assert len(channels["sms"].outbox) == 1
 
 
-async def test_provider_reports_find_their_attempt_and_escalate_early(
-    client: AsyncClient, clock: FakeClock, plan: Plan, channels: dict[str, InMemoryChannel]
-) -> None:
-    n = await client.start(PAX, plan, context=CONTEXT)
-    await client.run_due()
-    [sms] = (await client.get(n.id)).attempts
-    assert sms.provider_id is not None
-    delivered = await client.update_attempt("delivered", provider_id=sms.provider_id)
-    assert delivered is not None
-    assert delivered.attempts[0].status is AttemptStatus.DELIVERED
-    late = await client.update_attempt("sent", attempt_id=sms.id)  # out of order: ignored
-    assert late is not None
-    assert late.attempts[0].status is AttemptStatus.DELIVERED
-    await client.update_attempt("undelivered", attempt_id=sms.id, error="30003")
-    await client.run_due()  # early escalation: the email goes now, not in 15 minutes
-    assert len(channels["email"].outbox) == 1
-    assert await client.update_attempt("delivered", provider_id="SM-unknown") is None
-
-
-async def test_replies_find_the_latest_notification_sent_to_that_number(
-    client: AsyncClient, clock: FakeClock, plan: Plan
-) -> None:
-    first = await client.start(PAX, plan, context=CONTEXT, key="a")
-    await client.run_due()
-    clock.advance("1m")
-    second = await client.start(PAX, plan, context=CONTEXT, key="b")
-    await client.run_due()
-    target = await client.reply_target("sms", "+16175550123")
-    assert target is not None
-    assert target.id == second.id
-    assert await client.reply_target("sms", "+16175550199") is None
-    clock.advance("8d")  # past the grace period
-    assert await client.reply_target("sms", "+16175550123") is None
-    before = await client.get(first.id)
-    noted = await client.record_reply(first.id, via="sms", text="what?")
-    assert noted.status is before.status
-    assert [e.data.get("text") async for e in client.events() if e.kind is EventKind.REPLY] == [
-        "what?"
-    ]
-
-
-async def test_webhook_event_ids_are_seen_once(client: AsyncClient) -> None:
-    assert await client.first_sighting("sg:abc") is True
-    assert await client.first_sighting("sg:abc") is False
-
-
 async def test_reading_back_does_not_validate_recipients_again(
     client: AsyncClient, plan: Plan, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,9 +35,10 @@ from outreach._simulator import (
 )
 from outreach._simulator._browser import ack_link, first_form
 from outreach._simulator._server import LoopbackServer
+from outreach._webhooks._twiml import call_twiml
 from outreach.channels._base import Message
 from outreach.channels.sendgrid import SendGridEmail
-from outreach.channels.twilio import TwilioSMS, TwilioVoice, call_twiml
+from outreach.channels.twilio import TwilioSMS, TwilioVoice
 from outreach.exceptions import (
     ConfigurationError,
     PermanentDeliveryError,

@@ -23,8 +23,10 @@ import twilio.base.exceptions as twilio_exceptions
 from outreach._models import AttemptStatus, Medium, Option
 from outreach._settings import Settings
 from outreach._templates import sms_segments
+from outreach._webhooks._phrases import twilio_language
+from outreach._webhooks._twiml import call_twiml
 from outreach.channels._base import Message, Receipt
-from outreach.channels.twilio import TwilioSMS, TwilioVoice, call_twiml, map_error, twilio_language
+from outreach.channels.twilio import TwilioSMS, TwilioVoice, map_error
 from outreach.exceptions import (
     ConfigurationError,
     OutreachError,

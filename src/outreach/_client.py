@@ -10,6 +10,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from datetime import timedelta
+from functools import cached_property
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -17,11 +18,11 @@ from urllib.parse import urlsplit
 from pydantic_core import PydanticSerializationError
 
 from outreach._clock import Clock, SystemClock
-from outreach._engine import Ack, Cancel, Input, OptedOut, Reply, StatusUpdate
+from outreach._engine import Ack, Cancel, Input, OptedOut
 from outreach._hooks import Hooks
+from outreach._inbound import Inbound
 from outreach._messages import Messages
 from outreach._models import (
-    AttemptStatus,
     Event,
     EventKind,
     Medium,
@@ -35,9 +36,9 @@ from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
 from outreach._runner import Runner, new_id
 from outreach._settings import Settings
 from outreach._templates import Templates
-from outreach._tokens import TokenClaims, TokenSigner
+from outreach._tokens import TokenSigner
 from outreach._urls import PublicUrls
-from outreach.channels import Channel, Message, resolve_media
+from outreach.channels import Channel, resolve_media
 from outreach.channels._base import as_channel
 from outreach.exceptions import (
     ConfigurationError,
@@ -291,73 +292,10 @@ class AsyncClient:
         self._wake.set()
         return stored
 
-    async def update_attempt(
-        self,
-        status: AttemptStatus | str,
-        *,
-        attempt_id: str | None = None,
-        provider_id: str | None = None,
-        error: str | None = None,
-    ) -> Notification | None:
-        """Apply a provider's report on one attempt, found by our id or else the provider's.
-
-        Late, repeated and out-of-order reports are harmless: a status only moves forward.
-        Given both ids, an attempt that never learned its provider id (its send's answer was
-        lost) learns it. Returns None when no attempt matches.
-        """
-        if attempt_id is not None:
-            notification = await self.store.get(attempt_id.split(".", 1)[0])
-        elif provider_id is not None:
-            notification = await self.store.find_by_provider_id(provider_id)
-        else:
-            return None
-        attempt = next(
-            (
-                a
-                for a in (notification.attempts if notification else ())
-                if a.id == attempt_id or (attempt_id is None and a.provider_id == provider_id)
-            ),
-            None,
-        )
-        if notification is None or attempt is None:
-            return None
-        update = StatusUpdate(attempt.id, AttemptStatus(status), error, provider_id)
-        return await self._apply(notification, update)
-
-    async def reply_target(
-        self, medium: Medium | str, address: str, *, sender: str | None = None
-    ) -> Notification | None:
-        """The notification an inbound reply from ``address`` answers: the one most recently
-        sent to it (from ``sender``, when known) within the grace period."""
-        since = self.clock.now() - self.settings.grace
-        return await self.store.latest_sent_to(Medium(medium), address, since=since, sender=sender)
-
-    async def record_reply(
-        self, notification_id: str, *, via: str, text: str, attempt_id: str | None = None
-    ) -> Notification:
-        """Keep a reply that answers nothing in the notification's audit trail."""
-        notification = await self.get(notification_id)
-        return await self._apply(notification, Reply(via, text, attempt_id))
-
-    async def render_attempt(self, attempt_id: str) -> tuple[Notification, Message]:
-        """Render an attempt's message again (a call fetching its script, say)."""
-        notification = await self.get(attempt_id.split(".", 1)[0])
-        attempt = notification.attempt(attempt_id)
-        if attempt is None:
-            raise NotFound(f"no attempt {attempt_id!r}")
-        return notification, self._messages.render(notification, attempt)
-
-    def read_token(self, token: str, purpose: str) -> TokenClaims:
-        """The claims of a signed link; raises ``InvalidToken`` or ``ExpiredToken``."""
-        return self._messages.signer.verify(token, now=self.clock.now(), purpose=purpose)
-
-    async def first_sighting(self, key: str) -> bool:
-        """True the first time a webhook event id is seen: callbacks arrive more than once."""
-        return await self.store.remember(key, self.clock.now())
-
-    async def forget_sighting(self, key: str) -> None:
-        """Forget a webhook event id whose handling failed, so its retry is applied."""
-        await self.store.forget(key)
+    @cached_property
+    def inbound(self) -> Inbound:
+        """What the webhooks need from this client (``outreach._inbound.Inbound``)."""
+        return Inbound(self.store, self.clock, self.settings, self._messages, self._apply)
 
     async def opt_out(
         self,

@@ -262,6 +262,12 @@ def quiet_until(quiet: QuietHours, zone: ZoneInfo, now: datetime) -> datetime | 
 _MINUTE = timedelta(minutes=1)
 
 
+def notification_id_of(attempt_id: str) -> str:
+    """The notification an attempt id belongs to: ``_Run.record`` mints attempt ids as
+    ``<notification id>.<pass>.<step>.<reattempt>``."""
+    return attempt_id.split(".", 1)[0]
+
+
 class _Run:
     """One application of ``decide``: accumulates the new state, actions and log entries."""
 
@@ -570,7 +576,7 @@ class _Run:
     ) -> Attempt:
         n = self.n
         attempt = Attempt(
-            id=f"{n.id}.{n.pass_}.{n.step}.{reattempt}",
+            id=f"{n.id}.{n.pass_}.{n.step}.{reattempt}",  # see notification_id_of
             notification_id=n.id,
             pass_=n.pass_,
             step=n.step,

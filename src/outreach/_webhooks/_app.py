@@ -96,6 +96,7 @@ def create_app(
         )
     ctx = Ctx(
         client=client,
+        inbound=client.inbound,
         settings=settings,
         urls=urls,
         twilio=None if insecure_dev else TwilioVerifier(tokens, urls),
@@ -115,7 +116,7 @@ def create_app(
                 return await handler(ctx, request)
             except BaseException:
                 for key in sighted:  # nothing took effect: let the provider's retry through
-                    await ctx.client.forget_sighting(key)
+                    await ctx.inbound.forget_sighting(key)
                 raise
             finally:
                 SIGHTED.reset(token)

@@ -28,6 +28,7 @@ from twilio.request_validator import (  # type: ignore[import-untyped, unused-ig
 )
 
 from outreach._client import AsyncClient
+from outreach._inbound import Inbound
 from outreach._settings import Settings
 from outreach._urls import PublicUrls
 from outreach.exceptions import ConfigurationError
@@ -220,12 +221,14 @@ SIGHTED: ContextVar[list[str]] = ContextVar("outreach_webhook_sightings")
 
 @dataclass(frozen=True, slots=True)
 class Ctx:
-    """What the routes share: the client, the settings and the configured verifiers.
+    """What the routes share: the client (and its ``inbound`` side), the settings and the
+    configured verifiers.
 
     A verifier is None only in insecure development mode (signatures not checked).
     """
 
     client: AsyncClient
+    inbound: Inbound
     settings: Settings
     urls: PublicUrls
     twilio: TwilioVerifier | None
@@ -234,7 +237,7 @@ class Ctx:
     async def first_sighting(self, key: str) -> bool:
         """True the first time a provider event is seen. Remembered for the request: if
         handling it then fails, the key is forgotten so the provider's retry is applied."""
-        fresh = await self.client.first_sighting(key)
+        fresh = await self.inbound.first_sighting(key)
         if fresh:
             SIGHTED.get().append(key)
         return fresh

@@ -95,7 +95,7 @@ class Pages:
     def claims(self, ctx: Ctx, token: str, purpose: str) -> TokenClaims | HTMLResponse:
         """The token's claims, or the page to show instead (404 forged, 410 expired)."""
         try:
-            return ctx.client.read_token(token, purpose)
+            return ctx.inbound.read_token(token, purpose)
         except ExpiredToken:
             return self.expired()
         except InvalidToken:
@@ -126,7 +126,7 @@ class Pages:
         subject, body = None, None
         if claims.attempt_id is not None:
             try:
-                _, message = await ctx.client.render_attempt(claims.attempt_id)
+                _, message = await ctx.inbound.render_attempt(claims.attempt_id)
                 subject, body = message.subject, message.body
             except (NotFound, TemplateError) as error:
                 log.warning("ack page without the message of %s: %s", claims.attempt_id, error)

@@ -1,13 +1,18 @@
-"""What the webhooks say back by SMS and on the phone, in the recipient's language."""
+"""What the webhooks say back by SMS and on the phone, in the recipient's language.
+
+One table of phrases per language (SMS replies, the call's menu and its last words), and the
+``<Say language=...>`` code Twilio speaks a locale in.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, NamedTuple
-
-from outreach.channels.twilio import twilio_language
 
 
 class Phrases(NamedTuple):
+    """What is said in one language; ``press_option`` and ``any_key`` are the call's menu."""
+
     choice_recorded: str
     recorded: str
     already_choice: str
@@ -15,6 +20,8 @@ class Phrases(NamedTuple):
     closed: str
     invalid_key: str
     goodbye: str
+    press_option: str
+    any_key: str
     not_understood: str
     option: str
     reply_word: str
@@ -30,6 +37,8 @@ _PHRASES: Final[dict[str, Phrases]] = {
         closed="Thank you. This message no longer needs an answer.",
         invalid_key="Sorry, that is not one of the options.",
         goodbye="Goodbye.",
+        press_option="Press {key}: {label}.",
+        any_key="Press any key to confirm.",
         not_understood="Sorry, we did not understand. Reply {menu}.",
         option="{key} for {label}",
         reply_word="Reply {word} to confirm you got our message.",
@@ -43,6 +52,8 @@ _PHRASES: Final[dict[str, Phrases]] = {
         closed="Merci. Ce message n'attend plus de réponse.",
         invalid_key="Désolé, ce n'est pas l'une des options.",
         goodbye="Au revoir.",
+        press_option="Appuyez sur {key} : {label}.",
+        any_key="Appuyez sur une touche pour confirmer.",
         not_understood="Désolé, nous n'avons pas compris. Répondez {menu}.",
         option="{key} pour {label}",
         reply_word="Répondez {word} pour confirmer la réception de notre message.",
@@ -56,6 +67,8 @@ _PHRASES: Final[dict[str, Phrases]] = {
         closed="Gracias. Este mensaje ya no necesita respuesta.",
         invalid_key="Lo sentimos, esa no es una de las opciones.",
         goodbye="Adiós.",
+        press_option="Pulse {key}: {label}.",
+        any_key="Pulse cualquier tecla para confirmar.",
         not_understood="Lo sentimos, no le hemos entendido. Responda {menu}.",
         option="{key} para {label}",
         reply_word="Responda {word} para confirmar que recibió nuestro mensaje.",
@@ -69,6 +82,8 @@ _PHRASES: Final[dict[str, Phrases]] = {
         closed="Vielen Dank. Diese Nachricht braucht keine Antwort mehr.",
         invalid_key="Entschuldigung, das ist keine der Optionen.",
         goodbye="Auf Wiederhören.",
+        press_option="Drücken Sie {key}: {label}.",
+        any_key="Drücken Sie eine beliebige Taste zur Bestätigung.",
         not_understood="Entschuldigung, das haben wir nicht verstanden. Antworten Sie {menu}.",
         option="{key} für {label}",
         reply_word="Antworten Sie {word}, um den Erhalt unserer Nachricht zu bestätigen.",
@@ -82,6 +97,8 @@ _PHRASES: Final[dict[str, Phrases]] = {
         closed="Obrigado. Esta mensagem não precisa mais de resposta.",
         invalid_key="Desculpe, essa não é uma das opções.",
         goodbye="Até logo.",
+        press_option="Pressione {key}: {label}.",
+        any_key="Pressione qualquer tecla para confirmar.",
         not_understood="Desculpe, não entendemos. Responda {menu}.",
         option="{key} para {label}",
         reply_word="Responda {word} para confirmar que recebeu a nossa mensagem.",
@@ -95,6 +112,8 @@ _PHRASES: Final[dict[str, Phrases]] = {
         closed="Grazie. Questo messaggio non richiede più una risposta.",
         invalid_key="Spiacenti, questa non è una delle opzioni.",
         goodbye="Arrivederci.",
+        press_option="Premi {key}: {label}.",
+        any_key="Premi un tasto qualsiasi per confermare.",
         not_understood="Spiacenti, non abbiamo capito. Risponda {menu}.",
         option="{key} per {label}",
         reply_word="Risponda {word} per confermare di aver ricevuto il nostro messaggio.",
@@ -106,6 +125,33 @@ UNMATCHED: Final = (
     "Sorry, we could not match your message to a recent notification from us. Reply HELP for help."
 )
 """Reply to a sender we sent nothing to recently (their language is unknown)."""
+
+
+_LANGUAGES: Final[Mapping[str, str]] = {
+    "en": "en-US",
+    "fr": "fr-FR",
+    "es": "es-ES",
+    "de": "de-DE",
+    "pt": "pt-BR",
+    "it": "it-IT",
+}
+_REGIONAL: Final = frozenset(
+    {
+        "en-US", "en-GB", "en-AU", "en-IN", "fr-FR", "fr-CA", "es-ES", "es-MX", "es-US",
+        "de-DE", "pt-BR", "pt-PT", "it-IT",
+    }
+)  # fmt: skip
+
+
+def twilio_language(locale: str) -> str:
+    """The ``<Say language=...>`` code for a recipient locale: ``"fr"`` → ``"fr-FR"``,
+    ``"fr_ca"`` → ``"fr-CA"``; anything unsupported → ``"en-US"``."""
+    first, _, region = locale.strip().replace("_", "-").partition("-")
+    language = first.lower()
+    tag = f"{language}-{region.split('-')[0].upper()}"
+    if tag in _REGIONAL:
+        return tag
+    return _LANGUAGES.get(language, "en-US")
 
 
 def phrases(locale: str) -> Phrases:

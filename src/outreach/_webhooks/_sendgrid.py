@@ -16,6 +16,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
+from outreach._engine import notification_id_of
 from outreach._models import AttemptStatus, Medium, Notification
 from outreach._redact import mask
 from outreach._webhooks._common import EVENTS_LIMIT, Ctx, Rejected, read_body
@@ -109,9 +110,9 @@ async def _apply(ctx: Ctx, event: Mapping[str, Any]) -> None:
         return
     error = _reason(event)
     if attempt_id is not None:
-        updated = await client.update_attempt(status, attempt_id=attempt_id, error=error)
+        updated = await ctx.inbound.update_attempt(status, attempt_id=attempt_id, error=error)
     elif message_id := _text(event.get("sg_message_id")).split(".", 1)[0]:
-        updated = await client.update_attempt(status, provider_id=message_id, error=error)
+        updated = await ctx.inbound.update_attempt(status, provider_id=message_id, error=error)
     else:
         updated = None
     if updated is None:
@@ -122,7 +123,7 @@ async def _notification(
     ctx: Ctx, attempt_id: str | None, notification_id: str
 ) -> Notification | None:
     """The notification an event's custom args name (by its own id or its attempt's)."""
-    notification_id = notification_id or (attempt_id or "").split(".", 1)[0]
+    notification_id = notification_id or notification_id_of(attempt_id or "")
     if not notification_id:
         return None
     try:

@@ -7,7 +7,7 @@ the store, then answers: a verified request has taken effect before Twilio hears
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -20,12 +20,14 @@ from twilio.twiml.voice_response import (  # type: ignore[import-untyped, unused
     VoiceResponse,
 )
 
+from outreach._engine import notification_id_of
 from outreach._models import AttemptStatus, Medium, Notification, Status
 from outreach._redact import mask
 from outreach._webhooks._common import Ctx, Form, Rejected
-from outreach._webhooks._phrases import UNMATCHED, Phrases, phrases
+from outreach._webhooks._phrases import UNMATCHED, Phrases, phrases, twilio_language
+from outreach._webhooks._twiml import call_twiml
 from outreach._webhooks._words import Intent, keyword, meaning
-from outreach.channels.twilio import CALL_STATUS, MESSAGE_STATUS, call_twiml, twilio_language
+from outreach.channels.twilio import CALL_STATUS, MESSAGE_STATUS
 from outreach.exceptions import NotFound, TemplateError
 
 log = logging.getLogger("outreach.webhooks")
@@ -142,56 +144,91 @@ def _last_sms(notification: Notification, phone: str) -> str | None:
     return max(sent, key=lambda a: a.sent_at or a.created_at).id if sent else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """One inbound SMS: the customer's number, which of our numbers it went to, what it says."""
+
+    phone: str
+    to: str
+    body: str
+
+
 async def inbound_sms(ctx: Ctx, request: Request) -> Response:
-    """``POST /twilio/sms``: a reply from a customer."""
+    """``POST /twilio/sms``: a reply from a customer: a keyword (HELP, STOP, START) or an answer."""
     form = await ctx.twilio_form(request)
-    client = ctx.client
-    phone, to, body = form.get("From").strip(), form.get("To").strip(), form.get("Body")
-    if not phone:
+    text = _Text(form.get("From").strip(), form.get("To").strip(), form.get("Body"))
+    if not text.phone:
         raise Rejected(400, "missing From")
     sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid")
     if sid and not await ctx.first_sighting(f"twilio:{sid}:received"):
         return _sms()
-    intent = keyword(body, form.get("OptOutType"))
-    log.info("inbound SMS from %s (%s)", mask(phone), intent.value if intent else "reply")
+    intent = keyword(text.body, form.get("OptOutType"))
+    log.info("inbound SMS from %s (%s)", mask(text.phone), intent.value if intent else "reply")
+    reply = await _keyword_reply(ctx, text, intent)
+    if reply is not None:
+        return reply
+    return await _answer(ctx, text, opted_in=intent is Intent.OPT_IN)
+
+
+async def _reply_target(ctx: Ctx, text: _Text) -> Notification | None:
+    """The notification last sent to the customer's number (from the number they texted)."""
+    return await ctx.inbound.reply_target(Medium.SMS, text.phone, sender=text.to or None)
+
+
+async def _keyword_reply(ctx: Ctx, text: _Text, intent: Intent | None) -> Response | None:
+    """HELP and STOP are answered here. START re-subscribes, then (like any other text, for
+    which this returns None) goes on to ``_answer``."""
     if intent is Intent.HELP:
         return _sms(ctx.settings.help_text)
     if intent is Intent.OPT_IN:
-        await client.unsuppress(Medium.SMS, phone)
-    target = await client.reply_target(Medium.SMS, phone, sender=to or None)
-    if intent is Intent.OPT_OUT:
-        # No more SMS from any sender; the notification it answered moves to its next channel.
-        await client.opt_out(
-            Medium.SMS,
-            phone,
-            reason="replied STOP",
-            notification_id=None if target is None else target.id,
+        await ctx.client.unsuppress(Medium.SMS, text.phone)
+    if intent is not Intent.OPT_OUT:
+        return None
+    # No more SMS from any sender; the notification it answered moves to its next channel.
+    target = await _reply_target(ctx, text)
+    await ctx.client.opt_out(
+        Medium.SMS,
+        text.phone,
+        reason="replied STOP",
+        notification_id=None if target is None else target.id,
+    )
+    if target is not None:  # kept in the audit trail
+        await ctx.inbound.record_reply(
+            target.id, via="sms", text=text.body, attempt_id=_last_sms(target, text.phone)
         )
-        if target is not None:  # kept in the audit trail
-            await client.record_reply(
-                target.id, via="sms", text=body, attempt_id=_last_sms(target, phone)
-            )
-        return _sms()  # Twilio answers STOP itself and blocks any reply of ours
+    return _sms()  # Twilio answers STOP itself and blocks any reply of ours
+
+
+async def _answer(ctx: Ctx, text: _Text, *, opted_in: bool) -> Response:
+    """An answer to the notification last sent to this number: a choice or an ack word
+    acknowledges it; anything else is kept in its audit trail and answered with what to send."""
+    target = await _reply_target(ctx, text)
     if target is None:
-        return _sms(None if intent is Intent.OPT_IN else UNMATCHED)
+        return _sms(None if opted_in else UNMATCHED)
     p = phrases(target.recipient.locale)
-    attempt_id = _last_sms(target, phone)
-    understood = meaning(body, target.plan.options, ctx.settings.ack_words)
-    if intent is Intent.OPT_IN and understood.intent is not Intent.ACK:
+    attempt_id = _last_sms(target, text.phone)
+    understood = meaning(text.body, target.plan.options, ctx.settings.ack_words)
+    if opted_in and understood.intent is not Intent.ACK:
         return _sms()  # YES/START re-subscribes; only an explicitly configured ack word acks
     if understood.intent in (Intent.CHOICE, Intent.ACK):
         choice = understood.option.key if understood.option else None
-        after = await client.acknowledge(target.id, via="sms", choice=choice, attempt_id=attempt_id)
+        after = await ctx.client.acknowledge(
+            target.id, via="sms", choice=choice, attempt_id=attempt_id
+        )
         return _sms(ack_reply(p, target.status, after, choice))
-    await client.record_reply(target.id, via="sms", text=body, attempt_id=attempt_id)
+    await ctx.inbound.record_reply(target.id, via="sms", text=text.body, attempt_id=attempt_id)
+    return _sms(_prompt(p, target, ctx.settings.ack_words))
+
+
+def _prompt(p: Phrases, target: Notification, ack_words: Sequence[str]) -> str:
+    """What to say to a reply that answered nothing: thanks, or how to answer."""
     if target.status.is_terminal:
-        return _sms(p.noted)
+        return p.noted
     options = target.plan.options
     if options:
         menu = ", ".join(p.option.format(key=o.key, label=o.label) for o in options)
-        return _sms(p.not_understood.format(menu=menu))
-    words = ctx.settings.ack_words
-    return _sms(p.reply_word.format(word=words[0]) if words else p.noted)
+        return p.not_understood.format(menu=menu)
+    return p.reply_word.format(word=ack_words[0]) if ack_words else p.noted
 
 
 async def status_callback(ctx: Ctx, request: Request) -> Response:
@@ -204,12 +241,11 @@ async def status_callback(ctx: Ctx, request: Request) -> Response:
     if outcome.status is None:
         log.debug("ignored Twilio status %r for %s", outcome.tag, outcome.sid)
         return _sms()
-    client = ctx.client
     if outcome.sid and not await ctx.first_sighting(f"twilio:{outcome.sid}:{outcome.tag}"):
         return _sms()
     # Both ids when we have them: the callback teaches an attempt whose send answer was lost
     # its provider id (needed to hang up the call, say).
-    updated = await client.update_attempt(
+    updated = await ctx.inbound.update_attempt(
         outcome.status, attempt_id=attempt_id, provider_id=outcome.sid or None, error=outcome.error
     )
     if updated is None:
@@ -219,7 +255,7 @@ async def status_callback(ctx: Ctx, request: Request) -> Response:
 
 async def _attempt_owner(ctx: Ctx, attempt_id: str) -> Notification | None:
     try:
-        notification = await ctx.client.get(attempt_id.split(".", 1)[0])
+        notification = await ctx.client.get(notification_id_of(attempt_id))
     except NotFound:
         return None
     return notification if notification.attempt(attempt_id) is not None else None
@@ -231,13 +267,13 @@ async def voice(ctx: Ctx, request: Request) -> Response:
     attempt_id = request.path_params["attempt_id"]
     answered_by = form.get("AnsweredBy").strip().lower()
     try:
-        notification, message = await ctx.client.render_attempt(attempt_id)
+        notification, message = await ctx.inbound.render_attempt(attempt_id)
     except (NotFound, TemplateError) as error:
         log.warning("no script for call attempt %s: %s", attempt_id, error)
         return _say(None, "en")
     # Answered: recorded before the menu, so an acknowledgement by key does not hang up on us.
     status, note = answered(answered_by)
-    await ctx.client.update_attempt(status, attempt_id=attempt_id, error=note)
+    await ctx.inbound.update_attempt(status, attempt_id=attempt_id, error=note)
     p = phrases(message.locale)
     if status is AttemptStatus.UNDELIVERED or notification.status is Status.CANCELLED:
         return _say(None, message.locale)
@@ -264,14 +300,14 @@ async def gather(ctx: Ctx, request: Request) -> Response:
     client = ctx.client
     locale = notification.recipient.locale
     p = phrases(locale)
-    await client.update_attempt(AttemptStatus.ENGAGED, attempt_id=attempt_id)
+    await ctx.inbound.update_attempt(AttemptStatus.ENGAGED, attempt_id=attempt_id)
     digits = form.get("Digits").strip()
     if not digits:  # answered, but no answer: not an acknowledgement
         return _say(p.goodbye, locale)
     options = notification.plan.options
     option = notification.plan.option(digits) if options else None
     if options and option is None:
-        await client.record_reply(
+        await ctx.inbound.record_reply(
             notification.id, via="voice", text=f"pressed {digits}", attempt_id=attempt_id
         )
         if request.query_params.get("retry"):

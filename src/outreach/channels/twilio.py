@@ -14,10 +14,10 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, NamedTuple, TypedDict, TypeVar, Unpack
+from typing import Any, Final, TypedDict, TypeVar, Unpack
 
 import httpx
 from pydantic import SecretStr
@@ -31,11 +31,8 @@ from twilio.http.response import (
     Response as TwilioResponse,
 )
 from twilio.rest import Client as TwilioClient
-from twilio.twiml.voice_response import (
-    VoiceResponse,
-)
 
-from outreach._models import AttemptStatus, Medium, Option
+from outreach._models import AttemptStatus, Medium
 from outreach._redact import mask
 from outreach._settings import Settings
 from outreach._urls import PublicUrls
@@ -50,7 +47,7 @@ from outreach.exceptions import (
     TransientDeliveryError,
 )
 
-__all__ = ["TwilioSMS", "TwilioVoice", "call_twiml", "map_error", "twilio_language"]
+__all__ = ["TwilioSMS", "TwilioVoice", "map_error"]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -465,8 +462,8 @@ class TwilioSMS(_Twilio):
 class TwilioVoice(_Twilio):
     """Phone calls through Twilio Programmable Voice (``Calls.json``).
 
-    Twilio fetches the call's TwiML from our ``/twilio/voice/{attempt_id}`` (see
-    :func:`call_twiml`) and reports progress to ``/twilio/status``. Answering-machine detection
+    Twilio fetches the call's TwiML from our ``/twilio/voice/{attempt_id}`` (the webhooks build
+    it) and reports progress to ``/twilio/status``. Answering-machine detection
     (``machine_detection``: ``"DetectMessageEnd"`` by default, which waits for the beep;
     ``"Enable"`` answers sooner) lets the webhook leave a short voicemail instead of the menu.
     """
@@ -516,89 +513,3 @@ class TwilioVoice(_Twilio):
                 raise TransientDeliveryError(
                     f"{self.name}: hanging up call {provider_id}: no answer from Twilio"
                 ) from exc
-
-
-# -- TwiML -----------------------------------------------------------------------------------
-
-
-class _Phrases(NamedTuple):
-    option: str
-    any_key: str
-    goodbye: str
-
-
-_PHRASES: Final[Mapping[str, _Phrases]] = {
-    "en": _Phrases("Press {key}: {label}.", "Press any key to confirm.", "Goodbye."),
-    "fr": _Phrases(
-        "Appuyez sur {key} : {label}.",
-        "Appuyez sur une touche pour confirmer.",
-        "Au revoir.",
-    ),
-    "es": _Phrases("Pulse {key}: {label}.", "Pulse cualquier tecla para confirmar.", "Adiós."),
-    "de": _Phrases(
-        "Drücken Sie {key}: {label}.",
-        "Drücken Sie eine beliebige Taste zur Bestätigung.",
-        "Auf Wiederhören.",
-    ),
-    "pt": _Phrases(
-        "Pressione {key}: {label}.", "Pressione qualquer tecla para confirmar.", "Até logo."
-    ),
-    "it": _Phrases(
-        "Premi {key}: {label}.", "Premi un tasto qualsiasi per confermare.", "Arrivederci."
-    ),
-}
-
-_LANGUAGES: Final[Mapping[str, str]] = {
-    "en": "en-US",
-    "fr": "fr-FR",
-    "es": "es-ES",
-    "de": "de-DE",
-    "pt": "pt-BR",
-    "it": "it-IT",
-}
-_REGIONAL: Final = frozenset(
-    {
-        "en-US", "en-GB", "en-AU", "en-IN", "fr-FR", "fr-CA", "es-ES", "es-MX", "es-US",
-        "de-DE", "pt-BR", "pt-PT", "it-IT",
-    }
-)  # fmt: skip
-
-
-def twilio_language(locale: str) -> str:
-    """The ``<Say language=...>`` code for a recipient locale: ``"fr"`` → ``"fr-FR"``,
-    ``"fr_ca"`` → ``"fr-CA"``; anything unsupported → ``"en-US"``."""
-    first, _, region = locale.strip().replace("_", "-").partition("-")
-    language = first.lower()
-    tag = f"{language}-{region.split('-')[0].upper()}"
-    if tag in _REGIONAL:
-        return tag
-    return _LANGUAGES.get(language, "en-US")
-
-
-def call_twiml(
-    text: str,
-    options: Sequence[Option],
-    *,
-    gather_url: str,
-    locale: str = "en",
-    voicemail: bool = False,
-) -> str:
-    """TwiML for one call: the message, then a one-key menu of ``options`` asked twice.
-
-    A key press is posted to ``gather_url``; with no key, the menu is repeated once, then the
-    call says goodbye and hangs up. Without options the menu asks for any key (an
-    acknowledgement without a choice). ``voicemail=True`` (a machine answered) says the text
-    only and hangs up: no menu for a recording.
-    """
-    language = twilio_language(locale)
-    phrases = _PHRASES.get(language.partition("-")[0], _PHRASES["en"])
-    response = VoiceResponse()
-    response.say(text, language=language)
-    if not voicemail:
-        menu = " ".join(phrases.option.format(key=o.key, label=o.label) for o in options)
-        for _ in range(2):
-            gather = response.gather(num_digits=1, action=gather_url, method="POST")
-            gather.say(menu or phrases.any_key, language=language)
-        response.say(phrases.goodbye, language=language)
-    response.hangup()
-    return str(response.to_xml())

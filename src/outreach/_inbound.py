@@ -1,0 +1,111 @@
+"""What the webhooks need from the client, and users do not.
+
+Match a reply to the notification it answers, apply a provider's report on an attempt, render
+a call's script again, read a signed link and de-duplicate provider callbacks. The webhooks app
+reaches it as ``client.inbound``; ``AsyncClient`` keeps the methods users call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from outreach._clock import Clock
+from outreach._engine import Input, Reply, StatusUpdate, notification_id_of
+from outreach._messages import Messages
+from outreach._models import AttemptStatus, Medium, Notification
+from outreach._settings import Settings
+from outreach._tokens import TokenClaims
+from outreach.channels import Message
+from outreach.exceptions import NotFound
+from outreach.stores import Store
+
+Apply = Callable[[Notification, Input], Awaitable[Notification]]
+"""The client's way to apply an engine input to a stored notification (and wake its loop)."""
+
+
+class Inbound:
+    """Match a reply, update an attempt, render a call's script, read a signed link,
+    deduplicate callbacks: for the webhooks, over the client's store, clock and messages."""
+
+    def __init__(
+        self, store: Store, clock: Clock, settings: Settings, messages: Messages, apply: Apply
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._settings = settings
+        self._messages = messages
+        self._apply = apply
+
+    async def _get(self, notification_id: str) -> Notification:
+        found = await self._store.get(notification_id)
+        if found is None:
+            raise NotFound(f"no notification with id {notification_id!r}")
+        return found
+
+    async def update_attempt(
+        self,
+        status: AttemptStatus | str,
+        *,
+        attempt_id: str | None = None,
+        provider_id: str | None = None,
+        error: str | None = None,
+    ) -> Notification | None:
+        """Apply a provider's report on one attempt, found by our id or else the provider's.
+
+        Late, repeated and out-of-order reports are harmless: a status only moves forward.
+        Given both ids, an attempt that never learned its provider id (its send's answer was
+        lost) learns it. Returns None when no attempt matches.
+        """
+        if attempt_id is not None:
+            notification = await self._store.get(notification_id_of(attempt_id))
+        elif provider_id is not None:
+            notification = await self._store.find_by_provider_id(provider_id)
+        else:
+            return None
+        attempt = next(
+            (
+                a
+                for a in (notification.attempts if notification else ())
+                if a.id == attempt_id or (attempt_id is None and a.provider_id == provider_id)
+            ),
+            None,
+        )
+        if notification is None or attempt is None:
+            return None
+        update = StatusUpdate(attempt.id, AttemptStatus(status), error, provider_id)
+        return await self._apply(notification, update)
+
+    async def reply_target(
+        self, medium: Medium | str, address: str, *, sender: str | None = None
+    ) -> Notification | None:
+        """The notification an inbound reply from ``address`` answers: the one most recently
+        sent to it (from ``sender``, when known) within the grace period."""
+        since = self._clock.now() - self._settings.grace
+        return await self._store.latest_sent_to(Medium(medium), address, since=since, sender=sender)
+
+    async def record_reply(
+        self, notification_id: str, *, via: str, text: str, attempt_id: str | None = None
+    ) -> Notification:
+        """Keep a reply that answers nothing in the notification's audit trail."""
+        notification = await self._get(notification_id)
+        return await self._apply(notification, Reply(via, text, attempt_id))
+
+    async def render_attempt(self, attempt_id: str) -> tuple[Notification, Message]:
+        """Render an attempt's message again (a call fetching its script, say)."""
+        notification = await self._get(notification_id_of(attempt_id))
+        attempt = notification.attempt(attempt_id)
+        if attempt is None:
+            raise NotFound(f"no attempt {attempt_id!r}")
+        return notification, self._messages.render(notification, attempt)
+
+    def read_token(self, token: str, purpose: str) -> TokenClaims:
+        """The claims of a signed link; raises ``InvalidToken`` or ``ExpiredToken``."""
+        return self._messages.signer.verify(token, now=self._clock.now(), purpose=purpose)
+
+    async def first_sighting(self, key: str) -> bool:
+        """True the first time a webhook event id is seen: callbacks arrive more than once."""
+        return await self._store.remember(key, self._clock.now())
+
+    async def forget_sighting(self, key: str) -> None:
+        """Forget a webhook event id whose handling failed, so its retry is applied."""
+        await self._store.forget(key)
