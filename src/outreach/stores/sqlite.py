@@ -45,8 +45,8 @@ _MIGRATION = re.compile(r"(\d+)_\w+\.sql")
 _Params = dict[str, Any]
 
 
-def _attempt_rows(n: Notification) -> list[_Params]:
-    """Index rows for the attempts a change touched (the engine stamps them with its time).
+def _attempt_rows(change: Change) -> list[_Params]:
+    """Index rows for the attempts a change lists.
 
     Only an attempt that went out can be looked up (by its provider id, or by who it was sent
     to and when), so one still ``sending`` gets its row when its send is recorded.
@@ -54,7 +54,7 @@ def _attempt_rows(n: Notification) -> list[_Params]:
     return [
         {
             "id": a.id,
-            "notification_id": n.id,
+            "notification_id": change.notification.id,
             "medium": a.medium,
             "address": a.address,
             "sender": a.sender,
@@ -62,8 +62,8 @@ def _attempt_rows(n: Notification) -> list[_Params]:
             "status": a.status,
             "sent_at": to_micros(a.sent_at),
         }
-        for a in n.attempts
-        if a.updated_at == n.updated_at and (a.sent_at is not None or a.provider_id is not None)
+        for a in change.attempts
+        if a.sent_at is not None or a.provider_id is not None
     ]
 
 
@@ -233,7 +233,7 @@ class SQLiteStore:
         return _Encoded(
             stored,
             update,
-            _attempt_rows(n),
+            _attempt_rows(change),
             _event_rows(change.events),
             [_insert_row(child, fingerprints[id(child.plan)]) for child in change.children],
             [
