@@ -45,6 +45,20 @@ _MIGRATION = re.compile(r"(\d+)_\w+\.sql")
 _Params = dict[str, Any]
 
 
+def _update_row(change: Change, stored: Notification) -> _Params:
+    """The version-checked write of a change; ``stored`` is its state at the next version."""
+    n = change.notification
+    return {
+        "status": n.status,
+        "due_at": to_micros(n.due_at),
+        "new_version": stored.version,
+        "body": dump_notification(stored),
+        "owner": change.owner,
+        "id": n.id,
+        "version": n.version,
+    }
+
+
 def _attempt_rows(change: Change) -> list[_Params]:
     """Index rows for the attempts a change lists.
 
@@ -64,6 +78,19 @@ def _attempt_rows(change: Change) -> list[_Params]:
         }
         for a in change.attempts
         if a.sent_at is not None or a.provider_id is not None
+    ]
+
+
+def _opt_out_rows(change: Change) -> list[_Params]:
+    reported = to_micros(change.notification.updated_at)
+    return [
+        {
+            "medium": m,
+            "address": a,
+            "reason": "provider reported an opt-out",
+            "created_at": reported,
+        }
+        for m, a in change.opt_outs
     ]
 
 
@@ -220,26 +247,13 @@ class SQLiteStore:
     def _encode(self, change: Change, fingerprints: dict[int, str]) -> _Encoded:
         n = change.notification
         stored = n.model_copy(update={"version": n.version + 1})
-        update = {
-            "status": n.status,
-            "due_at": to_micros(n.due_at),
-            "new_version": stored.version,
-            "body": dump_notification(stored),
-            "owner": change.owner,
-            "id": n.id,
-            "version": n.version,
-        }
-        reason, reported = "provider reported an opt-out", to_micros(n.updated_at)
         return _Encoded(
             stored,
-            update,
+            _update_row(change, stored),
             _attempt_rows(change),
             _event_rows(change.events),
             [_insert_row(child, fingerprints[id(child.plan)]) for child in change.children],
-            [
-                {"medium": m, "address": a, "reason": reason, "created_at": reported}
-                for m, a in change.opt_outs
-            ],
+            _opt_out_rows(change),
         )
 
     # lifecycle
