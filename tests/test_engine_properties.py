@@ -113,6 +113,11 @@ class EngineMachine(RuleBasedStateMachine):
         before = self.n
         decision = decide(State(self.n, Facts(MEDIA, opted_out=self.opted_out)), event, self.now)  # type: ignore[arg-type]
         self.n = decision.notification
+        # (e) a decision lists each attempt it created or changed, as it now stands (what the
+        # store indexes for the webhooks)
+        changed = {a.id for a in self.n.attempts if a != before.attempt(a.id)}
+        assert changed <= {a.id for a in decision.attempts}
+        assert all(a in self.n.attempts for a in decision.attempts)
         for action in decision.actions:
             if isinstance(action, Send):
                 attempt = action.attempt

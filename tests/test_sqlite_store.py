@@ -136,12 +136,15 @@ async def test_an_attempt_is_indexed_once_it_went_out(
         created_at=NOW,
         updated_at=NOW,
     )
-    [n] = await store.save([Change(n.model_copy(update={"attempts": (sending,)}), [])])
+    [n] = await store.save(
+        [Change(n.model_copy(update={"attempts": (sending,)}), attempts=[sending])]
+    )
     assert n is not None
     with closing(sqlite3.connect(tmp_path / "index.db")) as index:
         assert index.execute("SELECT COUNT(*) FROM attempts").fetchone() == (0,)
     out = sending.model_copy(update={**went_out, "updated_at": LATER})
-    await store.save([Change(n.model_copy(update={"attempts": (out,), "updated_at": LATER}), [])])
+    moved_on = n.model_copy(update={"attempts": (out,), "updated_at": LATER})
+    await store.save([Change(moved_on, attempts=[out])])
     if out.provider_id is not None:
         found = await store.find_by_provider_id(out.provider_id)
         assert found is not None
@@ -150,6 +153,37 @@ async def test_an_attempt_is_indexed_once_it_went_out(
         latest = await store.latest_sent_to(Medium.SMS, "+16175550123", since=NOW)
         assert latest is not None
         assert latest.id == n.id
+    await store.close()
+
+
+async def test_only_the_attempts_a_change_lists_are_indexed(tmp_path: Path) -> None:
+    """The store writes the attempts a change names, not those its timestamps suggest."""
+    store = SQLiteStore(tmp_path / "listed.db")
+    await store.open()
+    [n] = await store.create([notification(1)], [])
+    listed, unlisted = (
+        Attempt(
+            id=f"{n.id}.0.{step}.0",
+            notification_id=n.id,
+            pass_=0,
+            step=step,
+            channel="sms",
+            medium=Medium.SMS,
+            address="+16175550123",
+            status=AttemptStatus.SENT,
+            provider_id=f"SM{step}",
+            created_at=NOW,
+            updated_at=NOW,  # both stamped with the notification's own time
+            sent_at=NOW,
+        )
+        for step in (0, 1)
+    )
+    both = n.model_copy(update={"attempts": (listed, unlisted)})
+    await store.save([Change(both, attempts=[listed])])
+    found = await store.find_by_provider_id("SM0")
+    assert found is not None
+    assert found.id == n.id
+    assert await store.find_by_provider_id("SM1") is None
     await store.close()
 
 

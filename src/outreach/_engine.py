@@ -176,11 +176,15 @@ class State:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The engine's answer: the new notification, what to do, and what to log."""
+    """The engine's answer: the new notification, what to do, and what to log.
+
+    ``attempts`` are the attempts the decision created or changed, as they now stand.
+    """
 
     notification: Notification
     actions: tuple[Action, ...] = ()
     events: tuple[Event, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
 
 
 def decide(state: State, event: Input, now: datetime) -> Decision:
@@ -203,7 +207,7 @@ def decide(state: State, event: Input, now: datetime) -> Decision:
             run.log(EventKind.REPLY, event.attempt_id, via=event.via, text=event.text)
         case OptedOut():
             run.opted_out(event)
-    return Decision(run.n, tuple(run.actions), tuple(run.events))
+    return Decision(run.n, tuple(run.actions), tuple(run.events), tuple(run.touched.values()))
 
 
 # --- rules --------------------------------------------------------------------------------
@@ -279,6 +283,7 @@ class _Run:
         self.now = now
         self.actions: list[Action] = []
         self.events: list[Event] = []
+        self.touched: dict[str, Attempt] = {}  # by id, the latest state of each attempt put
 
     # bookkeeping
 
@@ -294,6 +299,7 @@ class _Run:
 
     def put(self, attempt: Attempt) -> None:
         """Record ``attempt``, in place if it exists: attempts stay in the order made."""
+        self.touched[attempt.id] = attempt
         attempts = self.n.attempts
         for i, existing in enumerate(attempts):
             if existing.id == attempt.id:

@@ -120,7 +120,7 @@ def change_for(decision: Decision, now: datetime, *, owner: str | None) -> Chang
         for action in decision.actions
         if isinstance(action, RecordOptOut)
     ]
-    return Change(decision.notification, events, children, opt_outs, owner)
+    return Change(decision.notification, events, children, opt_outs, owner, decision.attempts)
 
 
 _Answer = asyncio.Future[list[Notification | None]]  # per change, the stored state or None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from outreach._models import Event, Medium, Notification, Status
+from outreach._models import Attempt, Event, Medium, Notification, Status
 from outreach.exceptions import ConfigurationError
 
 
@@ -18,6 +18,8 @@ class Change:
     ``notification.version`` is the version the change was computed from: the write is skipped
     if the stored version moved on. ``children`` (follow-ups) are inserted unless their key is
     taken; ``opt_outs`` are added to the suppression list. ``owner`` releases that runner's lease.
+    ``attempts`` are the ones the change created or updated (as in ``notification``): the store
+    indexes those, and only those, for the webhooks' look-ups.
     """
 
     notification: Notification
@@ -25,6 +27,7 @@ class Change:
     children: Sequence[Notification] = ()
     opt_outs: Sequence[tuple[Medium, str]] = ()
     owner: str | None = None
+    attempts: Sequence[Attempt] = ()
 
 
 class Store(Protocol):

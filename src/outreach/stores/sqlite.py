@@ -5,11 +5,16 @@ up front (``BEGIN IMMEDIATE``), so several processes can use one file. SQL runs 
 thread that owns the connection, keeping the event loop free while SQLite works; records are
 turned into rows and back on the event loop's thread, so the store's thread spends its time in
 SQLite (which lets go of Python's lock) rather than competing for the lock.
+
+The statements are named blocks of ``sql/sqlite/queries.sql``, with named parameters; the
+numbered files beside it are the schema's migrations.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +27,7 @@ from typing import Any, TypeVar
 
 from outreach._models import Event, Medium, Notification, Plan, Status
 from outreach.exceptions import IdempotencyConflict, StoreError
-from outreach.stores import Change
+from outreach.stores import Change, _queries
 from outreach.stores._codec import (
     dump_data,
     dump_notification,
@@ -34,70 +39,87 @@ from outreach.stores._codec import (
 
 T = TypeVar("T")
 
-_COLUMNS = "plan_id, body"
+_SQL = _queries.load("sqlite")
 _OLDEST_SQLITE = (3, 35, 0)  # claims use UPDATE ... RETURNING
-_INSERT_NOTIFICATION = """
-    INSERT OR IGNORE INTO notifications
-        (id, key, campaign, parent_id, status, plan_id, due_at, version, created_at, body)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-_UPSERT_ATTEMPT = """
-    INSERT INTO attempts
-        (id, notification_id, medium, address, sender, provider_id, status, sent_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (id) DO UPDATE SET
-        sender = excluded.sender, provider_id = excluded.provider_id,
-        status = excluded.status, sent_at = excluded.sent_at
-"""
-_UPDATE_NOTIFICATION = """
-    UPDATE notifications SET
-        status = ?, due_at = ?, version = ?, body = ?,
-        lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END,
-        lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END
-    WHERE id = ? AND version = ?
-"""
-_INSERT_PLAN = "INSERT OR IGNORE INTO plans (id, body) VALUES (?, ?)"
-_INSERT_SUPPRESSION = """
-    INSERT OR IGNORE INTO suppressions (medium, address, reason, created_at) VALUES (?, ?, ?, ?)
-"""
-_INSERT_EVENT = """
-    INSERT INTO events (at, notification_id, kind, attempt_id, data) VALUES (?, ?, ?, ?, ?)
-"""
+_MIGRATION = re.compile(r"(\d+)_\w+\.sql")
+_Params = dict[str, Any]
 
 
-def _attempt_rows(n: Notification) -> list[tuple[Any, ...]]:
-    """Index rows for the attempts a change touched (the engine stamps them with its time).
+def _update_row(change: Change, stored: Notification) -> _Params:
+    """The version-checked write of a change; ``stored`` is its state at the next version."""
+    n = change.notification
+    return {
+        "status": n.status,
+        "due_at": to_micros(n.due_at),
+        "new_version": stored.version,
+        "body": dump_notification(stored),
+        "owner": change.owner,
+        "id": n.id,
+        "version": n.version,
+    }
+
+
+def _attempt_rows(change: Change) -> list[_Params]:
+    """Index rows for the attempts a change lists.
 
     Only an attempt that went out can be looked up (by its provider id, or by who it was sent
     to and when), so one still ``sending`` gets its row when its send is recorded.
     """
     return [
-        (a.id, n.id, a.medium, a.address, a.sender, a.provider_id, a.status, to_micros(a.sent_at))
-        for a in n.attempts
-        if a.updated_at == n.updated_at and (a.sent_at is not None or a.provider_id is not None)
+        {
+            "id": a.id,
+            "notification_id": change.notification.id,
+            "medium": a.medium,
+            "address": a.address,
+            "sender": a.sender,
+            "provider_id": a.provider_id,
+            "status": a.status,
+            "sent_at": to_micros(a.sent_at),
+        }
+        for a in change.attempts
+        if a.sent_at is not None or a.provider_id is not None
     ]
 
 
-def _event_rows(events: Sequence[Event]) -> list[tuple[Any, ...]]:
+def _opt_out_rows(change: Change) -> list[_Params]:
+    reported = to_micros(change.notification.updated_at)
     return [
-        (to_micros(e.at), e.notification_id, e.kind, e.attempt_id, dump_data(e.data))
+        {
+            "medium": m,
+            "address": a,
+            "reason": "provider reported an opt-out",
+            "created_at": reported,
+        }
+        for m, a in change.opt_outs
+    ]
+
+
+def _event_rows(events: Sequence[Event]) -> list[_Params]:
+    return [
+        {
+            "at": to_micros(e.at),
+            "notification_id": e.notification_id,
+            "kind": e.kind,
+            "attempt_id": e.attempt_id,
+            "data": dump_data(e.data),
+        }
         for e in events
     ]
 
 
-def _insert_row(n: Notification, plan_id: str) -> tuple[Any, ...]:
-    return (
-        n.id,
-        n.key,
-        n.campaign,
-        n.parent_id,
-        n.status,
-        plan_id,
-        to_micros(n.due_at),
-        n.version,
-        to_micros(n.created_at),
-        dump_notification(n),
-    )
+def _insert_row(n: Notification, plan_id: str) -> _Params:
+    return {
+        "id": n.id,
+        "key": n.key,
+        "campaign": n.campaign,
+        "parent_id": n.parent_id,
+        "status": n.status,
+        "plan_id": plan_id,
+        "due_at": to_micros(n.due_at),
+        "version": n.version,
+        "created_at": to_micros(n.created_at),
+        "body": dump_notification(n),
+    }
 
 
 @dataclass(slots=True)
@@ -116,8 +138,10 @@ class _Plans:
     fingerprints: dict[int, str]
     new: dict[str, Plan]
 
-    def rows(self) -> list[tuple[str, str]]:
-        return [(plan_id, plan.model_dump_json()) for plan_id, plan in self.new.items()]
+    def rows(self) -> list[_Params]:
+        return [
+            {"id": plan_id, "body": plan.model_dump_json()} for plan_id, plan in self.new.items()
+        ]
 
 
 @dataclass(slots=True)
@@ -125,11 +149,11 @@ class _Encoded:
     """One change turned into statement parameters (on the event loop's thread)."""
 
     stored: Notification
-    update: tuple[Any, ...]
-    attempts: list[tuple[Any, ...]]
-    events: list[tuple[Any, ...]]
-    children: list[tuple[Any, ...]]
-    opt_outs: list[tuple[Any, ...]]
+    update: _Params
+    attempts: list[_Params]
+    events: list[_Params]
+    children: list[_Params]
+    opt_outs: list[_Params]
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -137,8 +161,8 @@ def migrations() -> list[tuple[int, str]]:
     folder = resources.files("outreach.stores") / "sql" / "sqlite"
     found = []
     for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+        if numbered := _MIGRATION.fullmatch(entry.name):  # not queries.sql
+            found.append((int(numbered[1]), entry.read_text(encoding="utf-8")))
     return sorted(found)
 
 
@@ -192,7 +216,7 @@ class SQLiteStore:
         """``rows`` plus the stored bodies of the plans they use that are not parsed yet."""
         plans = {}
         for plan_id in {plan_id for plan_id, _ in rows if plan_id not in self._plans}:
-            row = self.db.execute("SELECT body FROM plans WHERE id = ?", (plan_id,)).fetchone()
+            row = self.db.execute(_SQL["get_plan"], {"id": plan_id}).fetchone()
             if row is None:
                 raise StoreError(f"plan snapshot {plan_id} is missing from {self._path}")
             plans[plan_id] = row[0]
@@ -223,24 +247,13 @@ class SQLiteStore:
     def _encode(self, change: Change, fingerprints: dict[int, str]) -> _Encoded:
         n = change.notification
         stored = n.model_copy(update={"version": n.version + 1})
-        update = (
-            n.status,
-            to_micros(n.due_at),
-            stored.version,
-            dump_notification(stored),
-            change.owner,
-            change.owner,
-            n.id,
-            n.version,
-        )
-        reported = to_micros(n.updated_at)
         return _Encoded(
             stored,
-            update,
-            _attempt_rows(n),
+            _update_row(change, stored),
+            _attempt_rows(change),
             _event_rows(change.events),
             [_insert_row(child, fingerprints[id(child.plan)]) for child in change.children],
-            [(m, a, "provider reported an opt-out", reported) for m, a in change.opt_outs],
+            _opt_out_rows(change),
         )
 
     # lifecycle
@@ -271,13 +284,13 @@ class SQLiteStore:
 
     def _migrate(self) -> None:
         with self._write() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            current = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            db.execute(_SQL["create_schema_version"])
+            current = db.execute(_SQL["schema_version"]).fetchone()[0] or 0
             for version, script in migrations():
                 if version > current:
                     for statement in _statements(script):
                         db.execute(statement)
-                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                    db.execute(_SQL["record_migration"], {"version": version})
 
     async def close(self) -> None:
         if self._executor is not None:
@@ -302,20 +315,19 @@ class SQLiteStore:
     def _create(
         self,
         notifications: Sequence[Notification],
-        rows: Sequence[tuple[Any, ...]],
-        plans: Sequence[tuple[str, str]],
-        events: Sequence[tuple[Any, ...]],
+        rows: Sequence[_Params],
+        plans: Sequence[_Params],
+        events: Sequence[_Params],
     ) -> list[Notification | None]:
         """Insert; per notification, None if it was stored, else the one holding its key."""
         taken: list[Notification | None] = []
         with self._write() as db:
-            db.executemany(_INSERT_PLAN, plans)
+            db.executemany(_SQL["insert_plan"], plans)
             for new, row in zip(notifications, rows, strict=True):
                 old = None
-                if not db.execute(_INSERT_NOTIFICATION, row).rowcount:
+                if not db.execute(_SQL["insert_notification"], row).rowcount:
                     found = db.execute(
-                        f"SELECT {_COLUMNS} FROM notifications WHERE key = ? OR id = ?",
-                        (new.key, new.id),
+                        _SQL["get_by_key_or_id"], {"key": new.key, "id": new.id}
                     ).fetchone()
                     # Rare: a repeated key. Its plan may be uncommitted (inserted just now), so
                     # it is parsed into a copy of the cache, not the cache: a rollback follows.
@@ -327,43 +339,33 @@ class SQLiteStore:
                         )
                 taken.append(old)
             created = {n.id for n, old in zip(notifications, taken, strict=True) if old is None}
-            db.executemany(_INSERT_EVENT, [e for e in events if e[1] in created])
+            db.executemany(
+                _SQL["insert_event"], [e for e in events if e["notification_id"] in created]
+            )
         return taken
 
-    async def _read(self, sql: str, *args: Any) -> list[Notification]:
-        """Run a query of ``_COLUMNS`` on the store's thread; decode the rows on this one."""
-        return self._decode(await self._call(self._fetch, sql, args))
+    async def _read(self, query: str, **params: Any) -> list[Notification]:
+        """Run a query of ``plan_id, body`` rows on the store's thread; decode them on this one."""
+        return self._decode(await self._call(self._fetch, _SQL[query], params))
 
-    def _fetch(self, sql: str, args: Sequence[Any]) -> _Rows:
-        return self._with_plans(self.db.execute(sql, args).fetchall())
+    def _fetch(self, sql: str, params: _Params) -> _Rows:
+        return self._with_plans(self.db.execute(sql, params).fetchall())
 
-    async def _read_one(self, sql: str, *args: Any) -> Notification | None:
-        found = await self._read(sql, *args)
+    async def _read_one(self, query: str, **params: Any) -> Notification | None:
+        found = await self._read(query, **params)
         return found[0] if found else None
 
     async def get(self, notification_id: str) -> Notification | None:
-        return await self._read_one(
-            f"SELECT {_COLUMNS} FROM notifications WHERE id = ?", notification_id
-        )
+        return await self._read_one("get", id=notification_id)
 
     async def get_by_key(self, key: str) -> Notification | None:
-        return await self._read_one(f"SELECT {_COLUMNS} FROM notifications WHERE key = ?", key)
+        return await self._read_one("get_by_key", key=key)
 
     async def query(
         self, *, status: Status | None = None, campaign: str | None = None, limit: int = 1000
     ) -> list[Notification]:
-        where, args = ["1 = 1"], []
-        if status is not None:
-            where.append("status = ?")
-            args.append(str(status))
-        if campaign is not None:
-            where.append("campaign = ?")
-            args.append(campaign)
         return await self._read(
-            f"SELECT {_COLUMNS} FROM notifications WHERE {' AND '.join(where)}"
-            " ORDER BY created_at, id LIMIT ?",
-            *args,
-            limit,
+            "query", status=None if status is None else str(status), campaign=campaign, limit=limit
         )
 
     async def claim_due(
@@ -372,20 +374,14 @@ class SQLiteStore:
         return self._decode(await self._call(self._claim_due, now, owner, lease, limit))
 
     def _claim_due(self, now: datetime, owner: str, lease: timedelta, limit: int) -> _Rows:
-        at = to_micros(now)
+        claim = {
+            "owner": owner,
+            "lease_until": to_micros(now + lease),
+            "now": to_micros(now),
+            "limit": limit,
+        }
         with self._write() as db:
-            rows = db.execute(
-                f"""
-                UPDATE notifications SET lease_owner = ?, lease_until = ?
-                WHERE id IN (
-                    SELECT id FROM notifications
-                    WHERE due_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
-                    ORDER BY due_at LIMIT ?
-                )
-                RETURNING {_COLUMNS}
-                """,
-                (owner, to_micros(now + lease), at, at, limit),
-            ).fetchall()
+            rows = db.execute(_SQL["claim_due"], claim).fetchall()
         return self._with_plans(rows)
 
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
@@ -395,16 +391,16 @@ class SQLiteStore:
         self._plans.update(plans.new)
         return [e.stored if ok else None for e, ok in zip(encoded, saved, strict=True)]
 
-    def _save(self, changes: Sequence[_Encoded], plans: Sequence[tuple[str, str]]) -> list[bool]:
+    def _save(self, changes: Sequence[_Encoded], plans: Sequence[_Params]) -> list[bool]:
         saved = []
-        attempts: list[tuple[Any, ...]] = []
-        events: list[tuple[Any, ...]] = []
-        children: list[tuple[Any, ...]] = []
-        opt_outs: list[tuple[Any, ...]] = []
+        attempts: list[_Params] = []
+        events: list[_Params] = []
+        children: list[_Params] = []
+        opt_outs: list[_Params] = []
         with self._write() as db:
-            db.executemany(_INSERT_PLAN, plans)
+            db.executemany(_SQL["insert_plan"], plans)
             for change in changes:
-                updated = db.execute(_UPDATE_NOTIFICATION, change.update).rowcount
+                updated = db.execute(_SQL["update_notification"], change.update).rowcount
                 saved.append(bool(updated))
                 if not updated:
                     continue
@@ -414,47 +410,27 @@ class SQLiteStore:
                 opt_outs += change.opt_outs
             # One statement per table for the whole group: what makes group commit pay.
             # A follow-up whose key is taken was started before: it is not started twice.
-            db.executemany(_INSERT_NOTIFICATION, children)
-            db.executemany(_UPSERT_ATTEMPT, attempts)
-            db.executemany(_INSERT_EVENT, events)
-            db.executemany(_INSERT_SUPPRESSION, opt_outs)
+            db.executemany(_SQL["insert_notification"], children)
+            db.executemany(_SQL["upsert_attempt"], attempts)
+            db.executemany(_SQL["insert_event"], events)
+            db.executemany(_SQL["insert_suppression"], opt_outs)
         return saved
 
     async def next_due(self) -> datetime | None:
         return await self._call(self._next_due)
 
     def _next_due(self) -> datetime | None:
-        # A leased row is not due for anyone else before its lease lapses.
-        value = self.db.execute(
-            "SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) FROM notifications"
-            " WHERE due_at IS NOT NULL"
-        ).fetchone()[0]
+        value = self.db.execute(_SQL["next_due"]).fetchone()[0]
         return None if value is None else from_micros(value)
 
     async def find_by_provider_id(self, provider_id: str) -> Notification | None:
-        return await self._read_one(
-            f"SELECT {_COLUMNS} FROM notifications WHERE id = ("
-            " SELECT notification_id FROM attempts WHERE provider_id = ? LIMIT 1)",
-            provider_id,
-        )
+        return await self._read_one("find_by_provider_id", provider_id=provider_id)
 
     async def latest_sent_to(
         self, medium: Medium, address: str, *, since: datetime, sender: str | None = None
     ) -> Notification | None:
         return await self._read_one(
-            f"""
-            SELECT {_COLUMNS} FROM notifications WHERE id = (
-                SELECT notification_id FROM attempts
-                WHERE medium = ? AND address = ? AND sent_at >= ?
-                  AND (? IS NULL OR sender IS NULL OR sender = ?)
-                ORDER BY sent_at DESC LIMIT 1
-            )
-            """,
-            medium,
-            address,
-            to_micros(since),
-            sender,
-            sender,
+            "latest_sent_to", medium=medium, address=address, since=to_micros(since), sender=sender
         )
 
     async def remember(self, key: str, now: datetime) -> bool:
@@ -462,19 +438,15 @@ class SQLiteStore:
 
     def _remember(self, key: str, now: datetime) -> bool:
         with self._write() as db:
-            return bool(
-                db.execute(
-                    "INSERT OR IGNORE INTO webhook_receipts (key, received_at) VALUES (?, ?)",
-                    (key, to_micros(now)),
-                ).rowcount
-            )
+            receipt = {"key": key, "received_at": to_micros(now)}
+            return bool(db.execute(_SQL["remember"], receipt).rowcount)
 
     async def forget(self, key: str) -> None:
         await self._call(self._forget, key)
 
     def _forget(self, key: str) -> None:
         with self._write() as db:
-            db.execute("DELETE FROM webhook_receipts WHERE key = ?", (key,))
+            db.execute(_SQL["forget"], {"key": key})
 
     # event log and suppressions
 
@@ -482,11 +454,7 @@ class SQLiteStore:
         return await self._call(self._events, since, limit)
 
     def _events(self, since: int, limit: int) -> list[Event]:
-        rows = self.db.execute(
-            "SELECT seq, at, notification_id, kind, attempt_id, data FROM events"
-            " WHERE seq > ? ORDER BY seq LIMIT ?",
-            (since, limit),
-        ).fetchall()
+        rows = self.db.execute(_SQL["events"], {"since": since, "limit": limit}).fetchall()
         return [load_event(*row) for row in rows]
 
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
@@ -494,34 +462,21 @@ class SQLiteStore:
 
     def _opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
         wanted = set(addresses)
-        found: set[tuple[Medium, str]] = set()
-        values = sorted({address for _, address in wanted})
-        for start in range(0, len(values), 500):
-            chunk = values[start : start + 500]
-            rows = self.db.execute(
-                "SELECT medium, address FROM suppressions"
-                f" WHERE address IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-            found.update((Medium(m), a) for m, a in rows if (Medium(m), a) in wanted)
-        return found
+        values = json.dumps(sorted({address for _, address in wanted}))
+        rows = self.db.execute(_SQL["opted_out"], {"addresses": values}).fetchall()
+        return {(Medium(m), a) for m, a in rows if (Medium(m), a) in wanted}
 
     async def suppress(self, medium: Medium, address: str, reason: str, now: datetime) -> None:
         await self._call(self._suppress, medium, address, reason, now)
 
     def _suppress(self, medium: Medium, address: str, reason: str, now: datetime) -> None:
+        row = {"medium": medium, "address": address, "reason": reason, "created_at": to_micros(now)}
         with self._write() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO suppressions (medium, address, reason, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (medium, address, reason, to_micros(now)),
-            )
+            db.execute(_SQL["suppress"], row)
 
     async def unsuppress(self, medium: Medium, address: str) -> None:
         await self._call(self._unsuppress, medium, address)
 
     def _unsuppress(self, medium: Medium, address: str) -> None:
         with self._write() as db:
-            db.execute(
-                "DELETE FROM suppressions WHERE medium = ? AND address = ?", (medium, address)
-            )
+            db.execute(_SQL["unsuppress"], {"medium": medium, "address": address})
