@@ -97,7 +97,8 @@ class Paced:
 
 
 def change_for(decision: Decision, now: datetime, *, owner: str | None) -> Change:
-    """What to store for a decision: the new state, its log, follow-ups and opt-outs."""
+    """What to store for a decision: the new state, the attempts it touched, its log,
+    follow-ups and opt-outs."""
     children = [
         follow_up_of(decision.notification, action, now)
         for action in decision.actions
