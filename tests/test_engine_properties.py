@@ -18,8 +18,10 @@ from outreach import AttemptStatus, Notification, Option, Plan, QuietHours, Reci
 from outreach._engine import (
     Ack,
     Cancel,
+    Due,
     Facts,
     Failure,
+    HandOver,
     Send,
     SendFailed,
     Sent,
@@ -73,6 +75,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.terminal_at: datetime | None = None
         self.opted_out: frozenset[Medium] = frozenset()
         self.in_flight: list[str] = []
+        self.due: str | None = None  # an attempt the engine said is due, not yet handed over
 
     @initialize(
         start=st.sampled_from(STARTS),
@@ -119,6 +122,8 @@ class EngineMachine(RuleBasedStateMachine):
         assert changed <= {a.id for a in decision.attempts}
         assert all(a in self.n.attempts for a in decision.attempts)
         for action in decision.actions:
+            if isinstance(action, Due):
+                self.due = action.attempt.id
             if isinstance(action, Send):
                 attempt = action.attempt
                 # (a) nothing is sent once acknowledged or cancelled
@@ -145,6 +150,9 @@ class EngineMachine(RuleBasedStateMachine):
         assert self.n is not None
         end = self.now + timedelta(minutes=minutes)
         for _ in range(100):
+            if self.due is not None:
+                self.hand_over()
+                continue
             if self.in_flight:
                 self.apply(Sent(self.in_flight.pop(), provider_id="p"))
                 continue
@@ -170,11 +178,21 @@ class EngineMachine(RuleBasedStateMachine):
             retry_at = None if delay is None else self.now + delay
             self.apply(SendFailed(attempt_id, Failure(outcome), "boom", retry_at))
 
-    @precondition(lambda self: bool(self.in_flight))
+    @precondition(lambda self: self.due is not None)
+    @rule()
+    def hand_over(self) -> None:
+        """Pacing and a free slot let the due attempt go (other events may have come first)."""
+        assert self.due is not None
+        due, self.due = self.due, None
+        self.apply(HandOver(due))
+
+    @precondition(lambda self: bool(self.in_flight) or self.due is not None)
     @rule()
     def crash(self) -> None:
-        """The runner dies mid-send; its lease lapses and another runner ticks."""
+        """The runner dies mid-send or before handing over; its lease lapses and another
+        runner ticks."""
         self.in_flight.clear()
+        self.due = None
         self.now += timedelta(minutes=5)
         self.apply(Tick())
 
@@ -237,7 +255,7 @@ class EngineMachine(RuleBasedStateMachine):
             # What run_due would do now, decided on the side: checking must not change the run.
             after = decide(State(n, Facts(MEDIA, opted_out=self.opted_out)), Tick(), self.now)
             assert after.notification.status.is_terminal
-            assert not any(isinstance(a, Send) for a in after.actions)
+            assert not any(isinstance(a, Send | Due) for a in after.actions)
         elif n.due_at is None:
             assert n.status.is_terminal
 

@@ -30,8 +30,10 @@ from outreach._engine import (
     Cancel,
     CancelCall,
     Decision,
+    Due,
     Facts,
     Failure,
+    HandOver,
     Input,
     RecordOptOut,
     Send,
@@ -92,7 +94,20 @@ class Engine:
         self.facts = facts or Facts(MEDIA)
 
     def __call__(self, event: Input, at: datetime) -> Decision:
+        """Decide ``event``; an attempt that comes due is handed over at once, as the runner
+        does when pacing allows (the two decisions reported as one)."""
         decision = decide(State(self.n, self.facts), event, at)
+        due = [action.attempt for action in decision.actions if isinstance(action, Due)]
+        if due:
+            [attempt] = due
+            handed = decide(State(decision.notification, self.facts), HandOver(attempt.id), at)
+            kept = tuple(action for action in decision.actions if not isinstance(action, Due))
+            decision = Decision(
+                handed.notification,
+                kept + handed.actions,
+                decision.events + handed.events,
+                decision.attempts + handed.attempts,
+            )
         self.n = decision.notification
         return decision
 

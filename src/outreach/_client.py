@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from datetime import timedelta
 from functools import cached_property
 from types import TracebackType
@@ -73,6 +74,7 @@ class AsyncClient:
         *,
         recipient_cap: RecipientCap | None = DEFAULT_CAP,
         poll_interval: timedelta = timedelta(seconds=5),
+        drain_timeout: timedelta = timedelta(seconds=10),
     ) -> None:
         self.settings = settings or Settings()
         store = store if store is not None else self.settings.store
@@ -109,8 +111,10 @@ class AsyncClient:
                 {name: c.rate for name, c in self.channels.items()},
                 recipient_cap,
             ),
+            drain_timeout=drain_timeout,
         )
         self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[Any]] = set()  # run() and run_due() calls in progress
 
     # lifecycle
 
@@ -131,7 +135,11 @@ class AsyncClient:
         await self.store.open()
 
     async def close(self) -> None:
-        """Close the store and every channel."""
+        """Stop any ``run()`` or ``run_due()`` in progress (as cancelling it does), then close
+        the store and every channel. No task of the client's outlives it."""
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
         for channel in self.channels.values():
             await channel.aclose()
         await self.store.close()
@@ -323,15 +331,36 @@ class AsyncClient:
     # running
 
     async def run_due(self) -> int:
-        """Run everything due now, then return how many notifications were handled."""
-        return await self._runner.run_due()
+        """Run everything due now, then return how many notifications were handled.
+
+        Cancelled (or on ``close()``), it stops claiming, lets requests already handed to a
+        provider finish (up to ``drain_timeout``) and gives every other claimed notification
+        back to the store at once, for this or another process to send.
+        """
+        with self._tracked():
+            return await self._runner.run_due()
+
+    @contextlib.contextmanager
+    def _tracked(self) -> Iterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            yield
+        finally:
+            self._running.discard(task)
 
     async def run(self) -> None:
         """Run escalations until cancelled, sleeping until the next due time.
 
         Work started by this client wakes the loop at once; work written by another process
-        to the same store is noticed within ``poll_interval``.
+        to the same store is noticed within ``poll_interval``. Cancelled, it stops as
+        ``run_due`` does.
         """
+        with self._tracked():
+            await self._run_forever()
+
+    async def _run_forever(self) -> None:
         while True:
             self._wake.clear()
             try:

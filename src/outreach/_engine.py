@@ -38,6 +38,14 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
+class HandOver:
+    """The runner is about to give a :class:`Due` attempt to its channel (pacing and a free
+    slot allow it now): record it as ``sending`` if the plan still wants it."""
+
+    attempt_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Sent:
     """The channel accepted an attempt (``status`` is ``unknown`` after an ambiguous timeout)."""
 
@@ -56,7 +64,6 @@ class Failure(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     OPTED_OUT = "opted_out"
-    WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +119,23 @@ class OptedOut:
     medium: Medium
 
 
-Input = Tick | Sent | SendFailed | StatusUpdate | Ack | Cancel | Reply | OptedOut
+Input = Tick | HandOver | Sent | SendFailed | StatusUpdate | Ack | Cancel | Reply | OptedOut
 
 # --- outputs ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
+class Due:
+    """This attempt is due; it is not recorded yet. Feed :class:`HandOver` back once pacing
+    and the channel's in-flight limit let it go, so that it is recorded ``sending`` only
+    immediately before its request leaves (a stop before then loses nothing)."""
+
+    attempt: Attempt
+
+
+@dataclass(frozen=True, slots=True)
 class Send:
-    """Render and send this attempt (already recorded as ``sending``)."""
+    """Hand this attempt to its channel now: it was just recorded as ``sending``."""
 
     attempt: Attempt
 
@@ -147,7 +163,7 @@ class RecordOptOut:
     address: str
 
 
-Action = Send | StartFollowUp | CancelCall | RecordOptOut
+Action = Due | Send | StartFollowUp | CancelCall | RecordOptOut
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +208,9 @@ def decide(state: State, event: Input, now: datetime) -> Decision:
     run = _Run(state, now)
     match event:
         case Tick():
+            run.tick()
+        case HandOver():
+            run.handing_over = event.attempt_id
             run.tick()
         case Sent():
             run.sent(event)
@@ -267,7 +286,7 @@ _MINUTE = timedelta(minutes=1)
 
 
 def notification_id_of(attempt_id: str) -> str:
-    """The notification an attempt id belongs to: ``_Run.record`` mints attempt ids as
+    """The notification an attempt id belongs to: ``_Run.attempt_id`` mints attempt ids as
     ``<notification id>.<pass>.<step>.<reattempt>``."""
     return attempt_id.split(".", 1)[0]
 
@@ -283,6 +302,7 @@ class _Run:
         self.now = now
         self.actions: list[Action] = []
         self.events: list[Event] = []
+        self.handing_over: str | None = None  # the Due attempt the runner is handing over
         self.touched: dict[str, Attempt] = {}  # by id, the latest state of each attempt put
 
     # bookkeeping
@@ -373,7 +393,22 @@ class _Run:
             )
         )
         self.log(EventKind.ATTEMPT, attempt.id, status=event.status, channel=attempt.channel)
+        if self.n.status.is_terminal:
+            self.hang_up_late_call(event.attempt_id)
         self.proceed_if_active()
+
+    def hang_up_late_call(self, attempt_id: str) -> None:
+        """A call placed while the notification was being acknowledged or cancelled: its
+        provider id is known only now, so hang it up now (unless it is the call that
+        answered, which is ``engaged``)."""
+        attempt = self.n.attempt(attempt_id)
+        if (
+            attempt is not None
+            and attempt.medium is Medium.VOICE
+            and attempt.provider_id is not None
+            and attempt.status in _LIVE_CALL - {AttemptStatus.ENGAGED}
+        ):
+            self.actions.append(CancelCall(attempt))
 
     def send_failed(self, event: SendFailed) -> None:
         attempt = self.n.attempt(event.attempt_id)
@@ -383,9 +418,7 @@ class _Run:
         if event.failure in (Failure.TRANSIENT, Failure.RATE_LIMITED):
             retry_at = event.retry_at
         status = (
-            AttemptStatus.SKIPPED
-            if event.failure in (Failure.UNAVAILABLE, Failure.WITHDRAWN)
-            else AttemptStatus.FAILED
+            AttemptStatus.SKIPPED if event.failure is Failure.UNAVAILABLE else AttemptStatus.FAILED
         )
         self.put(
             attempt.model_copy(
@@ -566,8 +599,12 @@ class _Run:
         assert medium is not None
         if self.deferred_for_quiet_hours(medium) or self.held_back(step.channel):
             return True
-        attempt = self.record(step, reattempt, medium, address, AttemptStatus.SENDING)
         self.update(due_at=self.now)
+        if self.attempt_id(reattempt) != self.handing_over:
+            due = self.attempt(step, reattempt, medium, address, AttemptStatus.SENDING)
+            self.actions.append(Due(due))
+            return True
+        attempt = self.record(step, reattempt, medium, address, AttemptStatus.SENDING)
         self.actions.append(Send(attempt))
         return True
 
@@ -580,9 +617,29 @@ class _Run:
         status: AttemptStatus,
         error: str | None = None,
     ) -> Attempt:
+        attempt = self.attempt(step, reattempt, medium, address, status, error)
+        self.put(attempt)
+        self.log(EventKind.ATTEMPT, attempt.id, status=status, channel=step.channel, error=error)
+        return attempt
+
+    def attempt_id(self, reattempt: int) -> str:
+        """The id of an attempt at the cursor's step (see :func:`notification_id_of`)."""
         n = self.n
-        attempt = Attempt(
-            id=f"{n.id}.{n.pass_}.{n.step}.{reattempt}",  # see notification_id_of
+        return f"{n.id}.{n.pass_}.{n.step}.{reattempt}"
+
+    def attempt(
+        self,
+        step: Step,
+        reattempt: int,
+        medium: Medium | None,
+        address: str | None,
+        status: AttemptStatus,
+        error: str | None = None,
+    ) -> Attempt:
+        """A new attempt at the cursor's step (not recorded)."""
+        n = self.n
+        return Attempt(
+            id=self.attempt_id(reattempt),
             notification_id=n.id,
             pass_=n.pass_,
             step=n.step,
@@ -595,9 +652,6 @@ class _Run:
             created_at=self.now,
             updated_at=self.now,
         )
-        self.put(attempt)
-        self.log(EventKind.ATTEMPT, attempt.id, status=status, channel=step.channel, error=error)
-        return attempt
 
     def held_back(self, channel: str) -> bool:
         """The channel's pacing says not yet: wait for the slot instead of sending now."""

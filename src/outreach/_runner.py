@@ -20,8 +20,10 @@ from outreach._clock import Clock
 from outreach._engine import (
     CancelCall,
     Decision,
+    Due,
     Facts,
     Failure,
+    HandOver,
     Input,
     RecordOptOut,
     Send,
@@ -34,7 +36,7 @@ from outreach._engine import (
 )
 from outreach._hooks import Hooks
 from outreach._messages import Messages
-from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium, Notification
+from outreach._models import Attempt, Event, EventKind, Medium, Notification
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
@@ -81,18 +83,36 @@ def follow_up_of(parent: Notification, action: StartFollowUp, now: datetime) -> 
     )
 
 
+def _due_of(decision: Decision) -> Attempt | None:
+    """The attempt a decision says is due, if any (the engine names at most one)."""
+    return next((a.attempt for a in decision.actions if isinstance(a, Due)), None)
+
+
 def _send_of(decision: Decision) -> Attempt | None:
-    """The attempt a decision asks to send, if any (the engine asks for at most one)."""
+    """The attempt a decision recorded as ``sending`` (handed over), if any."""
     return next((a.attempt for a in decision.actions if isinstance(a, Send)), None)
+
+
+def _then(first: Decision, then: Decision) -> Decision:
+    """``then``, decided from ``first``'s notification, with ``first``'s actions (but the
+    ``Due`` that ``then`` answers), log and attempts: the two are stored as one change."""
+    attempts = {a.id: a for a in (*first.attempts, *then.attempts)}
+    kept = tuple(action for action in first.actions if not isinstance(action, Due))
+    return Decision(
+        then.notification,
+        (*kept, *then.actions),
+        (*first.events, *then.events),
+        tuple(attempts.values()),
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Paced:
-    """An engine decision and, when it asks for a send, that attempt and the time pacing lets
-    it start (the engine asks for at most one send)."""
+    """An engine decision and, when it names an attempt due, that attempt and the time pacing
+    lets it start."""
 
     decision: Decision
-    send: Attempt | None = None
+    due: Attempt | None = None
     start_at: datetime | None = None
 
 
@@ -183,6 +203,7 @@ class Runner:
     lease: timedelta = timedelta(minutes=5)
     batch_size: int = 500
     max_in_flight: int = 100
+    drain_timeout: timedelta = timedelta(seconds=10)
 
     def __post_init__(self) -> None:
         self.unavailable: dict[str, str] = {}
@@ -192,6 +213,8 @@ class Runner:
             for name, c in self.channels.items()
         }
         self._channel_errors: dict[str, tuple[str, Exception]] = {}  # attempt id -> hook args
+        self._handed_over: set[str] = set()  # notifications with a request in flight
+        self._stopping = False
 
     def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
         return Facts(media=self.media, unavailable=dict(self.unavailable), opted_out=opted_out)
@@ -217,38 +240,65 @@ class Runner:
     async def run_due(self) -> int:
         """Run everything due now; return how many claims were handled.
 
-        Each claim is decided and stored as one batch; each notification then carries on in
-        a task of its own (hooks, then sends until the engine has nothing more to send now).
-        Claims are topped up while earlier sends are still going (a rolling window of about
-        ``batch_size`` notifications), so no batch waits for the slowest send of the one before.
+        Each claim is decided as one batch: what needs no send is stored together (one group
+        commit); each notification that has an attempt due carries on in a task of its own
+        (:meth:`drive`). Claims are topped up while earlier sends are still going (a rolling
+        window of about ``batch_size`` notifications), so no batch waits for the slowest send
+        of the one before. Cancelled, it stops as :meth:`stop` says.
         """
+        self._stopping = False
         handled = 0
-        running: set[asyncio.Task[None]] = set()
+        running: dict[asyncio.Task[None], str] = {}  # task -> the notification it drives
+        claimed: list[str] = []  # a batch being decided, not yet running
         failures: list[BaseException] = []
         refill_below = max(self.batch_size // 2, 1)
         drained = False  # the last claim found nothing due
-        while True:
-            if not drained and len(running) < refill_below and not failures:
-                batch, opted_out = await self.claim(self.batch_size - len(running))
-                drained = not batch
-                handled += len(batch)
-                then = await self.begin(batch, opted_out, failures)
-                running.update(asyncio.create_task(work) for work in then)
-            if not running:
-                if failures:
-                    # One notification's failure never stops the others; report it at the end.
-                    raise failures[0]
+        try:
+            while True:
+                if not drained and len(running) < refill_below and not failures:
+                    batch, opted_out = await self.claim(self.batch_size - len(running))
+                    claimed = [n.id for n in batch]
+                    drained = not batch
+                    handled += len(batch)
+                    for notification_id, work in await self.begin(batch, opted_out, failures):
+                        running[asyncio.create_task(work)] = notification_id
+                    claimed = []
+                if not running:
+                    if failures:
+                        # One notification's failure never stops the others; report it at the end.
+                        raise failures[0]
+                    if drained:
+                        return handled
+                    continue
+                until = asyncio.ALL_COMPLETED if drained or failures else asyncio.FIRST_COMPLETED
+                done, _ = await asyncio.wait(running, return_when=until)
+                for task in done:
+                    del running[task]
+                    if task.exception() is not None:
+                        log.error("a notification could not be driven", exc_info=task.exception())
+                        failures.append(task.exception())  # type: ignore[arg-type]
                 if drained:
-                    return handled
-                continue
-            until = asyncio.ALL_COMPLETED if drained or failures else asyncio.FIRST_COMPLETED
-            done, running = await asyncio.wait(running, return_when=until)
-            for task in done:
-                if task.exception() is not None:
-                    log.error("a notification could not be driven", exc_info=task.exception())
-                    failures.append(task.exception())  # type: ignore[arg-type]
-            if drained:
-                drained = False  # what just ran may have made more work due: look again
+                    drained = False  # what just ran may have made more work due: look again
+        except asyncio.CancelledError:
+            await self.stop(running, claimed)
+            raise
+
+    async def stop(self, running: Mapping[asyncio.Task[None], str], claimed: Sequence[str]) -> None:
+        """Stop claiming; let requests already handed over finish (for up to
+        ``drain_timeout``, in real time: they are real requests); cancel everything else and
+        give its lease back, so another runner takes it at once. No task outlives this."""
+        self._stopping = True
+        in_flight = [task for task, nid in running.items() if nid in self._handed_over]
+        for task in running:
+            if task not in in_flight:
+                task.cancel()
+        if in_flight:
+            _, late = await asyncio.wait(in_flight, timeout=self.drain_timeout.total_seconds())
+            for task in late:
+                task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        handed_back = await self.store.release([*running.values(), *claimed], owner=self.owner)
+        log.info("stopped: %d notification(s) handed back for another runner", handed_back)
 
     async def claim(self, limit: int) -> tuple[list[Notification], dict[str, frozenset[Medium]]]:
         """Lease up to ``limit`` due notifications, with their recipients' opt-outs."""
@@ -262,32 +312,37 @@ class Runner:
         batch: Sequence[Notification],
         opted_out: Mapping[str, frozenset[Medium]],
         failures: list[BaseException],
-    ) -> list[Coroutine[Any, Any, None]]:
-        """Decide what is due for a claimed batch and store the decisions together (one group
-        commit); return, per notification, what is left to do (:meth:`carry_on`). Failures
-        are logged and added to ``failures``."""
+    ) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """Decide what is due for a claimed batch; store the decisions that send nothing
+        together (one group commit). Return, per notification, what is left to do: its hooks,
+        or the sends it has due (:meth:`drive`). Failures are logged and added to
+        ``failures``."""
         now = self.clock.now()
-        decided, changes = [], []
+        sending: list[tuple[Notification, Paced]] = []
+        quiet: list[tuple[Notification, Paced]] = []
         for notification in batch:
             try:
                 paced = self.decide(notification, Tick(), opted_out[notification.id], now)
-                changes.append(self.change(paced, now))
             except Exception as error:
                 log.error("notification %s could not be driven", notification.id, exc_info=error)
                 failures.append(error)
                 continue
-            decided.append((notification, paced))
-        if not changes:
-            return []
+            (quiet if paced.due is None else sending).append((notification, paced))
+        work = [(n.id, self.drive(n, paced, opted_out[n.id], stored=False)) for n, paced in sending]
+        if not quiet:
+            return work
         try:
-            saved = await self._commits.save_many(changes)
+            saved = await self._commits.save_many([self.change(p, now) for _, p in quiet])
         except Exception as error:
             log.error("a claimed batch could not be stored", exc_info=error)
             failures.append(error)
-            return []
+            return work
         return [
-            self.carry_on(notification, paced, stored, opted_out[notification.id])
-            for (notification, paced), stored in zip(decided, saved, strict=True)
+            *work,
+            *(
+                (n.id, self.carry_on(n, paced, stored, opted_out[n.id]))
+                for (n, paced), stored in zip(quiet, saved, strict=True)
+            ),
         ]
 
     async def carry_on(
@@ -297,25 +352,90 @@ class Runner:
         stored: Notification | None,
         opted_out: frozenset[Medium],
     ) -> None:
-        """After a batch's commit, one notification on its own: its hooks, then the sends its
-        decision asked for. A write that lost a race is decided again on a fresh copy."""
-        if stored is None:  # another writer got there first
+        """After a batch's commit, one notification on its own: its hooks. A write that lost
+        a race is decided again on a fresh copy."""
+        if stored is not None:
+            await self.after_commit(stored, paced.decision)
+            return
+        fresh = await self.store.get(notification.id)  # another writer got there first
+        if fresh is not None:
+            paced, stored = await self.apply(fresh, Tick(), opted_out)
+            await self.drive(stored, paced, opted_out)
+
+    async def drive(
+        self,
+        notification: Notification,
+        paced: Paced,
+        opted_out: frozenset[Medium],
+        *,
+        stored: bool = True,
+    ) -> None:
+        """Hand over each attempt the engine says is due, once pacing and a free in-flight
+        slot allow, and follow its outcome, until nothing more is to be sent now.
+
+        ``paced`` was decided from ``notification``. Unless ``stored``, its decision is written
+        together with the handover, so a claim's tick and its send cost one write.
+        """
+        unsaved = None if stored else paced.decision
+        while paced.due is not None and not self._stopping:
+            due = paced.due
+            if paced.start_at is not None and paced.start_at > self.clock.now():
+                await self.clock.sleep(paced.start_at - self.clock.now())
+            async with self._in_flight[due.channel]:
+                if self._stopping:
+                    return  # nothing handed over: stop() gives the lease back
+                handed = await self.hand_over(notification, unsaved, due, opted_out)
+                if handed is None:
+                    return
+                notification, paced, unsaved = handed
+                attempt = _send_of(paced.decision)
+                if attempt is None:
+                    continue  # the plan wants something else now: pace that instead
+                self._handed_over.add(notification.id)
+                try:
+                    outcome = await self.send(notification, attempt)
+                finally:
+                    self._handed_over.discard(notification.id)
+            await self.after_commit(notification, paced.decision)
+            paced, notification = await self.apply(notification, outcome, opted_out)
+            unsaved = None
+
+    async def hand_over(
+        self,
+        notification: Notification,
+        unsaved: Decision | None,
+        due: Attempt,
+        opted_out: frozenset[Medium],
+    ) -> tuple[Notification, Paced, Decision | None] | None:
+        """The check immediately before a request leaves: record ``due`` as ``sending`` in a
+        write version-checked against ``notification`` (an acknowledgement, cancellation or
+        opt-out committed meanwhile makes it fail and the plan is decided again).
+
+        Returns the stored notification and its decision (whose ``Send`` is the handover);
+        or, when the plan no longer wants ``due``, what it wants instead, not yet stored (the
+        notification it was decided from, the decision, and that decision again as
+        ``unsaved``); or None when nothing more is to be sent now (stored).
+        """
+        for _ in range(_SAVE_TRIES):
+            now = self.clock.now()
+            base = notification if unsaved is None else unsaved.notification
+            paced = self.decide(base, HandOver(due.id), opted_out, now)
+            decision = paced.decision if unsaved is None else _then(unsaved, paced.decision)
+            paced = replace(paced, decision=decision)
+            if paced.due is not None:
+                return notification, paced, decision
+            handed = _send_of(decision) is not None
+            stored = await self._commits.save(self.change(paced, now, leased=not handed))
+            if stored is not None:
+                if not handed:
+                    await self.after_commit(stored, decision)
+                    return None
+                return stored, paced, None
             fresh = await self.store.get(notification.id)
             if fresh is None:
-                return
-            paced, stored = await self.apply(fresh, Tick(), opted_out)
-        else:
-            await self.after_commit(stored, paced.decision)
-        if paced.send is not None:
-            await self.follow(stored, paced, opted_out)
-
-    async def follow(
-        self, notification: Notification, paced: Paced, opted_out: frozenset[Medium]
-    ) -> None:
-        """Send what ``paced`` asks for, then keep going while the engine asks for sends."""
-        while paced.send is not None:
-            event = await self.send(notification, paced.send, paced.start_at)
-            paced, notification = await self.apply(notification, event, opted_out)
+                return None
+            notification, unsaved = fresh, None
+        raise ConcurrencyError(f"notification {notification.id}: too many concurrent writers")
 
     async def apply(
         self,
@@ -327,7 +447,7 @@ class Runner:
     ) -> tuple[Paced, Notification]:
         """Decide and store, re-deciding on a fresh copy when another writer got there first.
 
-        When the runner holds the lease (``leased``) it is released unless a send follows;
+        When the runner holds the lease (``leased``) it is released unless an attempt is due;
         the client's own writes (acknowledge, cancel) leave leases alone.
         """
         for _ in range(_SAVE_TRIES):
@@ -345,29 +465,30 @@ class Runner:
 
     def change(self, paced: Paced, now: datetime, *, leased: bool = True) -> Change:
         """What to store for a decision, releasing the runner's lease (when it holds one)
-        unless a send follows."""
-        release = leased and paced.send is None
+        unless an attempt is due or being handed over."""
+        release = leased and paced.due is None
         return change_for(paced.decision, now, owner=self.owner if release else None)
 
     def decide(
         self, notification: Notification, event: Input, opted_out: frozenset[Medium], now: datetime
     ) -> Paced:
-        """The engine's decision, with a send held back when pacing says it is not yet time."""
+        """The engine's decision, with a due attempt held back when pacing says it is not yet
+        time; a due attempt within the pacing horizon gets its start time."""
         state = State(notification, self.facts(opted_out))
         decision = decide(state, event, now)
-        attempt = _send_of(decision)
-        if attempt is None:
+        due = _due_of(decision)
+        if due is None:
             return Paced(decision)
-        assert attempt.medium is not None
-        assert attempt.address is not None
-        start = self.pacer.admit(attempt.channel, attempt.medium, attempt.address, now)
+        assert due.medium is not None
+        assert due.address is not None
+        start = self.pacer.admit(due.channel, due.medium, due.address, now)
         if start - now <= self.pacer.horizon:
-            return Paced(decision, attempt, start)
+            return Paced(decision, due, start)
         # Too far off to wait in process: decide again, knowing the channel is held till then
-        # (the event's own effects stay; only the send becomes a deferral).
-        held = replace(state.facts, held={attempt.channel: start})
+        # (the event's own effects stay; only the attempt becomes a deferral).
+        held = replace(state.facts, held={due.channel: start})
         decision = decide(State(notification, held), event, now)
-        return Paced(decision, _send_of(decision))
+        return Paced(decision, _due_of(decision))
 
     async def after_commit(self, notification: Notification, decision: Decision) -> None:
         for action in decision.actions:
@@ -402,25 +523,18 @@ class Runner:
                 exc_info=True,
             )
 
-    async def send(
-        self, notification: Notification, attempt: Attempt, start_at: datetime | None = None
-    ) -> Sent | SendFailed:
-        """Render and send one attempt (not before ``start_at``, the time pacing gave it) with
-        its retry policy; translate the outcome."""
+    async def send(self, notification: Notification, attempt: Attempt) -> Sent | SendFailed:
+        """Render and send one attempt just recorded as ``sending``, with its retry policy;
+        translate the outcome."""
         try:
             message = self.messages.render(notification, attempt)
         except TemplateError as error:
             log.error("attempt %s: %s", attempt.id, error)
             return SendFailed(attempt.id, Failure.PERMANENT, str(error), tries=0)
-        channel = self.channels[attempt.channel]
-        step = notification.plan.steps[attempt.step]
-        waited = start_at is not None and start_at > self.clock.now()
-        if waited:
-            assert start_at is not None
-            await self.clock.sleep(start_at - self.clock.now())
         if message.segments and message.segments > 1:
             self.pacer.charge_extra(attempt.channel, message.segments - 1)
-        slots = self._in_flight[attempt.channel]
+        channel = self.channels[attempt.channel]
+        step = notification.plan.steps[attempt.step]
         tries_before = sum(
             a.tries
             for a in notification.attempts
@@ -428,37 +542,15 @@ class Runner:
         )
         log.debug("attempt %s: %s to %s", attempt.id, attempt.channel, mask(attempt.address))
         try:
-            async with slots:
-                if (waited or slots.locked()) and await self.withdrawn(attempt):
-                    return SendFailed(
-                        attempt.id,
-                        Failure.WITHDRAWN,
-                        "not sent: withdrawn while it waited",
-                        tries=0,
-                    )
-                receipt, tries = await with_retries(
-                    lambda: channel.send(message),
-                    step.retry or notification.plan.retry,
-                    self.clock,
-                    tries_before=tries_before,
-                )
+            receipt, tries = await with_retries(
+                lambda: channel.send(message),
+                step.retry or notification.plan.retry,
+                self.clock,
+                tries_before=tries_before,
+            )
         except GaveUp as gave_up:
             return await self.failure(attempt, gave_up)
         return Sent(attempt.id, receipt.provider_id, receipt.status, tries, receipt.sender)
-
-    async def withdrawn(self, attempt: Attempt) -> bool:
-        """Whether, after waiting for pacing or a free slot, the send is no longer wanted
-        (acknowledged, cancelled or opted out meanwhile)."""
-        fresh = await self.store.get(attempt.notification_id)
-        if fresh is None or fresh.status.is_terminal:
-            return True
-        current = fresh.attempt(attempt.id)
-        opted_out = await self.opted_out([fresh])
-        return (
-            current is None
-            or current.status is not AttemptStatus.SENDING
-            or (attempt.medium in opted_out[fresh.id])
-        )
 
     async def failure(self, attempt: Attempt, gave_up: GaveUp) -> SendFailed:
         """Classify a send that gave up; switch a misconfigured channel off."""

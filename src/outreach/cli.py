@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import signal
 import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
@@ -51,6 +53,27 @@ def _client(app_path: str | None) -> AsyncClient:
         return load_client(app_path, Settings())
     except OutreachError as error:
         raise typer.BadParameter(str(error)) from error
+
+
+def _log_to_stderr() -> None:
+    """Long-running commands say what they do (INFO and up) on standard error."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until SIGTERM or SIGINT cancels it (its graceful stop), then return."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -242,14 +265,18 @@ def report(
 
 @app.command()
 def worker(app_path: AppOption = None) -> None:
-    """Run escalations until interrupted (no webhooks; see `serve`)."""
+    """Run escalations until SIGTERM or Ctrl-C (no webhooks; see `serve`).
+
+    On either it stops claiming, lets requests already handed to a provider finish, gives
+    everything else back to the store for another process, and exits 0.
+    """
+    _log_to_stderr()
 
     async def go() -> None:
         async with _client(app_path) as ox:
-            await ox.run()
+            await _until_signalled(ox.run())
 
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(go())
+    _run(go())
 
 
 @app.command()
@@ -274,17 +301,20 @@ def serve(
         sendgrid="email" in client.channels or insecure_dev,
     )
 
+    _log_to_stderr()
+
     async def go() -> None:
         server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off"))
-        async with client:
+        async with client:  # closing it stops the escalations gracefully, as worker does
             escalations = asyncio.create_task(client.run())
             try:
-                await server.serve()
+                await server.serve()  # uvicorn handles SIGTERM and Ctrl-C itself
             finally:
                 escalations.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await escalations
 
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(go())
+    _run(go())
 
 
 @app.command()

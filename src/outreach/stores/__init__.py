@@ -67,6 +67,11 @@ class Store(Protocol):
         """Lease up to ``limit`` notifications due at ``now`` that no live lease holds."""
         ...
 
+    async def release(self, notification_ids: Sequence[str], *, owner: str) -> int:
+        """Give back ``owner``'s leases on these notifications, so another runner may claim
+        them at once; how many it held."""
+        ...
+
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
         """Apply changes in one transaction; ``None`` where the version check failed."""
         ...

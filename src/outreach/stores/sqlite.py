@@ -441,6 +441,16 @@ class SQLiteStore:
             receipt = {"key": key, "received_at": to_micros(now)}
             return bool(db.execute(_SQL["remember"], receipt).rowcount)
 
+    async def release(self, notification_ids: Sequence[str], *, owner: str) -> int:
+        return await self._call(self._release, list(notification_ids), owner)
+
+    def _release(self, notification_ids: list[str], owner: str) -> int:
+        with self._write() as db:
+            cursor = db.execute(
+                _SQL["release"], {"ids": json.dumps(notification_ids), "owner": owner}
+            )
+            return cursor.rowcount
+
     async def forget(self, key: str) -> None:
         await self._call(self._forget, key)
 

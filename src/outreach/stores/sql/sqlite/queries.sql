@@ -52,6 +52,11 @@ WHERE id IN (
 )
 RETURNING plan_id, body
 
+-- name: release --
+-- Give back :owner's leases on the notifications in the JSON array :ids (a stopping runner).
+UPDATE notifications SET lease_owner = NULL, lease_until = NULL
+WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids))
+
 -- name: update_notification --
 -- A version-checked write of a notification's new state; releases :owner's lease.
 UPDATE notifications SET

@@ -1,0 +1,151 @@
+"""Handover and stop: an attempt becomes `sending` only as its request leaves, nothing leaves
+after the answer, and a stopped runner gives back everything it had not handed over."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from outreach import AsyncClient, AttemptStatus, Hooks, Notification, Plan, Recipient, Status, Step
+from outreach.channels import Message, Receipt
+from outreach.testing import FakeClock, InMemoryChannel
+
+PAX = Recipient(id="pax-17", phone="+16175550123", email="ann@example.com")
+CONTEXT = {"flight": "9K 1042"}
+SMS_THEN_CALL = Plan(
+    name="p",
+    steps=[
+        Step(channel="sms", template="flight_cancelled"),
+        Step(channel="voice", template="flight_cancelled"),
+    ],
+)
+
+
+class Held(InMemoryChannel):
+    """Each send is handed to the provider at once and answers only when the test says."""
+
+    def __init__(self, name: str, **options: object) -> None:
+        super().__init__(name=name, **options)  # type: ignore[arg-type]
+        self.started: list[Message] = []
+        self.release = asyncio.Event()
+
+    async def send(self, message: Message) -> Receipt:
+        self.started.append(message)
+        await self.release.wait()
+        return await super().send(message)
+
+
+async def until(condition: Callable[[], object], *, tries: int = 1000) -> None:
+    """Let the runner (and the store's thread) work until ``condition()`` holds."""
+    for _ in range(tries):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the condition never held")
+
+
+def pax(number: int) -> Recipient:
+    """Passengers with numbers of their own (the per-recipient cap would pace one number)."""
+    return Recipient(id=f"pax-{number}", phone=f"+1617555{number:04d}")
+
+
+async def test_a_stopped_run_hands_back_what_it_had_not_handed_over(
+    clock: FakeClock, templates_dir: Path, tmp_path: Path
+) -> None:
+    plan = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled")])
+    store = f"sqlite:///{tmp_path / 'o.db'}"
+    sms = Held("sms", max_in_flight=2)
+    async with AsyncClient(
+        store=store, channels={"sms": sms}, templates=templates_dir, clock=clock
+    ) as ox:
+        started = [await ox.start(pax(i), plan, context=CONTEXT) for i in range(6)]
+        running = asyncio.create_task(ox.run_due())
+        await until(lambda: len(sms.started) == 2)  # two in flight, four waiting for a slot
+        running.cancel()
+        sms.release.set()  # the two requests already handed over answer during the drain
+        await asyncio.gather(running, return_exceptions=True)
+        assert running.cancelled()
+        stored = [await ox.get(n.id) for n in started]
+    assert sum(len(n.attempts) for n in stored) == 2  # nothing recorded for the other four
+    assert all(a.status is AttemptStatus.SENT for n in stored for a in n.attempts)
+
+    # Their leases were given back: another process sends them at once, nothing twice.
+    second = InMemoryChannel(name="sms")
+    async with AsyncClient(
+        store=store, channels={"sms": second}, templates=templates_dir, clock=clock
+    ) as ox:
+        await ox.run_due()
+    sent = [m.notification_id for m in sms.outbox] + [m.notification_id for m in second.outbox]
+    assert sorted(sent) == sorted(n.id for n in started)
+
+
+async def test_close_stops_a_run_in_progress_and_no_task_outlives_it(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    plan = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled")])
+    sms = Held("sms", max_in_flight=1)
+    ox = AsyncClient(store="memory://", channels={"sms": sms}, templates=templates_dir, clock=clock)
+    await ox.open()
+    for i in range(3):
+        await ox.start(pax(i), plan, context=CONTEXT)
+    running = asyncio.create_task(ox.run())
+    await until(lambda: len(sms.started) == 1)
+    asyncio.get_running_loop().call_soon(sms.release.set)
+    await ox.close()
+    assert running.done()
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert others == []
+
+
+async def test_an_answer_during_a_slow_hook_stops_the_next_step_before_it_is_handed_over(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    """The SMS fails for good, so the call is due at once; the customer answers (in the app)
+    while the `on_attempt` hook of the failed SMS is still running: no call is placed."""
+    entered, leave = asyncio.Event(), asyncio.Event()
+
+    async def slow_hook(notification: Notification, attempt: object) -> None:
+        entered.set()
+        await leave.wait()
+
+    channels = {"sms": InMemoryChannel(name="sms"), "voice": InMemoryChannel(name="voice")}
+    channels["sms"].fail_next(permanent=True)
+    async with AsyncClient(
+        store="memory://",
+        channels=channels,
+        templates=templates_dir,
+        clock=clock,
+        hooks=Hooks(on_attempt=slow_hook),
+    ) as ox:
+        n = await ox.start(PAX, SMS_THEN_CALL, context=CONTEXT)
+        running = asyncio.create_task(ox.run_due())
+        await entered.wait()
+        await ox.acknowledge(n.id, via="app")
+        leave.set()
+        await running
+        n = await ox.get(n.id)
+    assert n.status is Status.ACKNOWLEDGED
+    assert channels["voice"].outbox == []
+    assert [a.channel for a in n.attempts] == ["sms"]
+
+
+async def test_a_call_whose_create_request_was_in_flight_at_the_answer_is_hung_up(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    channels = {"sms": InMemoryChannel(name="sms"), "voice": Held("voice")}
+    channels["sms"].fail_next(permanent=True)
+    async with AsyncClient(
+        store="memory://", channels=channels, templates=templates_dir, clock=clock
+    ) as ox:
+        n = await ox.start(PAX, SMS_THEN_CALL, context=CONTEXT)
+        running = asyncio.create_task(ox.run_due())
+        await until(lambda: bool(channels["voice"].started))  # the create request is out
+        await ox.acknowledge(n.id, via="app")
+        channels["voice"].release.set()  # ... and Twilio answers with the call's sid
+        await running
+        n = await ox.get(n.id)
+    call = n.attempts[-1]
+    assert n.status is Status.ACKNOWLEDGED
+    assert call.provider_id is not None
+    assert channels["voice"].cancelled == [call.provider_id]
