@@ -27,7 +27,7 @@ def test_defaults() -> None:
     assert s.public_url == "http://127.0.0.1:8000"
     assert s.twilio_base_url == "https://api.twilio.com"
     assert s.sendgrid_base_url == "https://api.sendgrid.com"
-    assert s.signature_max_age == timedelta(minutes=10)
+    assert s.signature_max_age == timedelta(hours=25)  # SendGrid retries for 24 hours
     assert s.grace == timedelta(days=7)
     assert s.ack_words == ("OK", "ACK", "GOT IT", "Y")
     assert s.help_text

@@ -79,8 +79,13 @@ class Settings(BaseSettings):
     )
 
     signature_max_age: Duration = Field(
-        default=timedelta(minutes=10),
-        description="Oldest webhook signature timestamp accepted (e.g. '10m').",
+        # SendGrid retries a batch it could not deliver for up to 24 hours, and may sign a retry
+        # with the batch's first timestamp; an hour more allows for its last retry's delay and
+        # clock skew. Replays within the window are harmless: events are de-duplicated on
+        # sg_event_id, and those receipts are kept at least this long.
+        default=timedelta(hours=25),
+        description="Oldest webhook signature timestamp accepted (e.g. '25h'); SendGrid retries "
+        "for up to 24 hours.",
     )
     help_text: str = Field(
         default=DEFAULT_HELP_TEXT, description="Reply sent to an inbound HELP message."
