@@ -19,6 +19,7 @@ from outreach.testing import FakeClock, InMemoryChannel
 from ._helpers import (
     PAX,
     email_attempt,
+    email_attempts,
     opted_out,
     public_key_b64,
     sendgrid_body,
@@ -27,6 +28,7 @@ from ._helpers import (
     sendgrid_signature,
     snapshot,
     start,
+    stored,
     to_step,
 )
 
@@ -259,8 +261,7 @@ async def test_one_poisoned_event_does_not_block_its_batch(
     field: str,
 ) -> None:
     """A lone surrogate (valid JSON, not storable UTF-8) in one event: the rest still apply."""
-    started = [await start(client, plan, key=f"pax-{i}") for i in range(3)]
-    delivered, poisoned, bounced = [await to_step(client, clock, n, 1) for n in started]
+    delivered, poisoned, bounced = await email_attempts(client, clock, plan, 3)
     kind, poison = POISONS[field]
     batch = [
         sendgrid_event("delivered", delivered, clock),
@@ -272,20 +273,14 @@ async def test_one_poisoned_event_does_not_block_its_batch(
     for _ in range(2):  # SendGrid's retry of the same batch is harmless
         response = await sendgrid_post(http, body, sendgrid_key, clock)
         assert response.status_code == 200, response.text
-    ok = (await client.get(delivered.notification_id)).attempt(delivered.id)
-    assert ok is not None
-    assert ok.status is AttemptStatus.DELIVERED
+    assert (await stored(client, delivered)).status is AttemptStatus.DELIVERED
+    assert (await stored(client, bounced)).status is AttemptStatus.UNDELIVERED
     n = await client.get(bounced.notification_id)
-    bounce = n.attempt(bounced.id)
-    assert bounce is not None
-    assert bounce.status is AttemptStatus.UNDELIVERED
     assert n.due_at == clock.now()  # early escalation: the call goes out at once
     await client.run_due()
     assert n.id in [m.notification_id for m in channels["voice"].outbox]
     if field == "reason":  # sanitised, then applied like any bounce
-        garbled = (await client.get(poisoned.notification_id)).attempt(poisoned.id)
-        assert garbled is not None
-        assert garbled.error == "bounce: 550 mailbox \ufffd full"
+        assert (await stored(client, poisoned)).error == "bounce: 550 mailbox \ufffd full"
     assert "\ud83d" not in caplog.text
     assert "ann\ufffd@example.com" not in caplog.text  # masked, sanitised or not
 
@@ -299,8 +294,7 @@ async def test_an_event_that_cannot_be_applied_is_logged_and_skipped_alone(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    started = [await start(client, plan, key=f"pax-{i}") for i in range(3)]
-    first, broken, last = [await to_step(client, clock, n, 1) for n in started]
+    first, broken, last = await email_attempts(client, clock, plan, 3)
     real = client.inbound.update_attempt
 
     async def picky(status: Any, *, attempt_id: str | None = None, **kwargs: Any) -> Any:
@@ -312,10 +306,8 @@ async def test_an_event_that_cannot_be_applied_is_logged_and_skipped_alone(
     batch = [sendgrid_event("delivered", a, clock) for a in (first, broken, last)]
     response = await sendgrid_post(http, sendgrid_body(batch), sendgrid_key, clock)
     assert response.status_code == 200
-    for attempt, expected in ((first, AttemptStatus.DELIVERED), (last, AttemptStatus.DELIVERED)):
-        found = (await client.get(attempt.notification_id)).attempt(attempt.id)
-        assert found is not None
-        assert found.status is expected
+    assert (await stored(client, first)).status is AttemptStatus.DELIVERED
+    assert (await stored(client, last)).status is AttemptStatus.DELIVERED
     skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
     assert len(skipped) == 1
     assert skipped[0].levelno == logging.WARNING
