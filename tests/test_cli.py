@@ -130,3 +130,73 @@ def test_templates_command_checks_every_notice(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["templates", str(ROOT / "templates")])
     assert missing.exit_code == 1
     assert "flight" in missing.output
+
+
+@pytest.fixture
+def no_loops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``worker``/``serve`` return at once instead of running forever; what started is listed."""
+    import uvicorn
+
+    from outreach import AsyncClient
+
+    started: list[str] = []
+
+    async def run(self: AsyncClient) -> None:
+        started.append("escalations")
+
+    async def serve(self: uvicorn.Server, sockets: object = None) -> None:
+        started.append("server")
+
+    monkeypatch.setattr(AsyncClient, "run", run)
+    monkeypatch.setattr(uvicorn.Server, "serve", serve)
+    monkeypatch.setenv("OUTREACH_STORE", "memory://")
+    return started
+
+
+@pytest.mark.parametrize(
+    "command", [["status", "--key", "k1"], ["templates", str(ROOT / "templates")]]
+)
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_secret_key_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, no_loops: list[str], command: list[str], value: str
+) -> None:
+    monkeypatch.setenv("OUTREACH_SECRET_KEY", value)
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    assert "OUTREACH_SECRET_KEY" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_long_running_commands_refuse_to_start_without_a_secret_key(
+    monkeypatch: pytest.MonkeyPatch, no_loops: list[str], command: str
+) -> None:
+    monkeypatch.delenv("OUTREACH_SECRET_KEY")
+    result = CliRunner().invoke(app, [command])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "OUTREACH_SECRET_KEY" in result.output
+    assert "--insecure-dev-key" in result.output
+    assert no_loops == []  # refused before anything started
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_insecure_dev_key_runs_without_a_key_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, no_loops: list[str], command: str
+) -> None:
+    monkeypatch.delenv("OUTREACH_SECRET_KEY")
+    result = CliRunner().invoke(app, [command, "--insecure-dev-key"])
+    assert result.exit_code == 0, result.output
+    assert "throw-away" in result.output
+    assert no_loops  # it started (serve: the server returned at once, so no escalations)
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_long_running_commands_start_with_a_secret_key(
+    monkeypatch: pytest.MonkeyPatch, no_loops: list[str], command: str
+) -> None:
+    monkeypatch.setenv("OUTREACH_SECRET_KEY", "k" * 32)
+    result = CliRunner().invoke(app, [command])
+    assert result.exit_code == 0, result.output
+    assert no_loops  # it started (serve: the server returned at once, so no escalations)

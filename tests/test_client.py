@@ -281,3 +281,37 @@ def test_a_loopback_public_url_with_real_providers_is_warned_about(
     with caplog.at_level("WARNING", logger="outreach"):
         AsyncClient(store="memory://", channels={"email": InMemoryChannel()})
     assert "OUTREACH_PUBLIC_URL" not in caplog.text
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_a_secret_key_set_but_empty_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    from pydantic import SecretStr
+
+    from outreach._settings import Settings
+    from outreach.exceptions import ConfigurationError
+
+    monkeypatch.setenv("OUTREACH_SECRET_KEY", value)
+    with pytest.raises(ConfigurationError, match="OUTREACH_SECRET_KEY"):
+        AsyncClient(store="memory://")
+    monkeypatch.setenv("OUTREACH_SECRET_KEY", "k" * 32)
+    unchecked = Settings().model_copy(update={"secret_key": SecretStr(value)})  # no validation
+    with pytest.raises(ConfigurationError, match="OUTREACH_SECRET_KEY"):
+        AsyncClient(store="memory://", settings=unchecked)
+
+
+def test_a_short_secret_key_is_accepted_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OUTREACH_SECRET_KEY", "short")
+    with caplog.at_level("WARNING", logger="outreach"):
+        AsyncClient(store="memory://")
+    assert "OUTREACH_SECRET_KEY" in caplog.text
+    assert "32 bytes" in caplog.text
+    assert "short" not in caplog.text.replace("shorter", "")  # the key itself is never shown
+    caplog.clear()
+    monkeypatch.setenv("OUTREACH_SECRET_KEY", "k" * 32)
+    with caplog.at_level("WARNING", logger="outreach"):
+        AsyncClient(store="memory://")
+    assert "OUTREACH_SECRET_KEY" not in caplog.text

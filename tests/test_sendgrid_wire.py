@@ -12,6 +12,7 @@ import httpx
 import pytest
 import respx
 
+from outreach import AsyncClient, Plan, Status, Step
 from outreach._models import AttemptStatus, Medium, Option, Recipient
 from outreach._settings import Settings
 from outreach._templates import Templates
@@ -24,6 +25,7 @@ from outreach.exceptions import (
     RateLimited,
     TransientDeliveryError,
 )
+from outreach.testing import FakeClock
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 URL = "https://api.sendgrid.com/v3/mail/send"
@@ -303,9 +305,50 @@ async def test_5xx_honours_retry_after(
 
 
 async def test_non_json_error_body(respx_mock: respx.MockRouter, channel: SendGridEmail) -> None:
-    respx_mock.post(URL).mock(return_value=httpx.Response(502, text="<html>Bad Gateway</html>"))
-    with pytest.raises(TransientDeliveryError, match=r"HTTP 502: Bad Gateway$"):
+    page = httpx.Response(503, text="<html>Service Unavailable</html>")
+    respx_mock.post(URL).mock(return_value=page)
+    with pytest.raises(TransientDeliveryError, match=r"HTTP 503: Service Unavailable$"):
         await channel.send(FRENCH)
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_gateway_errors_after_forwarding_are_unknown(
+    respx_mock: respx.MockRouter, channel: SendGridEmail, status: int
+) -> None:
+    """A 504 (or 502) comes from a gateway that forwarded the request: SendGrid may have
+    queued the email, so it is recorded unknown like a read timeout."""
+    route = respx_mock.post(URL).mock(return_value=httpx.Response(status, text="<html>"))
+    assert await channel.send(FRENCH) == Receipt(provider_id=None, status=AttemptStatus.UNKNOWN)
+    assert route.call_count == 1
+
+
+async def test_a_504_is_recorded_unknown_and_never_resent(
+    respx_mock: respx.MockRouter, clock: FakeClock, templates_dir: Path
+) -> None:
+    route = respx_mock.post(URL).mock(
+        return_value=httpx.Response(504, text="<html>Gateway Timeout</html>")
+    )
+    plan = Plan(
+        name="gateway", steps=[Step(channel="email", template="flight_cancelled", wait="30m")]
+    )
+    channels = {"email": SendGridEmail(api_key=KEY, from_email=FROM, max_in_flight=SMALL)}
+    async with AsyncClient(
+        store="memory://", channels=channels, templates=templates_dir, clock=clock
+    ) as ox:
+        n = await ox.start(
+            Recipient(id="pax-17", email="zoe@b.example"), plan, context={"flight": "9K 1042"}
+        )
+        await ox.run_due()
+        clock.advance("10m")
+        await ox.run_due()
+        assert route.call_count == 1
+        assert [a.status for a in (await ox.get(n.id)).attempts] == [AttemptStatus.UNKNOWN]
+        clock.advance("25m")  # the wait runs out: counted as sent, never resent blindly
+        await ox.run_due()
+        n = await ox.get(n.id)
+    assert route.call_count == 1
+    assert [a.status for a in n.attempts] == [AttemptStatus.UNKNOWN]
+    assert n.status is Status.EXHAUSTED
 
 
 async def test_addresses_are_masked_in_error_text(

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from outreach._settings import Settings
+from outreach.exceptions import ConfigurationError
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def test_defaults() -> None:
     assert s.public_url == "http://127.0.0.1:8000"
     assert s.twilio_base_url == "https://api.twilio.com"
     assert s.sendgrid_base_url == "https://api.sendgrid.com"
-    assert s.signature_max_age == timedelta(minutes=10)
+    assert s.signature_max_age == timedelta(hours=25)  # SendGrid retries for 24 hours
     assert s.grace == timedelta(days=7)
     assert s.ack_words == ("OK", "ACK", "GOT IT", "Y")
     assert s.help_text
@@ -119,3 +120,15 @@ def test_no_dotenv_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("OUTREACH_STORE=memory://\n")
     assert Settings().store == "sqlite:///outreach.db"
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\t\n"])
+def test_a_secret_key_set_but_empty_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """docker-compose passes an unset ``${VAR}`` as "": that is no key, not a random one."""
+    monkeypatch.setenv("OUTREACH_SECRET_KEY", value)
+    with pytest.raises(ConfigurationError, match="OUTREACH_SECRET_KEY"):
+        Settings()
+    monkeypatch.delenv("OUTREACH_SECRET_KEY")
+    with pytest.raises(ConfigurationError, match="OUTREACH_SECRET_KEY"):
+        Settings(secret_key=value)
+    assert Settings().secret_key is None  # unset is still allowed (a throw-away key)

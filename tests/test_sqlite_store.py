@@ -280,3 +280,14 @@ async def test_a_leased_row_is_not_due_for_the_run_loop_until_its_lease_lapses(
     await a.create([notification(1)], [])
     await a.claim_due(NOW, owner="a", lease=timedelta(minutes=5), limit=1)
     assert await a.next_due() == NOW + timedelta(minutes=5)
+
+
+async def test_text_sqlite_cannot_encode_is_a_store_error_naming_the_file(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    store, _ = stores
+    with pytest.raises(StoreError, match=r"shared\.db.*UTF-8"):
+        await store.remember("sendgrid:\ud83d", NOW)  # a lone surrogate: not encodable
+    with pytest.raises(StoreError, match="UTF-8"):
+        await store.suppress(Medium.EMAIL, "ann\ud83d@example.com", "test", NOW)
+    assert await store.remember("sendgrid:ok", NOW)  # the store itself is fine

@@ -20,6 +20,7 @@ import pytest
 import respx
 import twilio.base.exceptions as twilio_exceptions
 
+from outreach import AsyncClient, Plan, Recipient, Status, Step
 from outreach._models import AttemptStatus, Medium, Option
 from outreach._settings import Settings
 from outreach._templates import sms_segments
@@ -34,6 +35,7 @@ from outreach.exceptions import (
     RateLimited,
     TransientDeliveryError,
 )
+from outreach.testing import FakeClock
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SID = "AC8a1ba3363e6cebfb092cc891c515ff56"
@@ -506,6 +508,52 @@ async def test_request_that_may_have_arrived_is_unknown_not_an_error(
         router.post(f"{API}/Calls.json").mock(side_effect=failure("lost"))
         assert await sms.send(message()) == Receipt(None, AttemptStatus.UNKNOWN)
         assert await voice.send(message()) == Receipt(None, AttemptStatus.UNKNOWN)
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_gateway_errors_after_forwarding_are_unknown_not_resent(
+    sms: TwilioSMS, voice: TwilioVoice, status: int
+) -> None:
+    """A 504 (or 502) comes from a gateway that forwarded the request: Twilio may have acted."""
+    html = httpx.Response(status, text="<html>Gateway Timeout</html>")
+    with respx.mock() as router:
+        texts = router.post(f"{API}/Messages.json").mock(return_value=html)
+        calls = router.post(f"{API}/Calls.json").mock(
+            return_value=httpx.Response(status, json=legacy(status, "Gateway error", status))
+        )
+        assert await sms.send(message()) == Receipt(None, AttemptStatus.UNKNOWN)
+        assert await voice.send(message()) == Receipt(None, AttemptStatus.UNKNOWN)
+    assert (texts.call_count, calls.call_count) == (1, 1)
+
+
+async def test_a_504_is_recorded_unknown_and_never_resent(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    plan = Plan(
+        name="gateway", steps=[Step(channel="sms", template="flight_cancelled", wait="15m")]
+    )
+    pax = Recipient(id="pax-17", phone=TO)
+    with respx.mock() as router:
+        route = router.post(f"{API}/Messages.json").mock(
+            return_value=httpx.Response(504, text="<html>Gateway Timeout</html>")
+        )
+        channels = {"sms": TwilioSMS(settings=settings())}
+        async with AsyncClient(
+            store="memory://", channels=channels, templates=templates_dir, clock=clock
+        ) as ox:
+            n = await ox.start(pax, plan, context={"flight": "9K 1042"})
+            await ox.run_due()
+            clock.advance("10m")
+            await ox.run_due()
+            n = await ox.get(n.id)
+            assert route.call_count == 1
+            assert [a.status for a in n.attempts] == [AttemptStatus.UNKNOWN]
+            clock.advance("10m")  # the wait runs out: counted as sent, not retried
+            await ox.run_due()
+            n = await ox.get(n.id)
+    assert route.call_count == 1
+    assert [a.status for a in n.attempts] == [AttemptStatus.UNKNOWN]
+    assert n.status is Status.EXHAUSTED
 
 
 async def test_2xx_that_is_not_json_is_unknown(sms: TwilioSMS) -> None:

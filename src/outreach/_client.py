@@ -35,7 +35,7 @@ from outreach._models import (
 )
 from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
 from outreach._runner import Runner, new_id
-from outreach._settings import Settings
+from outreach._settings import SHORT_SECRET_KEY, Settings, checked_secret_key
 from outreach._templates import Templates
 from outreach._tokens import TokenSigner
 from outreach._urls import PublicUrls
@@ -87,16 +87,22 @@ class AsyncClient:
             folder if isinstance(folder, Templates) or folder is None else Templates(folder)
         )
         _warn_if_links_point_here(self.settings.public_url, self.channels)
-        secret = self.settings.secret_key
+        secret = checked_secret_key(self.settings.secret_key)
         if secret is None:
             log.warning(
                 "OUTREACH_SECRET_KEY is not set: acknowledgement links are signed with a "
                 "throw-away key and stop working when this process exits"
             )
+        elif len(secret.encode("utf-8")) < SHORT_SECRET_KEY:
+            log.warning(
+                "OUTREACH_SECRET_KEY is shorter than %d bytes: links signed with it are easier "
+                "to forge; use a long random value",
+                SHORT_SECRET_KEY,
+            )
         self._messages = Messages(
             self.templates,
             PublicUrls(self.settings.public_url),
-            TokenSigner(secret.get_secret_value() if secret else secrets.token_urlsafe(32)),
+            TokenSigner(secret or secrets.token_urlsafe(32)),
             self.clock,
         )
         self._runner = Runner(

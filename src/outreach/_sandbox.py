@@ -8,6 +8,7 @@ virtual clock: nothing leaves the machine and nothing waits for the wall clock.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -28,8 +29,11 @@ SANDBOX_NUMBER = "+15085550199"
 """The number the sandbox's texts and calls come from."""
 SANDBOX_SENDER = "Notifications <alerts@sandbox.example>"
 """The address the sandbox's emails come from."""
-SANDBOX_SECRET = "sandbox-only-secret"
-"""The key the sandbox signs acknowledgement and unsubscribe links with."""
+SANDBOX_SECRET = "sandbox-only-secret-never-use-it-in-production"
+"""The key the sandbox signs acknowledgement and unsubscribe links with (public: never use it
+for real links)."""
+
+_log = logging.getLogger("outreach")
 
 StepHook = Callable[[datetime, AsyncClient], Awaitable[None]]
 ChannelFactory = Callable[[Sequence[ProviderSimulator]], Mapping[str, Channel]]
@@ -114,6 +118,10 @@ class Sandbox:
                 store=self._store,
                 twilio_from=SANDBOX_NUMBER,
                 sendgrid_from=SANDBOX_SENDER,
+            )
+            _log.info(
+                "sandbox: links are signed with the built-in sandbox key, not "
+                "OUTREACH_SECRET_KEY (nothing here reaches a real customer)"
             )
             self.client = AsyncClient(
                 store=self._store,

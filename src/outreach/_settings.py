@@ -10,6 +10,10 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from outreach._durations import Duration
+from outreach.exceptions import ConfigurationError
+
+SHORT_SECRET_KEY = 32
+"""Bytes below which a secret key is accepted with a warning (Django's deploy check: 50 chars)."""
 
 DEFAULT_HELP_TEXT = (
     "Reply OK to confirm you got our message, or the number of an option to choose it. "
@@ -25,6 +29,24 @@ def _split_words(value: Any) -> Any:
     if text.startswith("["):
         return json.loads(text)
     return [word.strip() for word in text.split(",") if word.strip()]
+
+
+def checked_secret_key(value: SecretStr | None) -> str | None:
+    """The key's text (None when unset); a key set but empty or blank is refused.
+
+    docker-compose passes an unset ``${OUTREACH_SECRET_KEY}`` as an empty string: taking that
+    as "no key" would sign each process's links with its own throw-away key, all dead.
+    """
+    if value is None:
+        return None
+    text = value.get_secret_value()
+    if not text.strip():
+        raise ConfigurationError(
+            "OUTREACH_SECRET_KEY is set but empty: set it to a long random value (e.g. the "
+            "output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), the "
+            "same in every process, or leave it unset for a throw-away key (scripts, tests)"
+        )
+    return text
 
 
 class Settings(BaseSettings):
@@ -43,7 +65,9 @@ class Settings(BaseSettings):
     )
     templates: str | None = Field(default=None, description="Directory of message templates.")
     secret_key: SecretStr | None = Field(
-        default=None, description="Key that signs acknowledgement and unsubscribe tokens."
+        default=None,
+        description="Key that signs acknowledgement and unsubscribe tokens: at least 32 random "
+        "bytes, the same in every process; set but empty is refused.",
     )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
@@ -79,8 +103,13 @@ class Settings(BaseSettings):
     )
 
     signature_max_age: Duration = Field(
-        default=timedelta(minutes=10),
-        description="Oldest webhook signature timestamp accepted (e.g. '10m').",
+        # SendGrid retries a batch it could not deliver for up to 24 hours, and may sign a retry
+        # with the batch's first timestamp; an hour more allows for its last retry's delay and
+        # clock skew. Replays within the window are harmless: events are de-duplicated on
+        # sg_event_id, and those receipts are kept at least this long.
+        default=timedelta(hours=25),
+        description="Oldest webhook signature timestamp accepted (e.g. '25h'); SendGrid retries "
+        "for up to 24 hours.",
     )
     help_text: str = Field(
         default=DEFAULT_HELP_TEXT, description="Reply sent to an inbound HELP message."
@@ -93,6 +122,12 @@ class Settings(BaseSettings):
         default=timedelta(days=7),
         description="How long after exhausted/expired an acknowledgement is still accepted.",
     )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        checked_secret_key(value)  # a ConfigurationError, not a ValidationError, to name the env
+        return value
 
     @field_validator("signature_max_age")
     @classmethod

@@ -10,10 +10,11 @@ import signal
 import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from outreach._client import AsyncClient
@@ -26,7 +27,7 @@ from outreach._settings import Settings
 from outreach._templates import Templates
 from outreach.demo import run_story
 from outreach.demo._report import LiveBoard, print_summary, print_timeline, summary
-from outreach.exceptions import OutreachError, TemplateError
+from outreach.exceptions import ConfigurationError, OutreachError, TemplateError
 
 T = TypeVar("T")
 
@@ -48,11 +49,50 @@ AppOption = Annotated[
 ]
 
 
-def _client(app_path: str | None) -> AsyncClient:
+def _fail(message: str) -> NoReturn:
+    """A configuration problem: one line on stderr, exit status 2, no traceback."""
+    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _settings() -> Settings:
     try:
-        return load_client(app_path, Settings())
+        return Settings()
+    except ConfigurationError as error:
+        _fail(str(error))
+
+
+def _client(app_path: str | None) -> AsyncClient:
+    settings = _settings()
+    try:
+        return load_client(app_path, settings)
     except OutreachError as error:
-        raise typer.BadParameter(str(error)) from error
+        _fail(str(error))
+
+
+InsecureDevKey = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-dev-key",
+        help="Run without OUTREACH_SECRET_KEY: links signed with a throw-away key (local only!).",
+    ),
+]
+
+
+def _require_secret_key(client: AsyncClient, command: str, *, insecure_dev_key: bool) -> None:
+    """Long-running commands sign links that every process must verify: no throw-away key."""
+    if client.settings.secret_key is not None:
+        return
+    if not insecure_dev_key:
+        _fail(
+            f"outreach {command} needs OUTREACH_SECRET_KEY (a long random value, the same in "
+            "every process) to sign acknowledgement and unsubscribe links that stay valid; "
+            "--insecure-dev-key runs without one, for local experiments only"
+        )
+    Console(stderr=True).print(
+        "[yellow]warning:[/yellow] --insecure-dev-key: links are signed with a throw-away key "
+        "and stop working when this process exits"
+    )
 
 
 def _log_to_stderr() -> None:
@@ -131,7 +171,7 @@ def templates(
     ] = None,
 ) -> None:
     """Check every notice: which media it has, and whether each renders with sample data."""
-    configured = Settings().templates
+    configured = _settings().templates
     root = folder or (Path(configured) if configured else None)
     if root is None:
         raise typer.BadParameter("give a folder or set OUTREACH_TEMPLATES")
@@ -264,16 +304,18 @@ def report(
 
 
 @app.command()
-def worker(app_path: AppOption = None) -> None:
+def worker(app_path: AppOption = None, insecure_dev_key: InsecureDevKey = False) -> None:
     """Run escalations until SIGTERM or Ctrl-C (no webhooks; see `serve`).
 
     On either it stops claiming, lets requests already handed to a provider finish, gives
     everything else back to the store for another process, and exits 0.
     """
     _log_to_stderr()
+    client = _client(app_path)
+    _require_secret_key(client, "worker", insecure_dev_key=insecure_dev_key)
 
     async def go() -> None:
-        async with _client(app_path) as ox:
+        async with client as ox:
             await _until_signalled(ox.run())
 
     _run(go())
@@ -287,6 +329,7 @@ def serve(
         bool, typer.Option("--insecure-dev", help="Skip webhook signature checks (local only!).")
     ] = False,
     app_path: AppOption = None,
+    insecure_dev_key: InsecureDevKey = False,
 ) -> None:
     """Serve the webhooks and run escalations in one process (the embedded default)."""
     import uvicorn
@@ -294,9 +337,11 @@ def serve(
     from outreach.webhooks import create_app
 
     client = _client(app_path)
+    _require_secret_key(client, "serve", insecure_dev_key=insecure_dev_key or insecure_dev)
     web = create_app(
         client,
         insecure_dev=insecure_dev,
+        insecure_dev_key=insecure_dev_key,
         twilio="sms" in client.channels or "voice" in client.channels or insecure_dev,
         sendgrid="email" in client.channels or insecure_dev,
     )

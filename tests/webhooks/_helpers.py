@@ -220,3 +220,18 @@ def path_of(url: str | None) -> str:
 async def email_attempt(client: AsyncClient, clock: FakeClock, plan: Plan) -> Attempt:
     n = await start(client, plan)
     return await to_step(client, clock, n, 1)
+
+
+async def email_attempts(
+    client: AsyncClient, clock: FakeClock, plan: Plan, count: int
+) -> list[Attempt]:
+    """The email attempts of ``count`` notifications (keys ``pax-0``...), all sent."""
+    started = [await start(client, plan, key=f"pax-{i}") for i in range(count)]
+    return [await to_step(client, clock, n, 1) for n in started]
+
+
+async def stored(client: AsyncClient, attempt: Attempt) -> Attempt:
+    """``attempt`` as the store has it now."""
+    found = (await client.get(attempt.notification_id)).attempt(attempt.id)
+    assert found is not None
+    return found

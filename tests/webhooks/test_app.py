@@ -36,6 +36,17 @@ async def test_refuses_to_start_without_a_secret_key(
         create_app(keyless, settings=settings)
 
 
+@pytest.mark.parametrize("value", ["", " "])
+async def test_refuses_to_start_with_an_empty_secret_key(
+    client: AsyncClient, settings: Settings, value: str
+) -> None:
+    from pydantic import SecretStr
+
+    client.settings = client.settings.model_copy(update={"secret_key": SecretStr(value)})
+    with pytest.raises(ConfigurationError, match="OUTREACH_SECRET_KEY"):
+        create_app(client, settings=settings)
+
+
 async def test_refuses_to_start_without_provider_credentials(
     client: AsyncClient, settings: Settings
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -12,11 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 
 from outreach import AsyncClient, AttemptStatus, EventKind, Medium, Plan, Status
+from outreach.exceptions import StoreError
 from outreach.testing import FakeClock, InMemoryChannel
 
 from ._helpers import (
     PAX,
     email_attempt,
+    email_attempts,
     opted_out,
     public_key_b64,
     sendgrid_body,
@@ -25,6 +28,7 @@ from ._helpers import (
     sendgrid_signature,
     snapshot,
     start,
+    stored,
     to_step,
 )
 
@@ -191,9 +195,10 @@ async def test_bad_sendgrid_requests_get_4xx_and_change_nothing(
     not_der = {**signed(bounce), EventWebhookHeader.SIGNATURE: base64.b64encode(b"xx").decode()}
     assert await post(bounce, not_der) == 403
     assert await post(bounce, {**signed(bounce), EventWebhookHeader.TIMESTAMP: "soon"}) == 403
-    # replayed: a genuine signature, older than OUTREACH_SIGNATURE_MAX_AGE (10 minutes)
-    old = await sendgrid_post(http, bounce, sendgrid_key, clock, age=timedelta(minutes=11))
+    # replayed: a genuine signature, older than OUTREACH_SIGNATURE_MAX_AGE (25 hours)
+    old = await sendgrid_post(http, bounce, sendgrid_key, clock, age=timedelta(hours=25, minutes=1))
     assert old.status_code == 403
+    # from the future: clocks may disagree by minutes, not by hours
     future = await sendgrid_post(http, bounce, sendgrid_key, clock, age=-timedelta(minutes=11))
     assert future.status_code == 403
     for malformed in (b"[{", b'{"event": "bounce"}', b"[1, 2]", b"\xff[]"):
@@ -205,6 +210,7 @@ async def test_bad_sendgrid_requests_get_4xx_and_change_nothing(
     assert fresh.status_code == 200
 
 
+@pytest.mark.parametrize("failure", [StoreError, RuntimeError])
 async def test_an_event_whose_handling_failed_is_applied_when_the_provider_retries(
     client: AsyncClient,
     http: httpx.AsyncClient,
@@ -212,7 +218,9 @@ async def test_an_event_whose_handling_failed_is_applied_when_the_provider_retri
     clock: FakeClock,
     sendgrid_key: ec.EllipticCurvePrivateKey,
     monkeypatch: pytest.MonkeyPatch,
+    failure: type[Exception],
 ) -> None:
+    """The store failing (or a bug) is not the event's fault: 5xx, and the retry applies it."""
     n = await start(client, plan)
     email = await to_step(client, clock, n, 1)
     body = sendgrid_body(
@@ -221,10 +229,10 @@ async def test_an_event_whose_handling_failed_is_applied_when_the_provider_retri
     real = client.inbound.update_attempt
 
     async def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("the database went away")
+        raise failure("the database went away")
 
     monkeypatch.setattr(client.inbound, "update_attempt", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(failure):
         await sendgrid_post(http, body, sendgrid_key, clock)
     monkeypatch.setattr(client.inbound, "update_attempt", real)
     retried = await sendgrid_post(http, body, sendgrid_key, clock)
@@ -232,3 +240,100 @@ async def test_an_event_whose_handling_failed_is_applied_when_the_provider_retri
     bounced = (await client.get(n.id)).attempt(email.id)
     assert bounced is not None
     assert bounced.status is AttemptStatus.UNDELIVERED
+
+
+POISONS = {
+    "reason": ("bounce", {"type": "bounce", "reason": "550 mailbox \ud83d full"}),
+    "sg_event_id": ("delivered", {"sg_event_id": "abc\ud83ddef"}),
+    "email": ("unsubscribe", {"email": "ann\ud83d@example.com"}),
+}
+
+
+@pytest.mark.parametrize("field", sorted(POISONS))
+async def test_one_poisoned_event_does_not_block_its_batch(
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    clock: FakeClock,
+    plan: Plan,
+    channels: dict[str, InMemoryChannel],
+    sendgrid_key: ec.EllipticCurvePrivateKey,
+    caplog: pytest.LogCaptureFixture,
+    field: str,
+) -> None:
+    """A lone surrogate (valid JSON, not storable UTF-8) in one event: the rest still apply."""
+    delivered, poisoned, bounced = await email_attempts(client, clock, plan, 3)
+    kind, poison = POISONS[field]
+    batch = [
+        sendgrid_event("delivered", delivered, clock),
+        sendgrid_event(kind, poisoned, clock, **poison),
+        sendgrid_event("bounce", bounced, clock, type="bounce", reason="550 5.1.1 no such user"),
+    ]
+    body = sendgrid_body(batch)
+    assert b"\\ud83d" in body  # JSON's own escape, as SendGrid would send it
+    for _ in range(2):  # SendGrid's retry of the same batch is harmless
+        response = await sendgrid_post(http, body, sendgrid_key, clock)
+        assert response.status_code == 200, response.text
+    assert (await stored(client, delivered)).status is AttemptStatus.DELIVERED
+    assert (await stored(client, bounced)).status is AttemptStatus.UNDELIVERED
+    n = await client.get(bounced.notification_id)
+    assert n.due_at == clock.now()  # early escalation: the call goes out at once
+    await client.run_due()
+    assert n.id in [m.notification_id for m in channels["voice"].outbox]
+    if field == "reason":  # sanitised, then applied like any bounce
+        assert (await stored(client, poisoned)).error == "bounce: 550 mailbox \ufffd full"
+    assert "\ud83d" not in caplog.text
+    assert "ann\ufffd@example.com" not in caplog.text  # masked, sanitised or not
+
+
+async def test_an_event_that_cannot_be_applied_is_logged_and_skipped_alone(
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    clock: FakeClock,
+    plan: Plan,
+    sendgrid_key: ec.EllipticCurvePrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, broken, last = await email_attempts(client, clock, plan, 3)
+    real = client.inbound.update_attempt
+
+    async def picky(status: Any, *, attempt_id: str | None = None, **kwargs: Any) -> Any:
+        if attempt_id == broken.id:
+            raise ValueError(f"cannot apply the report for {PAX.email}")
+        return await real(status, attempt_id=attempt_id, **kwargs)
+
+    monkeypatch.setattr(client.inbound, "update_attempt", picky)
+    batch = [sendgrid_event("delivered", a, clock) for a in (first, broken, last)]
+    response = await sendgrid_post(http, sendgrid_body(batch), sendgrid_key, clock)
+    assert response.status_code == 200
+    assert (await stored(client, first)).status is AttemptStatus.DELIVERED
+    assert (await stored(client, last)).status is AttemptStatus.DELIVERED
+    skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 1
+    assert skipped[0].levelno == logging.WARNING
+    assert PAX.email not in caplog.text  # masked in the warning
+
+
+async def test_sendgrid_retries_for_a_day_are_accepted_and_applied_once(
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    clock: FakeClock,
+    plan: Plan,
+    sendgrid_key: ec.EllipticCurvePrivateKey,
+) -> None:
+    """SendGrid retries a batch for up to 24 h: a day-old signature is still verified, and the
+    events' ``sg_event_id`` receipts (kept at least that long) make the replay harmless."""
+    email = await email_attempt(client, clock, plan)
+    body = sendgrid_body([sendgrid_event("open", email, clock)])
+    first = await sendgrid_post(http, body, sendgrid_key, clock)
+    assert first.status_code == 200
+    signed = clock.now()
+    clock.advance("23h59m")
+    retried = await sendgrid_post(http, body, sendgrid_key, clock, age=clock.now() - signed)
+    assert retried.status_code == 200
+    statuses = [
+        e.data["status"]
+        async for e in client.events()
+        if e.kind is EventKind.ATTEMPT_STATUS and e.attempt_id == email.id
+    ]
+    assert statuses == [AttemptStatus.ENGAGED]

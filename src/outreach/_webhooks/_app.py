@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from outreach._client import AsyncClient
-from outreach._settings import Settings
+from outreach._settings import Settings, checked_secret_key
 from outreach._urls import PublicUrls
 from outreach._webhooks import _sendgrid, _twilio
 from outreach._webhooks._common import (
@@ -40,6 +40,7 @@ def create_app(
     *,
     settings: Settings | None = None,
     insecure_dev: bool = False,
+    insecure_dev_key: bool = False,
     twilio: bool = True,
     sendgrid: bool = True,
     twilio_auth_tokens: Sequence[str | SecretStr] | None = None,
@@ -57,12 +58,14 @@ def create_app(
     ``twilio_auth_tokens`` lists the auth tokens of several Twilio accounts (default: the
     setting's one). Without the secret key or a provider's credentials the app refuses to
     start (``ConfigurationError``), unless ``insecure_dev=True``: then signatures are NOT
-    checked, for local experiments only.
+    checked, for local experiments only. ``insecure_dev_key=True`` accepts a client without a
+    secret key alone (its links die with the process), for local experiments too. A key that
+    is set but empty is always refused.
     """
     settings = settings or client.settings
     urls = PublicUrls(settings.public_url)
     problems = []
-    if client.settings.secret_key is None:
+    if checked_secret_key(client.settings.secret_key) is None and not insecure_dev_key:
         problems.append(
             "no secret key: set OUTREACH_SECRET_KEY (the client signs acknowledgement and "
             "unsubscribe links with it; without it, links die with the process)"

@@ -40,6 +40,8 @@ FORM_LIMIT = 64 * 1024
 EVENTS_LIMIT = 1024 * 1024
 """Largest SendGrid event batch accepted."""
 _MAX_FIELDS = 500
+_CLOCK_SKEW = timedelta(minutes=10)
+"""How far in the future a signature timestamp may be (clocks disagree by minutes, not hours)."""
 _FORM = "application/x-www-form-urlencoded"
 
 
@@ -199,7 +201,8 @@ class SendGridVerifier:
             raise Rejected(403, "invalid SendGrid signature timestamp")
         now = self._client.clock.now().timestamp()
         age = now - int(timestamp)
-        if abs(age) > self._max_age.total_seconds():
+        oldest = self._max_age.total_seconds()
+        if age > oldest or -age > min(oldest, _CLOCK_SKEW.total_seconds()):
             log.warning("rejected a SendGrid batch signed %.0f s from now", -age)
             raise Rejected(403, "SendGrid signature timestamp outside the accepted window")
         try:

@@ -4,6 +4,10 @@ Events are matched to attempts by the ``custom_args`` the email adapter sends, w
 merges into each event as top-level keys (``outreach_attempt_id``,
 ``outreach_notification_id``), and de-duplicated on ``sg_event_id``: SendGrid delivers each
 event more than once.
+
+Each event of a batch stands alone: one that is malformed is logged and skipped, and the others
+are applied. Only a failure of the store itself answers 5xx, so that SendGrid retries the
+batch; its events already applied are recognised by their ``sg_event_id`` then.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from outreach._engine import notification_id_of
 from outreach._models import AttemptStatus, Medium, Notification
 from outreach._redact import mask
 from outreach._webhooks._common import EVENTS_LIMIT, Ctx, Rejected, read_body
-from outreach.exceptions import NotFound
+from outreach.exceptions import NotFound, OutreachError, StoreError
 
 log = logging.getLogger("outreach.webhooks")
 
@@ -35,6 +39,23 @@ _STATUS: Final[Mapping[str, AttemptStatus]] = {
     "dropped": AttemptStatus.FAILED,  # SendGrid never tried to deliver it
 }
 _OPT_OUT: Final = frozenset({"spamreport", "unsubscribe", "group_unsubscribe"})
+_EVENT_ERRORS: Final = (ValueError, TypeError, LookupError, OutreachError)
+"""What one malformed event can raise (a StoreError is handled apart: the store failed)."""
+
+
+def _storable(value: Any) -> Any:
+    """``value`` (parsed JSON) with every lone surrogate replaced by U+FFFD.
+
+    JSON may escape half a surrogate pair (``"\\ud83d"``): valid JSON, but text that cannot be
+    encoded as UTF-8, which neither the store nor a log file can take.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
 
 
 def _text(value: Any) -> str:
@@ -72,7 +93,20 @@ async def events(ctx: Ctx, request: Request) -> Response:
     if not isinstance(batch, list) or not all(isinstance(event, dict) for event in batch):
         raise Rejected(400, "expected a JSON array of event objects")
     for event in batch:
-        await _apply(ctx, event)
+        event = _storable(event)
+        try:
+            await _apply(ctx, event)
+        except StoreError:
+            raise  # the store failed, not this event: 5xx, and SendGrid retries the batch
+        except _EVENT_ERRORS as exc:
+            log.warning(
+                "skipped a malformed SendGrid %r event (sg_event_id %r) for %s: %s",
+                _text(event.get("event"))[:40],
+                _text(event.get("sg_event_id"))[:100],
+                mask(_text(event.get("email"))),
+                type(exc).__name__,
+            )
+            log.debug("the skipped SendGrid event's error", exc_info=True)
     return Response(status_code=200)
 
 

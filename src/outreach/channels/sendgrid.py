@@ -154,13 +154,7 @@ class SendGridEmail(Channel):
         except _HTTPX_ERRORS as exc:
             outcome = error_for_exception(exc)
             if isinstance(outcome, Receipt):
-                _log.warning(
-                    "SendGrid send attempt=%s: %s after the request may have reached SendGrid; "
-                    "recorded unknown for the event webhook to reconcile",
-                    message.attempt_id,
-                    type(exc).__name__,
-                )
-                return outcome
+                return _maybe_sent_warning(message, type(exc).__name__, outcome)
             raise outcome from exc
         if response.is_success:
             return Receipt(
@@ -168,11 +162,24 @@ class SendGridEmail(Channel):
                 status=AttemptStatus.QUEUED,
                 sender=self._sender,
             )
-        raise error_for_response(response)
+        answer = outcome_for_response(response)
+        if isinstance(answer, Receipt):
+            return _maybe_sent_warning(message, f"HTTP {response.status_code}", answer)
+        raise answer
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
         await self._pool.aclose()
+
+
+def _maybe_sent_warning(message: Message, what: str, receipt: Receipt) -> Receipt:
+    _log.warning(
+        "SendGrid send attempt=%s: %s after the request may have reached SendGrid; "
+        "recorded unknown for the event webhook to reconcile",
+        message.attempt_id,
+        what,
+    )
+    return receipt
 
 
 # -- responses ----------------------------------------------------------------------------------
@@ -258,8 +265,21 @@ _BY_STATUS: Final[Mapping[int, Callable[[str, httpx.Response], OutreachError]]] 
 _BY_CLASS: Final[Mapping[int, Callable[[str, httpx.Response], OutreachError]]] = {
     3: _misdirected,  # redirects are not followed: the base URL is wrong
     4: _permanent,  # 400, 406, 413, 415, 451 ...: this request will never be accepted
-    5: _transient,  # 500, 502, 503, 504
+    5: _transient,  # 500, 503 ...: SendGrid's own failure, or not taken on (providers.md §7)
 }
+_MAYBE_SENT_STATUSES: Final = frozenset({502, 504})
+"""Answers from a gateway that forwarded the request and then lost SendGrid's answer (502: a
+broken one, 504: none in time): the email may be queued, as after a read timeout. A 503 is
+said before a request is taken on (SendGrid's documented 503, or a load balancer without a
+healthy backend), so it stays transient; neither 502 nor 504 is one SendGrid documents as its
+own answer."""
+
+
+def outcome_for_response(response: httpx.Response) -> OutreachError | Receipt:
+    """A non-2xx answer: ``UNKNOWN_RECEIPT`` when SendGrid may have acted, else the error."""
+    if response.status_code in _MAYBE_SENT_STATUSES:
+        return UNKNOWN_RECEIPT
+    return error_for_response(response)
 
 
 def error_for_response(response: httpx.Response) -> OutreachError:
@@ -293,7 +313,7 @@ def _bad_url(exc: Exception) -> OutreachError | Receipt:
 
 def _status(exc: Exception) -> OutreachError | Receipt:
     assert isinstance(exc, httpx.HTTPStatusError)
-    return error_for_response(exc.response)
+    return outcome_for_response(exc.response)
 
 
 _BY_EXCEPTION: Final[Mapping[type[Exception], Callable[[Exception], OutreachError | Receipt]]] = {

@@ -119,6 +119,12 @@ _API_STATUSES: Final[Mapping[int, _Kind]] = {
     401: _Kind.CREDENTIALS,
     403: _Kind.CREDENTIALS,
     429: _Kind.RATE_LIMITED,
+    # A gateway forwarded the request, then lost Twilio's answer (502: a broken one, 504: none
+    # in time): the message or call may exist, as after a read timeout. A 503 stays transient:
+    # "unavailable" is said before the request is taken on (Twilio's own, or a load balancer
+    # with no healthy backend), and other 5xx are Twilio's own failures (providers.md §5).
+    502: _Kind.UNKNOWN,
+    504: _Kind.UNKNOWN,
 }
 
 _PHONE: Final = re.compile(r"\+?\d{6,}")
@@ -129,8 +135,11 @@ def _scrub(text: str) -> str:
     return _PHONE.sub(lambda match: mask(match[0]), text)
 
 
-def _api_error(channel: str, status: int, code: int | None, text: str | None) -> OutreachError:
-    """Translate an HTTP error answer (status, Twilio code, Twilio's text) into our tree."""
+def _api_error(
+    channel: str, status: int, code: int | None, text: str | None
+) -> OutreachError | Receipt:
+    """Translate an HTTP error answer (status, Twilio code, Twilio's text) into our tree,
+    or ``UNKNOWN`` when the request may have been carried out all the same."""
     known = _API_CODES.get(code) if code is not None else None
     if known is not None:
         kind, what = known
@@ -143,6 +152,8 @@ def _api_error(channel: str, status: int, code: int | None, text: str | None) ->
             if 400 <= status < 500
             else _Kind.BASE_URL
         )
+    if kind is _Kind.UNKNOWN:
+        return UNKNOWN
     where = f"HTTP {status}" if code in (None, status) else f"HTTP {status}, error {code}"
     if kind is _Kind.CREDENTIALS:
         return ConfigurationError(

@@ -88,7 +88,11 @@ class Store(Protocol):
         ...
 
     async def remember(self, key: str, now: datetime) -> bool:
-        """True the first time ``key`` (a webhook event's own id) is seen, False after."""
+        """True the first time ``key`` (a webhook event's own id) is seen, False after.
+
+        Keys are kept at least as long as ``Settings.signature_max_age`` (the SQL stores keep
+        them, never pruning): a batch replayed within the signature window must be recognised.
+        """
         ...
 
     async def forget(self, key: str) -> None:

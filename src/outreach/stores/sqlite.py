@@ -195,6 +195,11 @@ class SQLiteStore:
             return await loop.run_in_executor(self._executor, fn, *args)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self._path}: {exc}") from exc
+        except UnicodeEncodeError as exc:  # sqlite3 binds text as UTF-8: a lone surrogate fails
+            raise StoreError(
+                f"SQLite store {self._path}: cannot store text that is not valid UTF-8 "
+                f"({exc.reason} at position {exc.start})"
+            ) from exc
 
     @property
     def db(self) -> sqlite3.Connection:
