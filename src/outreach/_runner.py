@@ -464,6 +464,8 @@ class Runner:
         """Classify a send that gave up; switch a misconfigured channel off."""
         error, tries = gave_up.error, gave_up.tries
         retry_at = None if gave_up.retry_in is None else self.clock.now() + gave_up.retry_in
+        if attempt.medium is not None and attempt.address is not None:
+            self.pacer.refund(attempt.medium, attempt.address)  # the send reached no one
         text = f"{type(error).__name__}: {error}"
         if isinstance(error, ConfigurationError):
             if attempt.channel not in self.unavailable:  # concurrent sends report it once
