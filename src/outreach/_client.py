@@ -19,6 +19,7 @@ from pydantic_core import PydanticSerializationError
 
 from outreach._clock import Clock, SystemClock
 from outreach._engine import Ack, Cancel, Input, OptedOut
+from outreach._health import ChannelHealth
 from outreach._hooks import Hooks
 from outreach._inbound import Inbound
 from outreach._messages import Messages
@@ -59,6 +60,8 @@ class AsyncClient:
     ``store`` is a URL (``memory://``, ``sqlite:///path.db``) or a Store; ``channels`` maps the
     names used in ``Step.channel`` to adapters; ``clock`` defaults to the system clock;
     ``recipient_cap`` limits how often one address is texted or called (None: no cap).
+    A channel switched off by a configuration error is tried again after
+    ``channel_probe_after``, the wait doubling on each failed try up to ``channel_probe_max``.
     Use it as ``async with AsyncClient(...) as ox:``.
     """
 
@@ -73,6 +76,8 @@ class AsyncClient:
         *,
         recipient_cap: RecipientCap | None = DEFAULT_CAP,
         poll_interval: timedelta = timedelta(seconds=5),
+        channel_probe_after: timedelta = timedelta(minutes=1),
+        channel_probe_max: timedelta = timedelta(minutes=30),
     ) -> None:
         self.settings = settings or Settings()
         store = store if store is not None else self.settings.store
@@ -109,6 +114,7 @@ class AsyncClient:
                 {name: c.rate for name, c in self.channels.items()},
                 recipient_cap,
             ),
+            health=ChannelHealth(channel_probe_after, channel_probe_max),
         )
         self._wake = asyncio.Event()
 
