@@ -64,26 +64,44 @@ def plan(*channels: str) -> Plan:
     )
 
 
-def refusing(refusal: Callable[[], httpx.Response], success: httpx.Response) -> Any:
-    """A respx side effect answering ``refusal()`` to the first ``ENOUGH`` requests."""
+Refusal = Callable[[FakeClock], httpx.Response]
+
+
+def refusing(clock: FakeClock, refusal: Refusal, success: httpx.Response) -> Any:
+    """A respx side effect answering ``refusal(clock)`` to the first ``ENOUGH`` requests."""
     calls = 0
 
     def answer(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
-        return refusal() if calls <= ENOUGH else success
+        return refusal(clock) if calls <= ENOUGH else success
 
     return answer
 
 
-def twilio_429(headers: dict[str, str]) -> httpx.Response:
+def twilio_429(headers: dict[str, str]) -> Refusal:
     body = {"code": 20429, "message": "Too Many Requests", "status": 429}
-    return httpx.Response(429, json=body, headers=headers)
+    return lambda clock: httpx.Response(429, json=body, headers=headers)
+
+
+def sendgrid_429_reset_gone_by(clock: FakeClock) -> httpx.Response:
+    reset = int((clock.now() - timedelta(minutes=5)).timestamp())
+    body = {"errors": [{"field": None, "message": "too many requests"}]}
+    return httpx.Response(429, json=body, headers={"X-RateLimit-Reset": str(reset)})
 
 
 def twilio_created() -> httpx.Response:
     resource = json.loads((FIXTURES / "twilio_message.json").read_text())
     return httpx.Response(201, json=resource | {"status": "queued"})
+
+
+TWILIO = ("sms", MESSAGES, lambda: TwilioSMS(settings=settings()), twilio_created())
+SENDGRID = (
+    "email",
+    MAIL_SEND,
+    lambda: SendGridEmail(settings=settings()),
+    httpx.Response(202, headers={"X-Message-Id": "x-msg-1"}),
+)
 
 
 @pytest.fixture
@@ -120,94 +138,51 @@ async def run_while_due(ox: AsyncClient, clock: FakeClock, key: str, *, limit: i
             clock.set(n.due_at)
 
 
-def assert_step_failed_as_transient(events: list[Any], attempt_id: str) -> None:
-    [logged] = [
-        e
-        for e in events
-        if e.kind is EventKind.ATTEMPT and e.attempt_id == attempt_id and "failure" in e.data
-    ]
-    assert logged.data["failure"] == "transient"
-
-
-async def test_twilio_429_with_retry_after_zero_is_bounded_and_escalates_to_email(
+@pytest.mark.parametrize(
+    ("provider", "refusal"),
+    [
+        pytest.param(TWILIO, twilio_429({"Retry-After": "0"}), id="twilio-retry-after-0"),
+        pytest.param(SENDGRID, sendgrid_429_reset_gone_by, id="sendgrid-reset-in-the-past"),
+        pytest.param(TWILIO, twilio_429({}), id="twilio-no-header"),
+    ],
+)
+async def test_a_429_forever_is_bounded_by_the_retry_policy_and_the_next_step_is_sent(
     router: respx.MockRouter,
     open_client: Callable[[dict[str, Channel]], Any],
     clock: FakeClock,
+    provider: tuple[str, str, Callable[[], Channel], httpx.Response],
+    refusal: Refusal,
 ) -> None:
-    route = router.post(MESSAGES).mock(
-        side_effect=refusing(lambda: twilio_429({"Retry-After": "0"}), twilio_created())
-    )
-    email = InMemoryChannel(name="email")
-    ox = await open_client({"sms": TwilioSMS(settings=settings()), "email": email})
-    start = clock.now()
-    n = await ox.start(PAX, plan("sms", "email"), context={"flight": "9K 1042"}, key="k")
+    """A bounded number of requests, ``run_due()`` returns, the step fails as transient and
+    the next step goes out within a minute, long before the deadline."""
+    limited, url, adapter, success = provider
+    other = "email" if limited == "sms" else "sms"
+    route = router.post(url).mock(side_effect=refusing(clock, refusal, success))
+    next_channel = InMemoryChannel(name=other)
+    ox = await open_client({limited: adapter(), other: next_channel})
+    n = await ox.start(PAX, plan(limited, other), context={"flight": "9K 1042"}, key="k")
 
     await run_while_due(ox, clock, "k")
 
     retry = n.plan.retry
     assert route.call_count == retry.attempts  # not hundreds: each re-attempt waited
     n = await ox.get(key="k")
-    sms = [a for a in n.attempts if a.channel == "sms"]
-    assert len(sms) == retry.attempts
-    for earlier, later in itertools.pairwise(sms):
+    tries = [a for a in n.attempts if a.channel == limited]
+    assert [a.status for a in tries] == [AttemptStatus.FAILED] * retry.attempts
+    for earlier, later in itertools.pairwise(tries):
         assert earlier.retry_at is not None
         assert later.created_at - earlier.updated_at >= timedelta(seconds=1)
-    assert sms[-1].status is AttemptStatus.FAILED
-    assert sms[-1].retry_at is None
-    assert_step_failed_as_transient([e async for e in ox.events()], sms[-1].id)
-    assert len(email.outbox) == 1
-    [email_attempt] = [a for a in n.attempts if a.channel == "email"]
-    assert email_attempt.sent_at is not None
-    assert email_attempt.sent_at - start < timedelta(minutes=1)
-
-
-async def test_sendgrid_429_with_a_reset_in_the_past_is_bounded_and_escalates_to_sms(
-    router: respx.MockRouter,
-    open_client: Callable[[dict[str, Channel]], Any],
-    clock: FakeClock,
-) -> None:
-    def reset_gone_by() -> httpx.Response:
-        reset = int((clock.now() - timedelta(minutes=5)).timestamp())
-        body = {"errors": [{"field": None, "message": "too many requests"}]}
-        return httpx.Response(429, json=body, headers={"X-RateLimit-Reset": str(reset)})
-
-    accepted = httpx.Response(202, headers={"X-Message-Id": "x-msg-1"})
-    route = router.post(MAIL_SEND).mock(side_effect=refusing(reset_gone_by, accepted))
-    sms = InMemoryChannel(name="sms")
-    ox = await open_client({"email": SendGridEmail(settings=settings()), "sms": sms})
-    n = await ox.start(PAX, plan("email", "sms"), context={"flight": "9K 1042"}, key="k")
-
-    await run_while_due(ox, clock, "k")
-
-    assert route.call_count == n.plan.retry.attempts
-    n = await ox.get(key="k")
-    emails = [a for a in n.attempts if a.channel == "email"]
-    assert [a.status for a in emails] == [AttemptStatus.FAILED] * n.plan.retry.attempts
-    assert_step_failed_as_transient([e async for e in ox.events()], emails[-1].id)
-    assert len(sms.outbox) == 1
-
-
-async def test_twilio_429_without_a_header_is_bounded_and_escalates_before_the_deadline(
-    router: respx.MockRouter,
-    open_client: Callable[[dict[str, Channel]], Any],
-    clock: FakeClock,
-) -> None:
-    route = router.post(MESSAGES).mock(
-        side_effect=refusing(lambda: twilio_429({}), twilio_created())
-    )
-    email = InMemoryChannel(name="email")
-    ox = await open_client({"sms": TwilioSMS(settings=settings()), "email": email})
-    n = await ox.start(PAX, plan("sms", "email"), context={"flight": "9K 1042"}, key="k")
-
-    await run_while_due(ox, clock, "k")
-
-    assert route.call_count == n.plan.retry.attempts
-    n = await ox.get(key="k")
-    assert len(n.attempts) == n.plan.retry.attempts + 1  # the SMS tries, then the email
-    assert n.status is Status.EXHAUSTED  # no answer to the email either; not expired
-    assert len(email.outbox) == 1
-    [email_attempt] = [a for a in n.attempts if a.channel == "email"]
-    assert email_attempt.status is AttemptStatus.SENT
-    assert email_attempt.sent_at is not None
+    assert tries[-1].retry_at is None
+    [logged] = [
+        e
+        async for e in ox.events()
+        if e.kind is EventKind.ATTEMPT and e.attempt_id == tries[-1].id and "failure" in e.data
+    ]
+    assert logged.data["failure"] == "transient"
+    assert len(next_channel.outbox) == 1
+    [next_step] = [a for a in n.attempts if a.channel == other]
+    assert next_step.status is AttemptStatus.SENT
+    assert next_step.sent_at is not None
     assert n.deadline_at is not None
-    assert email_attempt.sent_at < n.created_at + timedelta(minutes=1) < n.deadline_at
+    assert next_step.sent_at < n.created_at + timedelta(minutes=1) < n.deadline_at
+    assert n.status is Status.EXHAUSTED  # no answer to that step either; not expired
