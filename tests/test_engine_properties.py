@@ -165,7 +165,7 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.in_flight))
     @rule(
         outcome=st.sampled_from([*Failure, "sent", "unknown"]),
-        retry_minutes=st.one_of(st.none(), st.integers(1, 120)),
+        retry_minutes=st.one_of(st.none(), st.integers(-1, 120)),
     )
     def finish_send(self, outcome: str, retry_minutes: int | None) -> None:
         attempt_id = self.in_flight.pop(0)
@@ -232,6 +232,20 @@ class EngineMachine(RuleBasedStateMachine):
                     ]
                     assert earlier, "a re-attempt with no recorded earlier attempt"
                     assert earlier[0].status is AttemptStatus.FAILED
+
+    @invariant()
+    def reattempts_bounded_and_spaced_by_the_retry_policy(self) -> None:
+        # (e) re-attempts of one step never outnumber its policy's tries, and each waits >= 1 s
+        if self.n is None:
+            return
+        policy = self.n.plan.retry
+        per_step: dict[tuple[int, int], int] = {}
+        for attempt in self.n.attempts:
+            key = (attempt.pass_, attempt.step)
+            per_step[key] = per_step.get(key, 0) + 1
+            if attempt.retry_at is not None:
+                assert attempt.retry_at - attempt.updated_at >= timedelta(seconds=1)
+        assert max(per_step.values(), default=0) <= policy.attempts
 
     @invariant()
     def no_call_or_text_in_quiet_hours(self) -> None:

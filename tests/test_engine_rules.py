@@ -22,6 +22,7 @@ from outreach import (
     Plan,
     QuietHours,
     Recipient,
+    RetryPolicy,
     Status,
     Step,
 )
@@ -315,6 +316,58 @@ def test_send_failure_rate_limited_reschedules_the_same_step() -> None:
     assert (again.pass_, again.step, again.reattempt) == (0, 0, 1)
 
 
+def test_a_rate_limit_asking_for_no_delay_is_reattempted_a_second_later_at_the_earliest() -> None:
+    """A ``retry_at`` of now or earlier (``Retry-After: 0``, a reset gone by) is no tight loop."""
+    engine = Engine(make_notification(make_plan("sms", "email")))
+    first = only_send(engine.tick(T0))
+    decision = engine(SendFailed(first.id, Failure.RATE_LIMITED, "429", retry_at=t(-1)), T0)
+
+    assert sends(decision) == []
+    assert engine.n.due_at == T0 + timedelta(seconds=1)
+    assert engine.attempt(0, 0).retry_at == T0 + timedelta(seconds=1)
+    assert sends(engine.tick(T0)) == []
+
+
+def test_rate_limiting_of_a_step_ends_when_its_policy_has_no_tries_left() -> None:
+    """Re-attempts stop at the policy's count of tries: the step fails as transient and
+    escalation moves on, so a record's attempts stay bounded."""
+    engine = Engine(make_notification(make_plan("sms", "email", retry=RetryPolicy(attempts=3))))
+    now = T0
+    attempt = only_send(engine.tick(now))
+    for _ in range(2):
+        engine(SendFailed(attempt.id, Failure.RATE_LIMITED, "429", retry_at=now), now)
+        assert engine.n.due_at is not None
+        now = engine.n.due_at
+        attempt = only_send(engine.tick(now))
+    decision = engine(SendFailed(attempt.id, Failure.RATE_LIMITED, "429", retry_at=now), now)
+
+    sms = [a for a in engine.n.attempts if a.step == 0]
+    assert [(a.reattempt, a.status, a.tries) for a in sms] == [
+        (0, AttemptStatus.FAILED, 1),
+        (1, AttemptStatus.FAILED, 1),
+        (2, AttemptStatus.FAILED, 1),
+    ]
+    assert sms[-1].retry_at is None
+    [logged] = [e for e in decision.events if e.attempt_id == sms[-1].id]
+    assert logged.data["failure"] == Failure.TRANSIENT
+    assert "retry policy spent" in (sms[-1].error or "")
+    assert only_send(decision).channel == "email"
+
+
+def test_rate_limiting_of_a_step_ends_when_its_delays_would_pass_the_policy_total() -> None:
+    """A re-attempt that would come later than ``max_total_delay`` after the step's first try
+    is not scheduled: the step fails now and the next one is tried."""
+    retry = RetryPolicy(attempts=10, max_total_delay="10m")
+    engine = Engine(make_notification(make_plan("sms", "email", retry=retry)))
+    first = only_send(engine.tick(T0))
+    engine(SendFailed(first.id, Failure.RATE_LIMITED, "429", retry_at=t(5)), T0)
+    again = only_send(engine.tick(t(5)))
+    decision = engine(SendFailed(again.id, Failure.RATE_LIMITED, "429", retry_at=t(11)), t(5))
+
+    assert engine.attempt(0, 0, reattempt=1).retry_at is None
+    assert only_send(decision).channel == "email"
+
+
 def test_send_failure_unavailable_skips_the_attempt() -> None:
     """UNAVAILABLE (a configuration error) records the attempt as SKIPPED and moves on."""
     engine = Engine(make_notification(make_plan("sms", "email")))
@@ -465,7 +518,10 @@ def test_deadline_before_quiet_hours_end_expires_with_nothing_sent() -> None:
 
 def test_deadline_no_step_is_sent_after_it_when_a_send_fails_late() -> None:
     """A send that was started just before the deadline and fails after it escalates no further."""
-    plan = make_plan(Step(channel="sms", template="t", wait="2h"), "email", deadline="1h")
+    retry = RetryPolicy(max_total_delay="2h")  # the re-attempt 59 minutes on is allowed
+    plan = make_plan(
+        Step(channel="sms", template="t", wait="2h"), "email", deadline="1h", retry=retry
+    )
     engine = Engine(make_notification(plan))
     first = only_send(engine.tick(T0))
     engine(SendFailed(first.id, Failure.TRANSIENT, "503", retry_at=t(59, seconds=59)), t(1))

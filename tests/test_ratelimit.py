@@ -35,6 +35,21 @@ def test_the_cap_allows_count_per_period_per_address() -> None:
     assert pacer.admit("voice", Medium.VOICE, address, T0) == T0  # each medium counts apart
 
 
+def test_a_send_the_provider_refused_gives_its_place_in_the_cap_back() -> None:
+    """A request refused (a 429, say) reached no one: it does not count against the cap."""
+    pacer = Pacer({}, cap=RecipientCap(count=3, per=timedelta(hours=1)))
+    address = "+16175550123"
+    for second in range(6):
+        now = T0 + timedelta(seconds=second)
+        assert pacer.admit("sms", Medium.SMS, address, now) == now
+        pacer.refund(Medium.SMS, address)
+    for second in range(6, 9):
+        now = T0 + timedelta(seconds=second)
+        assert pacer.admit("sms", Medium.SMS, address, now) == now
+    later = T0 + timedelta(seconds=10)
+    assert pacer.admit("sms", Medium.SMS, address, later) == T0 + timedelta(hours=1, seconds=6)
+
+
 def test_the_cap_forgets_quiet_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("outreach._ratelimit._SWEEP_EVERY", 10)
     pacer = Pacer({}, cap=RecipientCap(count=3, per=timedelta(hours=1)))

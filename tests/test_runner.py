@@ -100,6 +100,78 @@ async def test_bad_credentials_switch_the_channel_off_but_not_the_others(
     assert channels["sms"].outbox == []
 
 
+class CountingChannel(InMemoryChannel):
+    """Counts every send it is asked for, failed or not."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
+        self.asked = 0
+
+    async def send(self, message: Message) -> Receipt:
+        self.asked += 1
+        return await super().send(message)
+
+
+async def test_a_channel_switched_off_by_bad_credentials_is_probed_again_with_backoff(
+    clock: FakeClock,
+    channels: dict[str, InMemoryChannel],
+    plan: Plan,
+    templates_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Off for 1 minute, then one more try; still failing: off for 2 minutes; the first
+    success switches it back on. ``on_channel_error`` fires once per switch-off."""
+    sms = CountingChannel("sms")
+    errors: list[tuple[str, str]] = []
+    restored: list[str] = []
+    hooks = Hooks(
+        on_channel_error=lambda name, error: errors.append((name, str(error))),
+        on_channel_restored=restored.append,
+    )
+    sms.fail_next(error=ConfigurationError("401: check OUTREACH_TWILIO_AUTH_TOKEN"))
+    async with AsyncClient(
+        store="memory://",
+        channels={**channels, "sms": sms},
+        templates=templates_dir,
+        clock=clock,
+        hooks=hooks,
+    ) as ox:
+
+        async def notify(key: str) -> AttemptStatus:
+            """Start a notification; the status of its SMS attempt after ``run_due()``."""
+            recipient = PAX.model_copy(update={"id": key})
+            n = await ox.start(recipient, plan, context=CONTEXT, key=key)
+            await ox.run_due()
+            return (await ox.get(n.id)).attempts[0].status
+
+        assert await notify("a") is AttemptStatus.SKIPPED  # the 401: switched off
+        assert (sms.asked, errors) == (1, [("sms", "401: check OUTREACH_TWILIO_AUTH_TOKEN")])
+        clock.advance("59s")
+        assert await notify("b") is AttemptStatus.SKIPPED  # off: not even tried
+        assert sms.asked == 1
+
+        clock.advance("1s")
+        sms.fail_next(error=ConfigurationError("403: still refused"))
+        assert await notify("c") is AttemptStatus.SKIPPED  # the probe, refused again
+        assert sms.asked == 2
+        assert [name for name, _ in errors] == ["sms", "sms"]
+        clock.advance("1m59s")
+        assert await notify("d") is AttemptStatus.SKIPPED  # off for 2 minutes this time
+        assert sms.asked == 2
+
+        clock.advance("1s")
+        with caplog.at_level("INFO", logger="outreach.runner"):
+            assert await notify("e") is AttemptStatus.SENT  # the probe goes through
+        assert restored == ["sms"]
+        assert any("'sms' is back on" in r.getMessage() for r in caplog.records)
+        assert await notify("f") is AttemptStatus.SENT  # and everything after it
+        assert await notify("g") is AttemptStatus.SENT
+        assert sms.asked == 5
+        assert len(sms.outbox) == 3
+    assert [name for name, _ in errors] == ["sms", "sms"]
+    assert restored == ["sms"]
+
+
 async def test_provider_opt_out_is_remembered_for_every_later_notification(
     client: AsyncClient, plan: Plan, channels: dict[str, InMemoryChannel]
 ) -> None:

@@ -20,6 +20,7 @@ from pydantic_core import PydanticSerializationError
 
 from outreach._clock import Clock, SystemClock
 from outreach._engine import Ack, Cancel, Input, OptedOut
+from outreach._health import ChannelHealth
 from outreach._hooks import Hooks
 from outreach._inbound import Inbound
 from outreach._messages import Messages
@@ -60,6 +61,8 @@ class AsyncClient:
     ``store`` is a URL (``memory://``, ``sqlite:///path.db``) or a Store; ``channels`` maps the
     names used in ``Step.channel`` to adapters; ``clock`` defaults to the system clock;
     ``recipient_cap`` limits how often one address is texted or called (None: no cap).
+    A channel switched off by a configuration error is tried again after
+    ``channel_probe_after``, the wait doubling on each failed try up to ``channel_probe_max``.
     Use it as ``async with AsyncClient(...) as ox:``.
     """
 
@@ -75,6 +78,8 @@ class AsyncClient:
         recipient_cap: RecipientCap | None = DEFAULT_CAP,
         poll_interval: timedelta = timedelta(seconds=5),
         drain_timeout: timedelta = timedelta(seconds=10),
+        channel_probe_after: timedelta = timedelta(minutes=1),
+        channel_probe_max: timedelta = timedelta(minutes=30),
     ) -> None:
         self.settings = settings or Settings()
         store = store if store is not None else self.settings.store
@@ -118,6 +123,7 @@ class AsyncClient:
                 recipient_cap,
             ),
             drain_timeout=drain_timeout,
+            health=ChannelHealth(channel_probe_after, channel_probe_max),
         )
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()  # run() and run_due() calls in progress

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from outreach._models import (
+    MIN_RETRY_DELAY,
     Attempt,
     AttemptStatus,
     Event,
@@ -414,17 +415,21 @@ class _Run:
         attempt = self.n.attempt(event.attempt_id)
         if attempt is None:
             return
-        retry_at = None
-        if event.failure in (Failure.TRANSIENT, Failure.RATE_LIMITED):
-            retry_at = event.retry_at
-        status = (
-            AttemptStatus.SKIPPED if event.failure is Failure.UNAVAILABLE else AttemptStatus.FAILED
-        )
+        failure, error, retry_at = event.failure, event.error, None
+        if failure in (Failure.TRANSIENT, Failure.RATE_LIMITED):
+            if event.retry_at is not None:
+                retry_at = max(event.retry_at, self.now + MIN_RETRY_DELAY)  # never a tight loop
+            spent = self.retries_spent(attempt, event.tries, retry_at)
+            if spent is not None:
+                error, retry_at = f"{error} ({spent})", None
+            if retry_at is None:  # not re-attempted: rate limited or not, the step failed
+                failure = Failure.TRANSIENT
+        status = AttemptStatus.SKIPPED if failure is Failure.UNAVAILABLE else AttemptStatus.FAILED
         self.put(
             attempt.model_copy(
                 update={
                     "status": status,
-                    "error": event.error,
+                    "error": error,
                     "retry_at": retry_at,
                     "updated_at": self.now,
                     "tries": attempt.tries + event.tries,
@@ -436,13 +441,32 @@ class _Run:
             attempt.id,
             status=status,
             channel=attempt.channel,
-            failure=event.failure,
-            error=event.error,
+            failure=failure,
+            error=error,
         )
         if event.failure is Failure.OPTED_OUT and attempt.medium and attempt.address:
             self.actions.append(RecordOptOut(attempt.medium, attempt.address))
             self.log(EventKind.OPTED_OUT, attempt.id, medium=attempt.medium)
         self.proceed_if_active()
+
+    def retries_spent(self, attempt: Attempt, tries: int, retry_at: datetime | None) -> str | None:
+        """Why ``attempt``'s step may not be tried again (after ``tries`` more tries of it, at
+        ``retry_at`` if given), or None: its retry policy bounds the tries of the step and how
+        long after its first try the last re-attempt may come."""
+        plan = self.n.plan
+        policy = plan.steps[attempt.step].retry or plan.retry
+        same_step = [
+            a for a in self.n.attempts if (a.pass_, a.step) == (attempt.pass_, attempt.step)
+        ]
+        used = sum(a.tries for a in same_step) + tries
+        if used >= policy.attempts:
+            return f"retry policy spent: {used} of {policy.attempts} tries"
+        first = min(a.created_at for a in same_step)
+        if retry_at is not None and retry_at - first > policy.max_total_delay:
+            return (
+                f"retry policy spent: a re-attempt at {retry_at:%H:%M:%S} is past its total delay"
+            )
+        return None
 
     def status_update(self, event: StatusUpdate) -> None:
         attempt = self.n.attempt(event.attempt_id)

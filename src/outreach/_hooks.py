@@ -15,6 +15,7 @@ log = logging.getLogger("outreach.hooks")
 NotificationHook = Callable[[Notification], Awaitable[None] | None]
 AttemptHook = Callable[[Notification, Attempt], Awaitable[None] | None]
 ChannelErrorHook = Callable[[str, Exception], Awaitable[None] | None]
+ChannelHook = Callable[[str], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,9 @@ class Hooks:
     on_exhausted: NotificationHook | None = None
     on_attempt: AttemptHook | None = None
     on_channel_error: ChannelErrorHook | None = None
+    """A configuration error switched a channel off (once per switch-off)."""
+    on_channel_restored: ChannelHook | None = None
+    """A send went through on a channel that was switched off: it is back on."""
 
     async def after_commit(self, notification: Notification, events: Sequence[Event]) -> None:
         """Fire the hooks that ``events`` (just committed for ``notification``) call for."""
@@ -44,6 +48,9 @@ class Hooks:
 
     async def channel_error(self, channel: str, error: Exception) -> None:
         await _call(self.on_channel_error, channel, error)
+
+    async def channel_restored(self, channel: str) -> None:
+        await _call(self.on_channel_restored, channel)
 
 
 async def _call(hook: Callable[..., Any] | None, *args: Any) -> None:

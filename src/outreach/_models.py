@@ -185,12 +185,19 @@ class _Config(_Checked):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+MIN_RETRY_DELAY = timedelta(seconds=1)
+"""The shortest wait before any retry or re-attempt, whatever the provider's hint says."""
+
+
 class RetryPolicy(_Config):
-    """How one step retries transient send failures.
+    """How one step retries transient send failures, rate limits included.
 
     ``attempts`` counts every try of the step. Delays grow from ``initial`` by ``multiplier`` up
-    to ``max_delay`` with up to ``jitter`` added. A delay up to ``inline_limit`` is waited in
-    process; a longer one is stored as a re-attempt of the step, so a crash cannot lose it.
+    to ``max_delay`` with up to ``jitter`` added, never below ``MIN_RETRY_DELAY``; a provider's
+    longer hint (``Retry-After``, a rate-limit reset) wins. A delay up to ``inline_limit`` is
+    waited in process; a longer one is stored as a re-attempt of the step, so a crash cannot
+    lose it. No re-attempt is scheduled later than ``max_total_delay`` after the step's first
+    try: once the tries or that time are spent, the step fails and escalation moves on.
     """
 
     attempts: int = Field(default=4, ge=1)
@@ -199,6 +206,7 @@ class RetryPolicy(_Config):
     max_delay: Duration = timedelta(minutes=10)
     jitter: Duration = timedelta(seconds=1)
     inline_limit: Duration = timedelta(seconds=10)
+    max_total_delay: Duration = timedelta(minutes=15)
 
 
 class Step(_Config):

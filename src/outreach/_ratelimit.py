@@ -65,6 +65,14 @@ class Pacer:
                 self._sweep(now - self.cap.per)
         return start
 
+    def refund(self, medium: Medium, address: str) -> None:
+        """Give back the newest place in ``address``'s cap on ``medium``: that send raised, so
+        it reached no one (a refused re-attempt must not hold the step back for an hour)."""
+        key = (medium.value, address)
+        recent = self._recent.get(key)
+        if recent:
+            self._recent[key] = recent[:-1]
+
     def charge_extra(self, channel: str, cost: float) -> None:
         """Count ``cost`` more units (the extra segments of a long SMS) against the rate."""
         if channel in self._next_free:

@@ -2,7 +2,11 @@
 
 A delay longer than the policy's ``inline_limit`` is not slept here: the send gives up with a
 ``retry_in`` so the runner stores a re-attempt and a crash cannot lose it. ``RateLimited`` is
-never retried in process; the step is always re-scheduled.
+never retried in process; the step is re-scheduled until the policy's tries are spent.
+
+Every delay is the policy's backoff (counting the step's earlier tries) or the provider's hint,
+whichever is longer, and never below ``MIN_RETRY_DELAY``: a ``Retry-After: 0``, a missing
+header or a reset already gone by cannot make a tight loop.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
 from outreach._clock import Clock
-from outreach._models import RetryPolicy
+from outreach._models import MIN_RETRY_DELAY, RetryPolicy
 from outreach.exceptions import RateLimited, TransientDeliveryError
 
 T = TypeVar("T")
@@ -60,22 +64,28 @@ class _Schedule:
             exp_base=policy.multiplier,
             jitter=policy.jitter.total_seconds(),
         )
+        self._owner = AsyncRetrying()  # what a RetryCallState for ``_backoff`` must name
+
+    def delay(self, error: BaseException | None, tries: int) -> float:
+        """Seconds to wait after the ``tries``-th try of this send failed with ``error``: the
+        exponential backoff with jitter (counting the tries of earlier stored re-attempts too)
+        or the provider's hint, whichever is longer, and at least ``MIN_RETRY_DELAY``."""
+        counted = RetryCallState(self._owner, None, (), {})
+        counted.attempt_number = tries + self.tries_before
+        hint = _hint(error, self.clock) or timedelta(0)
+        floor = max(hint, MIN_RETRY_DELAY).total_seconds()
+        return max(float(self._backoff(counted)), floor)
+
+    def spent(self, tries: int) -> bool:
+        """Whether the policy's count of tries is used up after ``tries`` tries of this send."""
+        return tries + self.tries_before >= self.policy.attempts
 
     def wait(self, state: RetryCallState) -> float:
-        """The provider's hint when given, else exponential backoff with jitter.
-
-        Backoff counts the tries of earlier stored re-attempts too.
-        """
         error = state.outcome.exception() if state.outcome is not None else None
-        hint = _hint(error, self.clock)
-        if hint is not None:
-            return hint.total_seconds()
-        counted = RetryCallState(state.retry_object, state.fn, state.args, state.kwargs)
-        counted.attempt_number = state.attempt_number + self.tries_before
-        return float(self._backoff(counted))
+        return self.delay(error, state.attempt_number)
 
     def stop(self, state: RetryCallState) -> bool:
-        if state.attempt_number + self.tries_before >= self.policy.attempts:
+        if self.spent(state.attempt_number):
             return True
         if state.upcoming_sleep > self.policy.inline_limit.total_seconds():
             self.deferred = timedelta(seconds=state.upcoming_sleep)
@@ -131,18 +141,13 @@ async def _retrying(
                 tries = attempt.retry_state.attempt_number
                 return await send(), tries
     except Exception as error:
-        raise GaveUp(error, tries, _retry_in(error, schedule, retrying, tries)) from error
+        raise GaveUp(error, tries, _retry_in(error, schedule, tries)) from error
     raise AssertionError("tenacity neither returned nor raised")  # pragma: no cover
 
 
-def _retry_in(
-    error: Exception, schedule: _Schedule, retrying: AsyncRetrying, tries: int
-) -> timedelta | None:
+def _retry_in(error: Exception, schedule: _Schedule, tries: int) -> timedelta | None:
     if isinstance(error, RateLimited):
-        hint = _hint(error, schedule.clock)
-        if hint is not None:
-            return hint
-        state = RetryCallState(retrying, None, (), {})
-        state.attempt_number = tries
-        return timedelta(seconds=schedule.wait(state))
+        if schedule.spent(tries):
+            return None
+        return timedelta(seconds=schedule.delay(error, tries))
     return schedule.deferred

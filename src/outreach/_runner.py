@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from outreach._engine import (
     Tick,
     decide,
 )
+from outreach._health import ChannelHealth
 from outreach._hooks import Hooks
 from outreach._messages import Messages
 from outreach._models import Attempt, Event, EventKind, Medium, Notification
@@ -204,9 +205,10 @@ class Runner:
     batch_size: int = 500
     max_in_flight: int = 100
     drain_timeout: timedelta = timedelta(seconds=10)
+    health: ChannelHealth = field(default_factory=ChannelHealth)
+    """Channels switched off by a configuration error, and when each is probed again."""
 
     def __post_init__(self) -> None:
-        self.unavailable: dict[str, str] = {}
         self._commits = _GroupCommit(self.store)
         self._in_flight = {
             name: asyncio.Semaphore(c.max_in_flight or self.max_in_flight)
@@ -217,7 +219,8 @@ class Runner:
         self._stopping = False
 
     def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
-        return Facts(media=self.media, unavailable=dict(self.unavailable), opted_out=opted_out)
+        unavailable = self.health.unavailable(self.clock.now())
+        return Facts(media=self.media, unavailable=unavailable, opted_out=opted_out)
 
     async def opted_out(
         self, notifications: Sequence[Notification]
@@ -550,17 +553,32 @@ class Runner:
             )
         except GaveUp as gave_up:
             return await self.failure(attempt, gave_up)
+        await self.succeeded(attempt.channel)
         return Sent(attempt.id, receipt.provider_id, receipt.status, tries, receipt.sender)
+
+    async def succeeded(self, channel: str) -> None:
+        """A send on ``channel`` went through: if a configuration error had switched it off,
+        it is back on (logged, ``on_channel_restored`` called)."""
+        if self.health.succeeded(channel):
+            log.warning("channel %r is back on: a send went through", channel)
+            await self.hooks.channel_restored(channel)
 
     async def failure(self, attempt: Attempt, gave_up: GaveUp) -> SendFailed:
         """Classify a send that gave up; switch a misconfigured channel off."""
         error, tries = gave_up.error, gave_up.tries
         retry_at = None if gave_up.retry_in is None else self.clock.now() + gave_up.retry_in
+        if attempt.medium is not None and attempt.address is not None:
+            self.pacer.refund(attempt.medium, attempt.address)  # the send reached no one
         text = f"{type(error).__name__}: {error}"
         if isinstance(error, ConfigurationError):
-            if attempt.channel not in self.unavailable:  # concurrent sends report it once
-                self.unavailable[attempt.channel] = str(error)
-                log.error("channel %r is switched off until restart: %s", attempt.channel, error)
+            off_for = self.health.failed(attempt.channel, str(error), self.clock.now())
+            if off_for is not None:  # concurrent sends report a switch-off once
+                log.error(
+                    "channel %r is switched off, to be tried again in %s: %s",
+                    attempt.channel,
+                    off_for,
+                    error,
+                )
                 self._channel_errors[attempt.id] = (attempt.channel, error)  # fired after commit
             return SendFailed(attempt.id, Failure.UNAVAILABLE, text, tries=tries)
         if isinstance(error, PermanentDeliveryError):
