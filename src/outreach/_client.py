@@ -43,10 +43,12 @@ from outreach.channels._base import as_channel
 from outreach.exceptions import (
     ConfigurationError,
     InvalidChoice,
+    InvalidContext,
     NotFound,
     OutreachError,
 )
 from outreach.stores import Store, open_store
+from outreach.stores._codec import as_stored
 
 log = logging.getLogger("outreach")
 
@@ -175,7 +177,7 @@ class AsyncClient:
         for request in requests:
             if isinstance(request, Recipient):
                 request = StartRequest(request)
-            merged = {**(context or {}), **request.context}
+            merged = _as_stored({**(context or {}), **request.context}, request)
             notification = Notification(
                 id=new_id(),
                 key=request.key,
@@ -198,7 +200,7 @@ class AsyncClient:
         try:
             stored = await self.store.create(fresh, created)
         except PydanticSerializationError as error:
-            raise ConfigurationError(f"context and metadata must be JSON data: {error}") from None
+            raise ConfigurationError(f"metadata must be JSON data: {error}") from None
         self._wake.set()
         return stored
 
@@ -361,6 +363,27 @@ def _warn_if_links_point_here(public_url: str, channels: Mapping[str, Channel]) 
             public_url,
             ", ".join(real),
         )
+
+
+def _as_stored(context: Mapping[str, Any], request: StartRequest) -> dict[str, Any]:
+    """The context as the store will give it back to every send, so that the trial render sees
+    exactly what a send sees; raises ``InvalidContext`` naming a key that cannot be stored."""
+    try:
+        return as_stored(context)
+    except PydanticSerializationError as error:
+        name = next((k for k, v in context.items() if not _storable(v)), None)
+        raise InvalidContext(
+            f"context key {name!r} (recipient {request.recipient.id!r}, key {request.key!r}) "
+            f"cannot be stored: context must be JSON data ({error})"
+        ) from None
+
+
+def _storable(value: Any) -> bool:
+    try:
+        as_stored({"value": value})
+    except PydanticSerializationError:
+        return False
+    return True
 
 
 class Client:
