@@ -357,6 +357,22 @@ def test_crash_unknown_attempt_is_reconciled_by_a_later_status_callback() -> Non
 # --- status callbacks ---------------------------------------------------------------------
 
 
+def test_a_note_learnt_at_the_same_status_is_added_but_never_replaces_one() -> None:
+    """Answered (no note), then the TwiML request's AnsweredBy says voicemail: the note is
+    kept; a later report without one, or with another, changes nothing."""
+    engine, call = started(make_plan("voice", "email"))
+    engine(StatusUpdate(call.id, AttemptStatus.ENGAGED), t(1))
+    engine(StatusUpdate(call.id, AttemptStatus.ENGAGED, error="voicemail"), t(1))
+    assert engine.attempt(0, 0).error == "voicemail"
+    for later in (None, "something else"):
+        decision = engine(StatusUpdate(call.id, AttemptStatus.ENGAGED, error=later), t(2))
+        assert decision.events == ()
+    assert (engine.attempt(0, 0).status, engine.attempt(0, 0).error) == (
+        AttemptStatus.ENGAGED,
+        "voicemail",
+    )
+
+
 def test_status_callbacks_never_move_backwards() -> None:
     """DELIVERED then a late SENT: the SENT is ignored and nothing is logged."""
     engine, first = started(make_plan("sms", "email"))

@@ -419,6 +419,13 @@ class _Run:
             attempt = attempt.model_copy(update={"provider_id": event.provider_id})
             self.put(attempt.model_copy(update={"updated_at": self.now}))
         if _RANK[event.status] <= _RANK[attempt.status]:
+            if event.status is attempt.status and event.error and not attempt.error:
+                # A note learnt late, never replacing one: "voicemail" from the AnsweredBy of
+                # a call's TwiML request, after the in-progress callback that lacked it.
+                self.put(attempt.model_copy(update={"error": event.error, "updated_at": self.now}))
+                self.log(
+                    EventKind.ATTEMPT_STATUS, attempt.id, status=event.status, error=event.error
+                )
             return
         self.put(
             attempt.model_copy(
