@@ -147,6 +147,31 @@ async def test_context_that_cannot_be_stored_names_the_key_and_stores_nothing(
     assert await client.list() == []
 
 
+async def test_a_voice_channel_under_another_name_needs_keypad_option_keys(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    """The plan cannot see that channel "phone" calls; the client, which knows, refuses "10"
+    at start() and stores nothing."""
+    channels = {"sms": InMemoryChannel(name="sms"), "phone": InMemoryChannel(medium="voice")}
+    plan = Plan(
+        name="p",
+        steps=[
+            Step(channel="sms", template="flight_cancelled"),
+            Step(channel="phone", template="flight_cancelled"),
+        ],
+        options=[
+            outreach.Option(key="1", label="Rebook"),
+            outreach.Option(key="10", label="Refund"),
+        ],
+    )
+    async with AsyncClient(
+        store="memory://", channels=channels, templates=templates_dir, clock=clock
+    ) as ox:
+        with pytest.raises(ConfigurationError, match=r"option '10'.*'phone'"):
+            await ox.start(PAX, plan, context=CONTEXT)
+        assert await ox.list() == []
+
+
 @pytest.mark.parametrize(
     ("fields", "named"),
     [

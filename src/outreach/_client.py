@@ -31,6 +31,7 @@ from outreach._models import (
     Recipient,
     StartRequest,
     Status,
+    keypad_problem,
 )
 from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
 from outreach._runner import Runner, new_id
@@ -205,14 +206,17 @@ class AsyncClient:
         return stored
 
     def _check_channels(self, plan: Plan) -> None:
-        names = [step.channel for step in plan.steps]
-        names += [follow_up.channel for follow_up in plan.follow_ups]
+        names = plan.channel_names()
         for name in names:
             if name not in self.channels:
                 raise ConfigurationError(
                     f"plan {plan.name!r} uses channel {name!r}, but the client has "
                     f"{sorted(self.channels) or 'no channels'}"
                 )
+        # The plan checked channel "voice" by name; only the client knows what else calls.
+        calls = [name for name in names if self._runner.media[name] is Medium.VOICE]
+        if calls and (problem := keypad_problem(plan.options, f"channel {calls[0]!r} (calls)")):
+            raise ConfigurationError(f"plan {plan.name!r}: {problem}")
 
     # reading
 
