@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from outreach.exceptions import (
     ConfigurationError,
     IdempotencyConflict,
     InvalidChoice,
+    InvalidContext,
     InvalidRecipient,
     NotFound,
     TemplateError,
@@ -85,6 +88,88 @@ async def test_context_that_is_not_json_is_refused_and_stores_nothing(
         await client.start(PAX, plan, context={**CONTEXT, "when": object()})
     assert await client.list() == []
     assert (await client.start(PAX, plan, context=CONTEXT)).status is Status.PENDING
+
+
+@pytest.mark.parametrize(
+    ("name", "expression", "value"),
+    [
+        ("when", "when.strftime('%H:%M')", datetime(2026, 11, 23, 14, 5, tzinfo=UTC)),
+        ("seats", "seats[12]", {12: "12A"}),
+        ("price", "price + 1", Decimal("19.90")),
+    ],
+)
+async def test_start_refuses_context_that_only_works_before_the_store(
+    templates_dir: Path,
+    clock: FakeClock,
+    channels: dict[str, InMemoryChannel],
+    tmp_path: Path,
+    name: str,
+    expression: str,
+    value: object,
+) -> None:
+    """The trial render sees the context as the store gives it back (JSON), as a send does:
+    a datetime, an int-keyed dict or a Decimal that a template uses as such fail at start()."""
+    (templates_dir / "uses").mkdir()
+    (templates_dir / "uses" / "sms.txt").write_text(f"{{{{ {expression} }}}}")
+    plan = Plan(name="p", steps=[Step(channel="sms", template="uses")])
+    async with AsyncClient(
+        store=f"sqlite:///{tmp_path / 'o.db'}",
+        channels=channels,
+        templates=templates_dir,
+        clock=clock,
+    ) as ox:
+        with pytest.raises(TemplateError, match="uses"):
+            await ox.start(PAX, plan, context={name: value})
+        assert await ox.list() == []
+
+
+async def test_the_context_stored_is_the_one_the_trial_render_saw(
+    client: AsyncClient, plan: Plan
+) -> None:
+    """Every store keeps the JSON form, the memory store included: no store-dependent sends."""
+    when = datetime(2026, 11, 23, 14, 5, tzinfo=UTC)
+    context = {**CONTEXT, "when": when, "seats": {12: "12A"}, "price": Decimal("19.90")}
+    n = await client.start(PAX, plan, context=context)
+    expected = {**CONTEXT, "when": "2026-11-23T14:05:00Z", "seats": {"12": "12A"}, "price": "19.90"}
+    assert n.context == expected
+    assert (await client.get(n.id)).context == expected
+
+
+async def test_context_that_cannot_be_stored_names_the_key_and_stores_nothing(
+    client: AsyncClient, plan: Plan
+) -> None:
+    good = outreach.StartRequest(PAX, CONTEXT, key="a")
+    bad = outreach.StartRequest(PAX, {**CONTEXT, "gate": object()}, key="b")
+    with pytest.raises(InvalidContext, match="'gate'") as raised:
+        await client.start_many(plan, [good, bad])
+    assert "key 'b'" in str(raised.value)
+    assert isinstance(raised.value, ConfigurationError)
+    assert await client.list() == []
+
+
+async def test_a_voice_channel_under_another_name_needs_keypad_option_keys(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    """The plan cannot see that channel "phone" calls; the client, which knows, refuses "10"
+    at start() and stores nothing."""
+    channels = {"sms": InMemoryChannel(name="sms"), "phone": InMemoryChannel(medium="voice")}
+    plan = Plan(
+        name="p",
+        steps=[
+            Step(channel="sms", template="flight_cancelled"),
+            Step(channel="phone", template="flight_cancelled"),
+        ],
+        options=[
+            outreach.Option(key="1", label="Rebook"),
+            outreach.Option(key="10", label="Refund"),
+        ],
+    )
+    async with AsyncClient(
+        store="memory://", channels=channels, templates=templates_dir, clock=clock
+    ) as ox:
+        with pytest.raises(ConfigurationError, match=r"option '10'.*'phone'"):
+            await ox.start(PAX, plan, context=CONTEXT)
+        assert await ox.list() == []
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -40,6 +41,7 @@ STARTS = [
     datetime(2026, 10, 31, 23, 0, tzinfo=UTC),
     datetime(2026, 11, 1, 5, 45, tzinfo=UTC),
     datetime(2026, 6, 1, 12, 0, tzinfo=UTC),
+    datetime(2026, 6, 2, 2, 0, tzinfo=UTC),  # 22:00 in New York: the night of the quiet-hours bug
 ]
 QUIET = [
     QuietHours(start="21:00", end="08:00"),
@@ -280,9 +282,66 @@ class EngineMachine(RuleBasedStateMachine):
             assert n.due_at <= n.deadline_at
 
     @invariant()
+    def untried_never_left_waiting_for_the_deadline(self) -> None:
+        # (f) quiet hours never expire a notification untried: while nothing was attempted,
+        # there is always something to do before the deadline (a step held past it is skipped)
+        n = self.n
+        if n is None or n.status.is_terminal or n.attempts or n.deadline_at is None:
+            return
+        assert n.due_at is not None
+        assert n.due_at < n.deadline_at, (n.due_at, n.deadline_at)
+
+    @invariant()
     def terminal_means_nothing_due(self) -> None:
         if self.n is not None and self.n.status.is_terminal:
             assert self.n.due_at is None
 
 
 TestEngine = EngineMachine.TestCase
+
+
+@given(
+    start=st.sampled_from(STARTS),
+    quiet=st.sampled_from(QUIET),
+    repeat=st.integers(0, 1),
+    deadline=st.integers(1, 30),
+    waits=st.lists(st.integers(1, 180), min_size=1, max_size=4),
+    has_phone=st.booleans(),
+)
+def test_quiet_hours_never_expire_a_notification_untried(
+    start: datetime,
+    quiet: QuietHours,
+    repeat: int,
+    deadline: int,
+    waits: list[int],
+    has_phone: bool,
+) -> None:
+    """Run like a diligent runner (tick at every due time, every send accepted at once): an
+    ``expired`` notification has always tried something. A step held past the deadline is
+    skipped, and the walk reaches the steps quiet hours do not hold (email)."""
+    plan = build_plan(quiet, repeat, deadline, waits)
+    phone = "+16175550123" if has_phone else None
+    n = Notification(
+        id="n1",
+        recipient=Recipient(id="r", phone=phone, email="r@example.com", timezone=ZONE),
+        plan=plan,
+        created_at=start,
+        updated_at=start,
+        due_at=start,
+        deadline_at=start + timedelta(hours=deadline),
+    )
+    now = start
+    for _ in range(200):
+        decision = decide(State(n, Facts(MEDIA)), Tick(), now)
+        n = decision.notification
+        for action in decision.actions:
+            if isinstance(action, Due):
+                n = decide(State(n, Facts(MEDIA)), HandOver(action.attempt.id), now).notification
+                n = decide(State(n, Facts(MEDIA)), Sent(action.attempt.id, "p"), now).notification
+        if n.status.is_terminal:
+            break
+        assert n.due_at is not None
+        now = max(now, n.due_at)
+    assert n.status.is_terminal
+    if n.status is Status.EXPIRED:
+        assert any(a.status is not AttemptStatus.SKIPPED for a in n.attempts), n.attempts

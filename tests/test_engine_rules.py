@@ -425,6 +425,22 @@ def test_crash_unknown_attempt_is_reconciled_by_a_later_status_callback() -> Non
 # --- status callbacks ---------------------------------------------------------------------
 
 
+def test_a_note_learnt_at_the_same_status_is_added_but_never_replaces_one() -> None:
+    """Answered (no note), then the TwiML request's AnsweredBy says voicemail: the note is
+    kept; a later report without one, or with another, changes nothing."""
+    engine, call = started(make_plan("voice", "email"))
+    engine(StatusUpdate(call.id, AttemptStatus.ENGAGED), t(1))
+    engine(StatusUpdate(call.id, AttemptStatus.ENGAGED, error="voicemail"), t(1))
+    assert engine.attempt(0, 0).error == "voicemail"
+    for later in (None, "something else"):
+        decision = engine(StatusUpdate(call.id, AttemptStatus.ENGAGED, error=later), t(2))
+        assert decision.events == ()
+    assert (engine.attempt(0, 0).status, engine.attempt(0, 0).error) == (
+        AttemptStatus.ENGAGED,
+        "voicemail",
+    )
+
+
 def test_status_callbacks_never_move_backwards() -> None:
     """DELIVERED then a late SENT: the SENT is ignored and nothing is logged."""
     engine, first = started(make_plan("sms", "email"))
@@ -500,20 +516,60 @@ def test_deadline_reached_expires_the_notification() -> None:
     assert kinds(decision) == [EventKind.EXPIRED]
 
 
-def test_deadline_before_quiet_hours_end_expires_with_nothing_sent() -> None:
-    """Quiet hours that would push the send past the deadline: due at the deadline, then EXPIRED."""
+def test_a_step_quiet_hours_hold_past_the_deadline_is_skipped_not_expired() -> None:
+    """Quiet hours that would push the only send past the deadline: the step is skipped with
+    that reason (so the notification fails, truthfully), never EXPIRED with nothing tried."""
     night = datetime(2026, 6, 1, 22, 0, tzinfo=UTC)
     plan = make_plan("sms", quiet_hours=NIGHT, deadline="2h")
     engine = Engine(make_notification(plan, at=night))
 
-    assert sends(engine.tick(night)) == []
-    assert engine.n.deadline_at == night + timedelta(hours=2)
-    assert engine.n.due_at == engine.n.deadline_at
-
-    decision = engine.tick(night + timedelta(hours=2))
+    decision = engine.tick(night)
     assert sends(decision) == []
-    assert engine.n.status is Status.EXPIRED
+    assert engine.n.status is Status.FAILED
+    [skipped] = engine.n.attempts
+    assert skipped.status is AttemptStatus.SKIPPED
+    assert skipped.error == "quiet hours until 08:00 UTC, past the deadline"
+
+
+def test_a_step_held_past_the_deadline_is_skipped_and_the_walk_goes_on() -> None:
+    """22:00 in New York, quiet 21:00-08:00, deadline 4 h, SMS then email: the SMS is skipped
+    (it could only go at 08:00, after the deadline) and the email, which quiet hours do not
+    hold, goes out at once."""
+    night = datetime(2026, 6, 2, 2, 0, tzinfo=UTC)  # 22:00 EDT
+    recipient = Recipient(id="r", phone=PHONE, email=EMAIL, timezone="America/New_York")
+    plan = make_plan("sms", "email", quiet_hours=NIGHT, deadline="4h")
+    engine = Engine(make_notification(plan, recipient, at=night))
+
+    email = only_send(engine.tick(night))
+    assert (email.step, email.channel) == (1, "email")
+    sms = engine.attempt(0, 0)
+    assert sms.status is AttemptStatus.SKIPPED
+    assert sms.error == "quiet hours until 08:00 America/New_York, past the deadline"
+    engine.sent(email, night)
+    engine.tick(night + timedelta(minutes=15))
+    assert engine.n.status is Status.EXHAUSTED
+
+
+def test_a_step_quiet_hours_release_before_the_deadline_is_held_not_skipped() -> None:
+    """Held until 08:00 with the deadline at 08:01: wait and send, do not skip."""
+    night = datetime(2026, 6, 1, 22, 0, tzinfo=UTC)
+    plan = make_plan("sms", "email", quiet_hours=NIGHT, deadline=timedelta(hours=10, minutes=1))
+    engine = Engine(make_notification(plan, at=night))
+
+    assert sends(engine.tick(night)) == []
     assert engine.n.attempts == ()
+    assert engine.n.due_at == datetime(2026, 6, 2, 8, 0, tzinfo=UTC)
+    assert only_send(engine.tick(datetime(2026, 6, 2, 8, 0, tzinfo=UTC))).channel == "sms"
+
+
+def test_a_step_quiet_hours_release_exactly_at_the_deadline_is_skipped() -> None:
+    """The deadline ends the escalation at 08:00, so a send allowed from 08:00 never happens."""
+    night = datetime(2026, 6, 1, 22, 0, tzinfo=UTC)
+    plan = make_plan("sms", "email", quiet_hours=NIGHT, deadline="10h")
+    engine = Engine(make_notification(plan, at=night))
+
+    assert only_send(engine.tick(night)).channel == "email"
+    assert engine.attempt(0, 0).status is AttemptStatus.SKIPPED
 
 
 def test_deadline_no_step_is_sent_after_it_when_a_send_fails_late() -> None:

@@ -81,6 +81,36 @@ def test_plan_rules() -> None:
         Plan(name="p", steps=[Step(channel="sms", template="t")], timezone="Nowhere/Land")
 
 
+@pytest.mark.parametrize("key", ["10", "#", "*", "A", " 1", "\u0661"])  # \u0661: Arabic-Indic one
+@pytest.mark.parametrize("where", ["step", "follow-up"])
+def test_a_voice_plan_refuses_option_keys_a_keypad_cannot_send(key: str, where: str) -> None:
+    """``<Gather numDigits="1">`` reads one key of 0-9 (``#`` ends input): a voice step, or a
+    voice follow-up (which offers the parent's options), needs single-digit keys."""
+    steps = [Step(channel="sms", template="t")]
+    follow_ups = []
+    if where == "step":
+        steps.append(Step(channel="voice", template="t"))
+    else:
+        follow_ups.append(FollowUp(after="1d", channel="voice", template="t"))
+    with pytest.raises(ConfigurationError, match=f"option {key!r}") as raised:
+        Plan(
+            name="p",
+            steps=steps,
+            options=[Option(key="1", label="one"), Option(key=key, label="other")],
+            follow_ups=follow_ups,
+        )
+    assert "0-9" in str(raised.value)
+
+
+def test_option_keys_of_a_plan_without_voice_are_free() -> None:
+    plan = Plan(
+        name="p",
+        steps=[Step(channel="sms", template="t"), Step(channel="email", template="t")],
+        options=[Option(key="10", label="ten"), Option(key="A", label="a")],
+    )
+    assert [o.key for o in plan.options] == ["10", "A"]
+
+
 def test_plans_load_from_toml_and_json(tmp_path: Path) -> None:
     plan = demo_plan()
     assert [s.channel for s in plan.steps] == ["sms", "email", "voice"]

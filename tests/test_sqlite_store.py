@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from outreach import Notification, Plan, Recipient, Status, Step
 from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
 from outreach.stores import Change, open_store
+from outreach.stores._codec import as_stored
 from outreach.stores.sqlite import SQLiteStore, migrations
 
 pytestmark = pytest.mark.integration
@@ -291,3 +294,28 @@ async def test_text_sqlite_cannot_encode_is_a_store_error_naming_the_file(
     with pytest.raises(StoreError, match="UTF-8"):
         await store.suppress(Medium.EMAIL, "ann\ud83d@example.com", "test", NOW)
     assert await store.remember("sendgrid:ok", NOW)  # the store itself is fine
+
+
+async def test_as_stored_is_what_the_store_gives_back(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    """``start()`` trial-renders ``as_stored(context)``: it must be the store's own round trip."""
+    first, _ = stores
+    context: dict[str, Any] = {
+        "when": NOW,
+        "delay": timedelta(minutes=90),
+        "price": Decimal("19.90"),
+        "seats": {12: "12A", 13: ("13B", "13C")},
+        "ids": uuid.UUID(int=7),
+        "status": Status.ACTIVE,
+        "nan": float("nan"),
+        "raw": b"bytes",
+        "big": 2**70,
+        "fare": 0.1 + 0.2,
+        "nested": [{"at": NOW}, {1.5, 2.5}],
+    }
+    n = notification(1).model_copy(update={"context": context})
+    await first.create([n], [])
+    stored = await first.get("n1")
+    assert stored is not None
+    assert as_stored(context) == stored.context

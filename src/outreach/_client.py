@@ -33,6 +33,7 @@ from outreach._models import (
     Recipient,
     StartRequest,
     Status,
+    keypad_problem,
 )
 from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
 from outreach._runner import Runner, new_id
@@ -45,10 +46,12 @@ from outreach.channels._base import as_channel
 from outreach.exceptions import (
     ConfigurationError,
     InvalidChoice,
+    InvalidContext,
     NotFound,
     OutreachError,
 )
 from outreach.stores import Store, open_store
+from outreach.stores._codec import as_stored
 
 log = logging.getLogger("outreach")
 
@@ -195,7 +198,7 @@ class AsyncClient:
         for request in requests:
             if isinstance(request, Recipient):
                 request = StartRequest(request)
-            merged = {**(context or {}), **request.context}
+            merged = _as_stored({**(context or {}), **request.context}, request)
             notification = Notification(
                 id=new_id(),
                 key=request.key,
@@ -218,19 +221,22 @@ class AsyncClient:
         try:
             stored = await self.store.create(fresh, created)
         except PydanticSerializationError as error:
-            raise ConfigurationError(f"context and metadata must be JSON data: {error}") from None
+            raise ConfigurationError(f"metadata must be JSON data: {error}") from None
         self._wake.set()
         return stored
 
     def _check_channels(self, plan: Plan) -> None:
-        names = [step.channel for step in plan.steps]
-        names += [follow_up.channel for follow_up in plan.follow_ups]
+        names = plan.channel_names()
         for name in names:
             if name not in self.channels:
                 raise ConfigurationError(
                     f"plan {plan.name!r} uses channel {name!r}, but the client has "
                     f"{sorted(self.channels) or 'no channels'}"
                 )
+        # The plan checked channel "voice" by name; only the client knows what else calls.
+        calls = [name for name in names if self._runner.media[name] is Medium.VOICE]
+        if calls and (problem := keypad_problem(plan.options, f"channel {calls[0]!r} (calls)")):
+            raise ConfigurationError(f"plan {plan.name!r}: {problem}")
 
     # reading
 
@@ -402,6 +408,27 @@ def _warn_if_links_point_here(public_url: str, channels: Mapping[str, Channel]) 
             public_url,
             ", ".join(real),
         )
+
+
+def _as_stored(context: Mapping[str, Any], request: StartRequest) -> dict[str, Any]:
+    """The context as the store will give it back to every send, so that the trial render sees
+    exactly what a send sees; raises ``InvalidContext`` naming a key that cannot be stored."""
+    try:
+        return as_stored(context)
+    except PydanticSerializationError as error:
+        name = next((k for k, v in context.items() if not _storable(v)), None)
+        raise InvalidContext(
+            f"context key {name!r} (recipient {request.recipient.id!r}, key {request.key!r}) "
+            f"cannot be stored: context must be JSON data ({error})"
+        ) from None
+
+
+def _storable(value: Any) -> bool:
+    try:
+        as_stored({"value": value})
+    except PydanticSerializationError:
+        return False
+    return True
 
 
 class Client:

@@ -476,6 +476,13 @@ class _Run:
             attempt = attempt.model_copy(update={"provider_id": event.provider_id})
             self.put(attempt.model_copy(update={"updated_at": self.now}))
         if _RANK[event.status] <= _RANK[attempt.status]:
+            if event.status is attempt.status and event.error and not attempt.error:
+                # A note learnt late, never replacing one: "voicemail" from the AnsweredBy of
+                # a call's TwiML request, after the in-progress callback that lacked it.
+                self.put(attempt.model_copy(update={"error": event.error, "updated_at": self.now}))
+                self.log(
+                    EventKind.ATTEMPT_STATUS, attempt.id, status=event.status, error=event.error
+                )
             return
         self.put(
             attempt.model_copy(
@@ -615,6 +622,8 @@ class _Run:
             reason = f"the recipient has no {'email' if medium is Medium.EMAIL else 'phone'}"
         elif medium in self.facts.opted_out:
             reason = f"the recipient opted out of {medium}"
+        elif (quiet := self.quiet_hours_past_deadline(medium)) is not None:
+            reason = quiet
         else:
             reason = None
         if reason is not None:
@@ -686,15 +695,35 @@ class _Run:
         self.log(EventKind.DEFERRED, until=until, reason="pacing")
         return True
 
-    def deferred_for_quiet_hours(self, medium: Medium) -> bool:
+    def quiet_hours_hold(self, medium: Medium) -> tuple[datetime, ZoneInfo] | None:
+        """When quiet hours hold a send on ``medium`` now: the end of the window, and the zone
+        it is read in; None when they do not."""
         plan = self.n.plan
         quiet = plan.quiet_hours
         if quiet is None or plan.urgent or medium not in quiet.media:
-            return False
+            return None
         zone = ZoneInfo(self.n.recipient.timezone or plan.timezone)
         until = quiet_until(quiet, zone, self.now)
-        if until is None:
+        return None if until is None else (until, zone)
+
+    def quiet_hours_past_deadline(self, medium: Medium) -> str | None:
+        """Why a send held by quiet hours is skipped: it could only go out at or after the
+        deadline, which ends the escalation first. Skipping lets the walk go on to a step quiet
+        hours do not hold, so they never expire a notification untried."""
+        deadline = self.n.deadline_at
+        if deadline is None:
+            return None
+        hold = self.quiet_hours_hold(medium)
+        if hold is None or hold[0] < deadline:
+            return None
+        until, zone = hold
+        return f"quiet hours until {until.astimezone(zone):%H:%M} {zone.key}, past the deadline"
+
+    def deferred_for_quiet_hours(self, medium: Medium) -> bool:
+        hold = self.quiet_hours_hold(medium)
+        if hold is None:
             return False
+        until, _ = hold
         previous_due = self.n.due_at
         self.wait_until(until)
         if self.n.due_at != previous_due:

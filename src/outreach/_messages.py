@@ -119,7 +119,10 @@ class Messages:
 
     def trial_render(self, notification: Notification, media: Mapping[str, Medium]) -> None:
         """Render every step's and follow-up's template once, with placeholder links, so a
-        missing variable raises ``TemplateError`` before anything is stored."""
+        missing variable raises ``TemplateError`` before anything is stored.
+
+        ``notification.context`` must already be in its stored (JSON) form, as ``start()``
+        builds it: a send renders what the store gives back, and so must this."""
         templates = self._folder()
         plan = notification.plan
         uses = [(s.template, media[s.channel]) for s in plan.steps]

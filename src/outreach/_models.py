@@ -288,6 +288,21 @@ class FollowUp(_Config):
         )
 
 
+KEYPAD_DIGITS = frozenset("0123456789")
+"""What a call's one-key menu (``<Gather numDigits="1">``) can read; ``#`` ends input."""
+
+
+def keypad_problem(options: tuple[Option, ...], voice: str) -> str | None:
+    """Why ``options`` cannot be offered on a call (``voice`` says what calls), or None."""
+    for option in options:
+        if option.key not in KEYPAD_DIGITS:
+            return (
+                f"option {option.key!r} ({option.label!r}) cannot be pressed on a call: with "
+                f"{voice}, option keys must be single keypad digits 0-9"
+            )
+    return None
+
+
 class Plan(_Config):
     """The escalation a notification follows, frozen once a notification starts with it."""
 
@@ -313,6 +328,10 @@ class Plan(_Config):
         keys = [option.key for option in self.options]
         if len(set(keys)) != len(keys):
             raise ValueError(f"option keys must be unique, got {keys}")
+        if Medium.VOICE.value in self.channel_names():
+            problem = keypad_problem(self.options, "a voice step (channel 'voice')")
+            if problem:
+                raise ValueError(problem)
         names = [follow_up.label for follow_up in self.follow_ups]
         if len(set(names)) != len(names):
             raise ValueError(f"follow-up names must be unique (they end the child's key): {names}")
@@ -323,6 +342,10 @@ class Plan(_Config):
                     f"which is not an option key ({keys})"
                 )
         return self
+
+    def channel_names(self) -> list[str]:
+        """The channel of every step, then of every follow-up (which offers these options)."""
+        return [step.channel for step in self.steps] + [f.channel for f in self.follow_ups]
 
     @property
     def fingerprint(self) -> str:

@@ -4,6 +4,7 @@ Our exception hierarchy::
 
     OutreachError
     ├── ConfigurationError
+    │   └── InvalidContext
     ├── TemplateError
     ├── InvalidRecipient
     ├── IdempotencyConflict
@@ -34,6 +35,17 @@ class OutreachError(Exception):
 
 class ConfigurationError(OutreachError):
     """Something the developer configured is wrong: a plan, a channel, a setting, credentials."""
+
+
+class InvalidContext(ConfigurationError):
+    """A value of ``start()``'s context cannot be stored (it is not JSON data); names the key.
+
+    A ``ConfigurationError``: like a bad plan, it is a mistake in the calling code, found before
+    anything is stored, fixed by changing the code, never worth retrying; and it is what this
+    case raised before it had a class of its own, so ``except ConfigurationError`` still catches
+    it. Not a ``TemplateError``: no template is involved (a template that misuses a value the
+    store turns into a string still raises ``TemplateError`` from the trial render).
+    """
 
 
 class TemplateError(OutreachError):

@@ -443,6 +443,33 @@ async def test_a_machine_gets_the_message_without_the_menu(
     )
 
 
+@pytest.mark.parametrize("in_progress_first", [False, True])
+async def test_voicemail_from_the_twiml_request_is_kept_by_later_callbacks(
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    clock: FakeClock,
+    plan: Plan,
+    in_progress_first: bool,
+) -> None:
+    """``AnsweredBy`` comes on the TwiML request; status callbacks, before or after it, do not
+    carry it and must not lose the voicemail note."""
+    n = await start(client, plan)
+    call = await to_step(client, clock, n, 2)
+    call_sid = sid("CA")
+    status_path = f"/twilio/status?attempt={call.id}"
+    await twilio_post(http, status_path, call_status("ringing", call_sid, 1))
+    if in_progress_first:
+        await twilio_post(http, status_path, call_status("in-progress", call_sid, 2))
+    params = call_status("in-progress", call_sid, 2, AnsweredBy="machine_end_beep")
+    await twilio_post(http, f"/twilio/voice/{call.id}", params)
+    if not in_progress_first:
+        await twilio_post(http, status_path, call_status("in-progress", call_sid, 2))
+    await twilio_post(http, status_path, call_status("completed", call_sid, 3, CallDuration="25"))
+    attempt = (await client.get(n.id)).attempt(call.id)
+    assert attempt is not None
+    assert (attempt.status, attempt.error) == (AttemptStatus.ENGAGED, "voicemail")
+
+
 async def test_a_keypress_acknowledges_with_that_choice(
     client: AsyncClient,
     http: httpx.AsyncClient,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
+
+from pydantic_core import from_json, to_json
 
 from outreach._models import Event, EventKind, Notification, Plan, Recipient
 
@@ -36,6 +39,19 @@ _EVENT_DATA = json.JSONEncoder(default=_default, separators=(",", ":"))
 
 def dump_data(data: dict[str, Any]) -> str:
     return _EVENT_DATA.encode(data)
+
+
+_INF_NAN = Notification.model_config.get("ser_json_inf_nan", "null")
+
+
+def as_stored(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` (a notification's context) as a store gives it back: encoded by pydantic's
+    serializer as :func:`dump_notification` encodes it, and parsed as :func:`load_notification`
+    parses it. A datetime or Decimal comes back a string, a dict's int keys strings, tuples and
+    sets lists. Raises ``PydanticSerializationError`` for a value that is not JSON data.
+    (``from_json`` reads pydantic's output exactly as ``json.loads`` does, five times faster.)"""
+    loaded: dict[str, Any] = from_json(to_json(data, inf_nan_mode=_INF_NAN))
+    return loaded
 
 
 def dump_notification(notification: Notification) -> str:
