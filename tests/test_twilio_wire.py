@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from outreach._templates import sms_segments
 from outreach._webhooks._phrases import twilio_language
 from outreach._webhooks._twiml import call_twiml
 from outreach.channels._base import Message, Receipt
-from outreach.channels.twilio import TwilioSMS, TwilioVoice, map_error
+from outreach.channels.twilio import SAY_VOICES, TwilioSMS, TwilioVoice, map_error, voice_language
 from outreach.exceptions import (
     ConfigurationError,
     OutreachError,
@@ -724,6 +725,53 @@ def test_call_twiml_in_french_escapes_text() -> None:
     assert root[0].text == "Vol annulé <9K> & retard"
     assert {say.get("language") for say in root.iter("Say")} == {"fr-FR"}
     assert root[1][0].text == "Appuyez sur 1 : Rebook me."
+
+
+LOCALES = ["en", "en-GB", "en_au", "en-IN", "fr", "fr-CA", "es", "es-MX", "es-US", "de", "pt",
+           "pt-PT", "it", "nl"]  # fmt: skip
+
+
+@pytest.mark.parametrize("locale", [*LOCALES, *SAY_VOICES])
+def test_call_twiml_says_every_language_in_a_voice_that_speaks_it(locale: str) -> None:
+    """Twilio's default voice does not speak pt-BR, fr-CA, es-MX...: every ``<Say>`` names the
+    table's voice for its language, and every voice in the table is of its language."""
+    root = ET.fromstring(call_twiml("Hello.", OPTIONS, gather_url=GATHER, locale=locale))
+    language = twilio_language(locale)
+    says = list(root.iter("Say"))
+    assert len(says) == 4
+    for say in says:
+        assert (say.get("language"), say.get("voice")) == (language, SAY_VOICES[language])
+        assert voice_language(SAY_VOICES[language]) == language
+
+
+def test_call_twiml_speaks_brazilian_portuguese_with_camila() -> None:
+    root = ET.fromstring(call_twiml("Olá.", OPTIONS, gather_url=GATHER, locale="pt-BR"))
+    assert {(s.get("language"), s.get("voice")) for s in root.iter("Say")} == {
+        ("pt-BR", "Polly.Camila")
+    }
+
+
+def test_twilio_voice_takes_voices_per_language_and_refuses_a_mismatched_pair() -> None:
+    voice = TwilioVoice(
+        settings=settings(twilio_voice_from="+16175550199"),
+        voices={"fr-CA": "Google.fr-CA-Standard-A", "en-US": "Polly.Matthew"},
+    )
+    assert voice.voices["fr-CA"] == "Google.fr-CA-Standard-A"
+    assert voice.voices["en-US"] == "Polly.Matthew"
+    assert voice.voices["pt-BR"] == SAY_VOICES["pt-BR"]  # the rest stay as they were
+    root = ET.fromstring(
+        call_twiml("Bonjour.", (), gather_url=GATHER, locale="fr-CA", voices=voice.voices)
+    )
+    assert {s.get("voice") for s in root.iter("Say")} == {"Google.fr-CA-Standard-A"}
+    bad = [
+        ({"fr-CA": "Polly.Joanna"}, "'Polly.Joanna' speaks en-US"),
+        ({"fr-CA": "Google.fr-FR-Standard-A"}, "speaks fr-FR"),
+        ({"xx-YY": "Polly.Joanna"}, "'xx-YY'"),
+        ({"fr-CA": ""}, "'fr-CA'"),
+    ]
+    for voices, named in bad:
+        with pytest.raises(ConfigurationError, match=re.escape(named)):
+            TwilioVoice(settings=settings(twilio_voice_from="+16175550199"), voices=voices)
 
 
 def test_call_twiml_without_options_asks_for_any_key() -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from outreach import AsyncClient, AttemptStatus, EventKind, Medium, Plan, Status, Step
 from outreach._settings import Settings
 from outreach.channels import Message, Receipt
+from outreach.channels.twilio import TwilioVoice
 from outreach.testing import FakeClock, InMemoryChannel
 from outreach.webhooks import create_app
 
@@ -441,6 +442,32 @@ async def test_a_machine_gets_the_message_without_the_menu(
         "voicemail",
         Status.ACTIVE,
     )
+
+
+async def test_the_call_speaks_in_the_voice_its_adapter_gives_the_language(
+    client: AsyncClient, http: httpx.AsyncClient, clock: FakeClock, plan: Plan
+) -> None:
+    """The TwiML names a voice for every ``<Say>``: the table's, or the one the call's
+    ``TwilioVoice(voices=...)`` gives that language; also in the menu repeated after a bad key."""
+    n = await start(client, plan)
+    call = await to_step(client, clock, n, 2)
+    params = call_status("in-progress", sid("CA"), 2, AnsweredBy="human")
+    default = await twilio_post(http, f"/twilio/voice/{call.id}", params)
+    assert default.text.count('voice="Polly.Joanna"') == default.text.count("<Say") == 4
+    client.channels["voice"] = TwilioVoice(  # what the call went out on, as the app sees it
+        settings=Settings(
+            twilio_account_sid="AC" + "a" * 32,
+            twilio_auth_token="t" * 32,
+            twilio_from="+16175550100",
+            public_url=PUBLIC,
+        ),
+        voices={"en-US": "Polly.Matthew"},
+    )
+    chosen = await twilio_post(http, f"/twilio/voice/{call.id}", params)
+    assert chosen.text.count('voice="Polly.Matthew"') == chosen.text.count("<Say") == 4
+    retry = {**call_status("in-progress", sid("CA"), 3), "Digits": "7"}
+    again = await twilio_post(http, f"/twilio/voice/{call.id}/gather", retry)
+    assert again.text.count('voice="Polly.Matthew"') == again.text.count("<Say") > 0
 
 
 @pytest.mark.parametrize("in_progress_first", [False, True])

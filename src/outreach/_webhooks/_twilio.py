@@ -27,7 +27,7 @@ from outreach._webhooks._common import Ctx, Form, Rejected
 from outreach._webhooks._phrases import UNMATCHED, Phrases, phrases, twilio_language
 from outreach._webhooks._twiml import call_twiml
 from outreach._webhooks._words import Intent, keyword, meaning
-from outreach.channels.twilio import CALL_STATUS, MESSAGE_STATUS
+from outreach.channels.twilio import CALL_STATUS, MESSAGE_STATUS, SAY_VOICES, TwilioVoice
 from outreach.exceptions import NotFound, TemplateError
 
 log = logging.getLogger("outreach.webhooks")
@@ -117,12 +117,21 @@ def _sms(text: str | None = None) -> Response:
     return _xml(response)
 
 
-def _say(text: str | None, locale: str) -> Response:
+def _say(text: str | None, locale: str, voices: Mapping[str, str] = SAY_VOICES) -> Response:
     response = VoiceResponse()
     if text:
-        response.say(text, language=twilio_language(locale))
+        language = twilio_language(locale)
+        response.say(text, voice=voices[language], language=language)
     response.hangup()
     return _xml(response)
+
+
+def _voices(ctx: Ctx, notification: Notification, attempt_id: str) -> Mapping[str, str]:
+    """The voices of the adapter the call went out on: ``TwilioVoice(voices=...)``, else the
+    default table."""
+    attempt = notification.attempt(attempt_id)
+    channel = ctx.client.channels.get(attempt.channel) if attempt else None
+    return channel.voices if isinstance(channel, TwilioVoice) else SAY_VOICES
 
 
 def ack_reply(p: Phrases, before: Status, after: Notification, choice: str | None) -> str:
@@ -275,17 +284,19 @@ async def voice(ctx: Ctx, request: Request) -> Response:
     status, note = answered(answered_by)
     await ctx.inbound.update_attempt(status, attempt_id=attempt_id, error=note)
     p = phrases(message.locale)
+    voices = _voices(ctx, notification, attempt_id)
     if status is AttemptStatus.UNDELIVERED or notification.status is Status.CANCELLED:
         return _say(None, message.locale)
     if notification.status is Status.ACKNOWLEDGED:
         already = ack_reply(p, Status.ACKNOWLEDGED, notification, None)
-        return _say(f"{already} {p.goodbye}", message.locale)
+        return _say(f"{already} {p.goodbye}", message.locale, voices)
     xml = call_twiml(
         message.body,
         notification.plan.options,
         gather_url=ctx.urls.twilio_gather(attempt_id),
         locale=message.locale,
         voicemail=answered_by.startswith("machine"),
+        voices=voices,
     )
     return Response(xml, media_type="text/xml")
 
@@ -300,10 +311,11 @@ async def gather(ctx: Ctx, request: Request) -> Response:
     client = ctx.client
     locale = notification.recipient.locale
     p = phrases(locale)
+    voices = _voices(ctx, notification, attempt_id)
     await ctx.inbound.update_attempt(AttemptStatus.ENGAGED, attempt_id=attempt_id)
     digits = form.get("Digits").strip()
     if not digits:  # answered, but no answer: not an acknowledgement
-        return _say(p.goodbye, locale)
+        return _say(p.goodbye, locale, voices)
     options = notification.plan.options
     option = notification.plan.option(digits) if options else None
     if options and option is None:
@@ -311,12 +323,12 @@ async def gather(ctx: Ctx, request: Request) -> Response:
             notification.id, via="voice", text=f"pressed {digits}", attempt_id=attempt_id
         )
         if request.query_params.get("retry"):
-            return _say(f"{p.invalid_key} {p.goodbye}", locale)
+            return _say(f"{p.invalid_key} {p.goodbye}", locale, voices)
         retry_url = f"{ctx.urls.twilio_gather(attempt_id)}?retry=1"
-        xml = call_twiml(p.invalid_key, options, gather_url=retry_url, locale=locale)
+        xml = call_twiml(p.invalid_key, options, gather_url=retry_url, locale=locale, voices=voices)
         return Response(xml, media_type="text/xml")
     choice = option.key if option else None
     after = await client.acknowledge(
         notification.id, via="voice", choice=choice, attempt_id=attempt_id
     )
-    return _say(f"{ack_reply(p, notification.status, after, choice)} {p.goodbye}", locale)
+    return _say(f"{ack_reply(p, notification.status, after, choice)} {p.goodbye}", locale, voices)

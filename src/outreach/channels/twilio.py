@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Any, Final, TypedDict, TypeVar, Unpack
 
 import httpx
@@ -469,6 +470,75 @@ class TwilioSMS(_Twilio):
         return _receipt(instance, MESSAGE_STATUS)
 
 
+SAY_VOICES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "en-US": "Polly.Joanna",
+        "en-GB": "Polly.Amy",
+        "en-AU": "Polly.Nicole",
+        "en-IN": "Polly.Raveena",
+        "fr-FR": "Polly.Lea",
+        "fr-CA": "Polly.Chantal",
+        "es-ES": "Polly.Lucia",
+        "es-MX": "Polly.Mia",
+        "es-US": "Polly.Penelope",
+        "de-DE": "Polly.Vicki",
+        "pt-BR": "Polly.Camila",
+        "pt-PT": "Polly.Ines",
+        "it-IT": "Polly.Bianca",
+    }
+)
+"""The ``<Say voice=...>`` for each ``language=`` a call is spoken in (Amazon Polly voices
+Twilio offers). Twilio's default voice does not speak all of these languages, and a voice
+paired with a language it does not speak fails the ``<Say>``."""
+
+_POLLY_LANGUAGE: Final[Mapping[str, str]] = {
+    **{voice.removeprefix("Polly."): language for language, voice in SAY_VOICES.items()},
+    **dict.fromkeys(("Matthew", "Joey", "Justin", "Kendra", "Kimberly", "Salli", "Ivy", "Kevin"),
+                    "en-US"),
+    "Brian": "en-GB", "Emma": "en-GB", "Russell": "en-AU", "Olivia": "en-AU",
+    "Celine": "fr-FR", "Mathieu": "fr-FR", "Gabrielle": "fr-CA",
+    "Conchita": "es-ES", "Enrique": "es-ES", "Lupe": "es-US", "Miguel": "es-US",
+    "Hans": "de-DE", "Marlene": "de-DE", "Ricardo": "pt-BR", "Vitoria": "pt-BR",
+    "Cristiano": "pt-PT", "Carla": "it-IT", "Giorgio": "it-IT",
+}  # fmt: skip
+"""The language of the Polly voices we know of, to refuse a voice paired with another."""
+
+
+def voice_language(voice: str) -> str | None:
+    """The language a Twilio ``<Say>`` voice speaks, when known: ``"Polly.Mia"`` → ``"es-MX"``,
+    ``"Google.fr-CA-Standard-A"`` → ``"fr-CA"``, ``"Polly.Lea-Neural"`` → ``"fr-FR"``."""
+    provider, _, name = voice.partition(".")
+    if provider == "Google":
+        language, _, region = name.partition("-")
+        return f"{language}-{region.partition('-')[0]}"
+    if provider == "Polly":
+        return _POLLY_LANGUAGE.get(name.partition("-")[0])
+    return None
+
+
+def say_voices(overrides: Mapping[str, str] | None) -> Mapping[str, str]:
+    """:data:`SAY_VOICES` with ``overrides`` (language → voice) applied, each checked: a
+    language calls are spoken in, and a voice not known to speak another one."""
+    table = dict(SAY_VOICES)
+    for language, voice in (overrides or {}).items():
+        if language not in SAY_VOICES:
+            raise ConfigurationError(
+                f"TwilioVoice voices: {language!r} is not a language calls are spoken in "
+                f"(one of {', '.join(SAY_VOICES)})"
+            )
+        if not isinstance(voice, str) or not voice.strip():
+            raise ConfigurationError(
+                f"TwilioVoice voices: {language!r}: give a voice such as {SAY_VOICES[language]!r}"
+            )
+        spoken = voice_language(voice)
+        if spoken is not None and spoken != language:
+            raise ConfigurationError(
+                f"TwilioVoice voices: {language!r}: {voice!r} speaks {spoken}, not {language}"
+            )
+        table[language] = voice
+    return MappingProxyType(table)
+
+
 @_spelled_out
 class TwilioVoice(_Twilio):
     """Phone calls through Twilio Programmable Voice (``Calls.json``).
@@ -477,6 +547,8 @@ class TwilioVoice(_Twilio):
     it) and reports progress to ``/twilio/status``. Answering-machine detection
     (``machine_detection``: ``"DetectMessageEnd"`` by default, which waits for the beep;
     ``"Enable"`` answers sooner) lets the webhook leave a short voicemail instead of the menu.
+    ``voices`` (language → voice, e.g. ``{"fr-CA": "Google.fr-CA-Standard-A"}``) overrides
+    :data:`SAY_VOICES` for the calls this adapter places; the webhooks speak with ``.voices``.
     """
 
     medium = Medium.VOICE
@@ -484,8 +556,13 @@ class TwilioVoice(_Twilio):
     _default_max_in_flight = 20
 
     def __init__(
-        self, *, machine_detection: str = "DetectMessageEnd", **options: Unpack[TwilioOptions]
+        self,
+        *,
+        machine_detection: str = "DetectMessageEnd",
+        voices: Mapping[str, str] | None = None,
+        **options: Unpack[TwilioOptions],
     ) -> None:
+        self.voices = say_voices(voices)
         super().__init__(**options)
         sender = self.from_ or self._settings.twilio_voice_from or self._settings.twilio_from
         if not sender:
