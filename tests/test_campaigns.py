@@ -182,6 +182,16 @@ def test_duplicates_and_json_lines(tmp_path: Path) -> None:
     assert "already on line 1" in errors[0].reason
 
 
+def test_a_broken_template_is_one_error(setup: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(setup)
+    _write(setup / "pax.csv", _rows(50))
+    (setup / "templates" / "notice" / "email.txt").unlink()
+    result = CliRunner().invoke(app, _send("pax.csv", "--campaign", "c1"))
+    assert result.exit_code == 2
+    assert result.output.count("error:") == 1
+    assert "has no email text" in result.output
+
+
 def test_missing_files_are_one_line(setup: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(setup)
     result = CliRunner().invoke(app, _send("nope.csv", "--campaign", "c1"))
@@ -217,6 +227,11 @@ def test_dry_run_counts_messages_segments_and_encodings(
     assert "UCS-2: line 3 (pax-1), notice: 'â' not in GSM-7" in result.output
     assert "preview line 2 sms: Flight 9K 1042 is cancelled. Gate B12." in result.output
     assert "dry run: nothing sent" in result.output
+    (setup / "ctx.json").write_text('{"flight": "AF 12"}')
+    from_file = CliRunner().invoke(
+        app, [*_send("pax.csv", "--campaign", "c1")[:-2], "--context-file", "ctx.json", "--dry-run"]
+    )
+    assert "Flight AF 12 is cancelled" in from_file.output, from_file.output
     assert not (setup / "store").exists()
     as_json = CliRunner().invoke(
         app, [*_send("pax.csv", "--campaign", "c1"), "--dry-run", "--json"]
@@ -280,6 +295,7 @@ def _scripted(store: str) -> None:
             clock.advance("30m")
             ox.run_due()
         ox.start(people[0], plan, context=ctx, key="c2/pax-0", campaign="c2")
+        ox.start(people[1], plan, context=ctx, key="c3/pax-1", campaign="c3")
 
 
 def test_report_status_and_cancel_match_the_store(
@@ -310,6 +326,7 @@ def test_report_status_and_cancel_match_the_store(
     assert "campaign c2: cancelled 1 notification(s)" in cancelled.output
     with Client(store=store) as ox:
         assert ox.get(key="c2/pax-0").status is Status.CANCELLED
+        assert ox.get(key="c3/pax-1").status is Status.PENDING  # another campaign: untouched
         assert ox.get(key="c1/pax-2").status is Status.EXHAUSTED
         report = campaign_report("c1", ox.list(campaign="c1"), ox.events())
     assert report.acknowledged == 2

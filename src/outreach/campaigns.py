@@ -370,6 +370,9 @@ class CampaignCheck:
         }
 
 
+_SPOILS_ALL = re.compile(r"unknown template|has no |syntax error|invalid template name")
+
+
 def _template_column(error: TemplateError) -> str | None:
     """The column to blame: ``locale`` for a bad tag, else the undefined variable (an empty
     cell gives the row no such variable)."""
@@ -408,7 +411,11 @@ def validate_campaign(
         try:
             trials = client.preview(plan, row.request, context=context)
         except TemplateError as error:
-            check.errors.append(RowError(row.line, str(error), _template_column(error)))
+            column = _template_column(error)
+            if column is None and _SPOILS_ALL.search(str(error)):
+                # A missing notice or file, a syntax error: the templates, not the row.
+                raise ConfigurationError(f"the templates cannot be used: {error}") from None
+            check.errors.append(RowError(row.line, str(error), column))
             continue
         check.rows.append(row)
         for trial in trials:
