@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from outreach import AsyncClient, Status
-from outreach._csv import read_recipients
+from outreach.campaigns import read_recipients, start_campaign
 from outreach.demo import demo_plan
 from outreach.testing import Persona, Sandbox, SmsBehaviour
 
@@ -28,18 +28,19 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 async def notify(ox: AsyncClient, csv_path: Path, flight: str) -> int:
     """Start the plan for every good row; report the bad ones. Returns how many started."""
     campaign = f"{flight.replace(' ', '')}-cancelled"
-    requests, errors = read_recipients(csv_path, key_prefix=campaign)
+    rows, errors = read_recipients(csv_path, key_prefix=campaign)
     for error in errors:
         print(f"skipped {csv_path.name} {error}", file=sys.stderr)
-    started = await ox.start_many(
-        demo_plan(), requests, context={"flight": flight}, campaign=campaign
+    started = await start_campaign(
+        ox, demo_plan(), rows, context={"flight": flight}, campaign=campaign
     )
-    return len(started)
+    return started.new + started.existing
 
 
 async def rehearse(csv_path: Path, flight: str, store: str) -> dict[str, str]:
     """The same against the simulator: everyone answers the text with "2" after 5 minutes."""
-    requests, _ = read_recipients(csv_path)
+    rows, _ = read_recipients(csv_path)
+    requests = [row.request for row in rows]
     personas = [
         Persona(
             phone=r.recipient.phone,

@@ -157,3 +157,13 @@ def test_the_error_tree_drawn_in_the_docstring_is_the_real_one() -> None:
             ours = [b for b in value.__bases__ if issubclass(b, e.OutreachError)]
             real[name] = ours[0].__name__ if ours else None
     assert drawn == real
+
+
+def test_outreach_campaigns_exports() -> None:
+    """``outreach.campaigns``: the building blocks of ``outreach send`` and ``report``."""
+    import outreach.campaigns as campaigns
+
+    assert campaigns.__all__ == sorted(campaigns.__all__)
+    for name in campaigns.__all__:
+        assert getattr(campaigns, name) is not None, name
+    assert {"read_recipients", "validate_campaign", "campaign_report"} <= set(campaigns.__all__)

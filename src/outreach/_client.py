@@ -10,7 +10,7 @@ import os
 import secrets
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -23,7 +23,7 @@ from outreach._engine import Ack, Cancel, Input, OptedOut
 from outreach._health import ChannelHealth
 from outreach._hooks import Hooks
 from outreach._inbound import Inbound
-from outreach._messages import Messages
+from outreach._messages import Messages, Trial
 from outreach._models import (
     Event,
     EventKind,
@@ -56,6 +56,15 @@ from outreach.stores._codec import as_stored
 log = logging.getLogger("outreach")
 
 T = TypeVar("T")
+
+
+class Started(list[Notification]):
+    """What ``start_many`` returns: the notifications, one per request, in order; ``new``
+    says how many were created by that call (the rest already held their key)."""
+
+    def __init__(self, notifications: Iterable[Notification], *, new: int) -> None:
+        super().__init__(notifications)
+        self.new = new
 
 
 class AsyncClient:
@@ -191,27 +200,14 @@ class AsyncClient:
         """Start ``plan`` for many recipients in one transaction (a campaign).
 
         Everything is checked before anything is stored: one bad request stores nothing.
+        The list returned is a :class:`Started`: its ``new`` counts the notifications this
+        call created (the others' keys were already stored).
         """
         self._check_channels(plan)
         now = self.clock.now()
         fresh = []
         for request in requests:
-            if isinstance(request, Recipient):
-                request = StartRequest(request)
-            merged = _as_stored({**(context or {}), **request.context}, request)
-            notification = Notification(
-                id=new_id(),
-                key=request.key,
-                campaign=campaign,
-                metadata=dict(request.metadata),
-                recipient=request.recipient,
-                plan=plan,
-                context=merged,
-                created_at=now,
-                updated_at=now,
-                due_at=now,
-                deadline_at=None if plan.deadline is None else now + plan.deadline,
-            )
+            notification = self._new(plan, request, context, campaign, now)
             self._messages.trial_render(notification, self._runner.media)
             fresh.append(notification)
         created = [
@@ -223,7 +219,46 @@ class AsyncClient:
         except PydanticSerializationError as error:
             raise ConfigurationError(f"metadata must be JSON data: {error}") from None
         self._wake.set()
-        return stored
+        return Started(stored, new=sum(s.id == f.id for s, f in zip(stored, fresh, strict=True)))
+
+    def _new(
+        self,
+        plan: Plan,
+        request: StartRequest | Recipient,
+        context: Mapping[str, Any] | None,
+        campaign: str | None,
+        now: datetime,
+    ) -> Notification:
+        if isinstance(request, Recipient):
+            request = StartRequest(request)
+        return Notification(
+            id=new_id(),
+            key=request.key,
+            campaign=campaign,
+            metadata=dict(request.metadata),
+            recipient=request.recipient,
+            plan=plan,
+            context=_as_stored({**(context or {}), **request.context}, request),
+            created_at=now,
+            updated_at=now,
+            due_at=now,
+            deadline_at=None if plan.deadline is None else now + plan.deadline,
+        )
+
+    def preview(
+        self,
+        plan: Plan,
+        request: StartRequest | Recipient,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> builtins.list[Trial]:
+        """The messages ``start()`` would check for this request, rendered with placeholder
+        links: one per step, then per follow-up. Stores and sends nothing (the store need
+        not be open); raises what ``start()`` would (``TemplateError``, ``ConfigurationError``).
+        """
+        self._check_channels(plan)
+        notification = self._new(plan, request, context, None, self.clock.now())
+        return self._messages.trial_render(notification, self._runner.media)
 
     def _check_channels(self, plan: Plan) -> None:
         names = plan.channel_names()
@@ -477,6 +512,12 @@ class Client:
     ) -> list[Notification]:
         """See ``AsyncClient.start_many``."""
         return self._call(self._async.start_many(plan, requests, **kwargs))
+
+    def preview(
+        self, plan: Plan, request: StartRequest | Recipient, **kwargs: Any
+    ) -> builtins.list[Trial]:
+        """See ``AsyncClient.preview``."""
+        return self._async.preview(plan, request, **kwargs)
 
     def get(self, notification_id: str | None = None, *, key: str | None = None) -> Notification:
         """See ``AsyncClient.get``."""

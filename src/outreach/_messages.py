@@ -7,12 +7,13 @@ Both renders build the template context the same way (:func:`template_context`),
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from outreach._clock import Clock
 from outreach._models import Attempt, Medium, Notification, Option, Recipient
-from outreach._templates import Templates
+from outreach._templates import Rendered, Templates
 from outreach._tokens import TokenClaims, TokenSigner
 from outreach._urls import PublicUrls
 from outreach.channels import Message
@@ -117,16 +118,18 @@ class Messages:
             segments=rendered.segments,
         )
 
-    def trial_render(self, notification: Notification, media: Mapping[str, Medium]) -> None:
+    def trial_render(self, notification: Notification, media: Mapping[str, Medium]) -> list[Trial]:
         """Render every step's and follow-up's template once, with placeholder links, so a
         missing variable raises ``TemplateError`` before anything is stored.
 
+        Returns one :class:`Trial` per step, then per follow-up, in the plan's order (a
+        template used twice for one medium is rendered once).
         ``notification.context`` must already be in its stored (JSON) form, as ``start()``
         builds it: a send renders what the store gives back, and so must this."""
         templates = self._folder()
         plan = notification.plan
-        uses = [(s.template, media[s.channel]) for s in plan.steps]
-        uses += [(f.template, media[f.channel]) for f in plan.follow_ups]
+        uses = [(s.channel, s.template, media[s.channel], False) for s in plan.steps]
+        uses += [(f.channel, f.template, media[f.channel], True) for f in plan.follow_ups]
         preview = self.urls.ack("preview")
         context = template_context(
             notification.context,
@@ -135,5 +138,26 @@ class Messages:
             ack_url=preview,
             option_urls={option.key: preview for option in plan.options},
         )
-        for template, medium in dict.fromkeys(uses):
-            templates.render(template, medium, context, locale=notification.recipient.locale)
+        done: dict[tuple[str, Medium], Rendered] = {}
+        trials = []
+        for channel, template, medium, follow_up in uses:
+            rendered = done.get((template, medium))
+            if rendered is None:
+                rendered = templates.render(
+                    template, medium, context, locale=notification.recipient.locale
+                )
+                done[template, medium] = rendered
+            trials.append(Trial(channel, template, medium, rendered, follow_up))
+        return trials
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One message a notification would send, rendered with placeholder links."""
+
+    channel: str
+    template: str
+    medium: Medium
+    rendered: Rendered
+    follow_up: bool
+    """True for a follow-up's message, sent only if the customer makes its choice."""

@@ -8,7 +8,9 @@ import json
 import logging
 import signal
 import tempfile
+import tomllib
 from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -18,13 +20,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from outreach._client import AsyncClient
-from outreach._csv import read_recipients
 from outreach._factory import load_client
 from outreach._messages import template_context
-from outreach._models import Medium, Notification, Option, Plan, Recipient, Status
-from outreach._outcome import never_reached
+from outreach._models import Medium, Notification, Option, Plan, Recipient
 from outreach._settings import Settings
 from outreach._templates import Templates
+from outreach.campaigns import (
+    CampaignCheck,
+    campaign_report,
+    read_recipients,
+    start_campaign,
+    validate_campaign,
+    write_rejects,
+)
 from outreach.demo import run_story
 from outreach.demo._report import LiveBoard, print_summary, print_timeline, summary
 from outreach.exceptions import ConfigurationError, OutreachError, TemplateError
@@ -120,7 +128,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
     except OutreachError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}")
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from error
 
 
@@ -130,35 +138,159 @@ def _ids(notification_id: str | None, key: str | None) -> tuple[str | None, str 
     return notification_id, key
 
 
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help="Store URL (default: OUTREACH_STORE).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _error(message: str, code: int = 2) -> typer.Exit:
+    """Say what went wrong in one line on standard error; the exit to raise (2: bad input)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _build(app_path: str | None, store: str | None, templates: Path | None = None) -> AsyncClient:
+    """The client for a command: ``--app``'s, or one from settings with these overrides."""
+    overrides: dict[str, Any] = {}
+    if store is not None:
+        overrides["store"] = store
+    if templates is not None:
+        overrides["templates"] = str(templates)
+    if app_path is not None and overrides:
+        raise _error("--app builds its own client: give --store/--templates to it, not here")
+    try:
+        return load_client(app_path, Settings(**overrides))
+    except OutreachError as error:
+        raise _error(str(error)) from error
+
+
+def _existing(client: AsyncClient) -> AsyncClient:
+    """Read-only commands never create a store: a SQLite file that is not there is an error."""
+    path = getattr(client.store, "path", None)
+    if isinstance(path, str) and path != ":memory:" and not Path(path).is_file():
+        raise _error(f"no store at {path} (check --store or OUTREACH_STORE)")
+    return client
+
+
+def _context(pairs: list[str] | None, context_file: Path | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if context_file is not None:
+        try:
+            text = context_file.read_text(encoding="utf-8")
+            data = tomllib.loads(text) if context_file.suffix == ".toml" else json.loads(text)
+        except FileNotFoundError:
+            raise _error(f"--context-file {context_file}: no such file") from None
+        except (OSError, ValueError) as exc:
+            raise _error(f"--context-file {context_file}: {exc}") from None
+        if not isinstance(data, dict):
+            raise _error(f"--context-file {context_file}: not a JSON object or TOML table")
+        values.update(data)
+    values.update(_pairs(pairs, "--context"))
+    return values
+
+
+def _print_check(check: CampaignCheck, name: str, *, dry_run: bool) -> None:
+    for error in check.errors:
+        typer.echo(f"{name} {error}", err=True)
+    typer.echo(f"{len(check.rows):,} valid row(s), {len({e.line for e in check.errors}):,} invalid")
+    if not dry_run:
+        return
+    for channel, count in check.channels.items():
+        line = f"  {channel}: {count.messages:,} message(s)"
+        if count.medium == "sms":
+            line += f", {count.segments:,} segment(s); GSM-7 {count.gsm7:,}, UCS-2 {count.ucs2:,}"
+        typer.echo(line)
+    for channel, count in check.follow_ups.items():
+        typer.echo(f"  follow-up {channel}: up to {count.messages:,} message(s)")
+    for row in check.ucs2:
+        typer.echo(
+            f"  UCS-2: line {row.line} ({row.recipient_id}), {row.template}: "
+            f"{', '.join(repr(c) for c in row.characters)} not in GSM-7"
+        )
+    for preview in check.previews:
+        subject = f" [{preview.subject}]" if preview.subject else ""
+        body = preview.body if len(preview.body) <= 200 else preview.body[:197] + "..."
+        typer.echo(f"  preview line {preview.line} {preview.channel}{subject}: {body}")
+
+
 @app.command()
 def send(
     plan_file: Annotated[Path, typer.Argument(help="The plan, as .toml or .json.")],
-    recipients: Annotated[Path, typer.Argument(help="CSV: id, phone, email, timezone, ...")],
+    recipients: Annotated[
+        Path, typer.Argument(help="CSV (id, phone, email, timezone, locale, ...) or .jsonl.")
+    ],
     campaign: Annotated[str, typer.Option(help="Campaign name; also prefixes each key.")],
     context: Annotated[
         list[str] | None, typer.Option(help="Template variable as name=value (repeatable).")
     ] = None,
+    context_file: Annotated[
+        Path | None, typer.Option(help="Template variables from a JSON or TOML file.")
+    ] = None,
+    templates_dir: Annotated[
+        Path | None, typer.Option("--templates", help="Templates folder (OUTREACH_TEMPLATES).")
+    ] = None,
+    store: StoreOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Render every message and report; send nothing.")
+    ] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid", help="Send the valid rows; write the others to NAME.rejects.csv."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """Start a plan for everyone in a CSV file; bad rows are reported and skipped."""
-    values = _pairs(context, "--context")
-    requests, errors = read_recipients(recipients, key_prefix=campaign)
-    err = Console(stderr=True)
-    for error in errors:
-        err.print(f"[yellow]skipped[/yellow] {recipients.name} {error}")
+    """Start a plan for everyone in a file, after checking every row.
 
-    async def go() -> int:
+    Nothing is sent while any row is invalid (unless --skip-invalid). Each notification is
+    keyed by campaign and recipient id, so running it again resumes and never sends twice.
+    """
+    values = _context(context, context_file)
+    try:
         plan = Plan.load(plan_file)
-        async with _client(app_path) as ox:
-            started = await ox.start_many(plan, requests, context=values, campaign=campaign)
-            return len(started)
+        rows, errors = read_recipients(recipients, key_prefix=campaign)
+    except OutreachError as error:
+        raise _error(str(error)) from error
+    client = _build(app_path, store, templates_dir)
+    try:
+        check = validate_campaign(client, plan, rows, context=values, errors=errors)
+    except OutreachError as error:
+        raise _error(str(error)) from error
+    result: dict[str, Any] = {"campaign": campaign, **check.to_dict()}
+    if not as_json:
+        _print_check(check, recipients.name, dry_run=dry_run)
+    rejects = None
+    if dry_run or (check.errors and not skip_invalid):
+        if as_json:
+            typer.echo(json.dumps({**result, "sent": False}, indent=2))
+        elif check.errors:
+            typer.echo("nothing sent: fix the rows above, or send the others with --skip-invalid")
+        else:
+            typer.echo("dry run: nothing sent")
+        if check.errors:
+            raise typer.Exit(2)
+        return
+    if check.errors:
+        rejects = write_rejects(
+            recipients.with_name(f"{recipients.stem}.rejects.csv"), check.errors
+        )
 
-    count = _run(go()) if requests else 0
-    typer.echo(
-        f"started {count} notification(s) in campaign {campaign}; skipped {len(errors)} row(s)"
-    )
-    if errors:
-        raise typer.Exit(2)
+    async def go() -> tuple[int, int]:
+        async with client as ox:
+            started = await start_campaign(ox, plan, check.rows, campaign=campaign, context=values)
+            return started.new, started.existing
+
+    new, existing = _run(go())
+    if as_json:
+        result |= {"sent": True, "new": new, "existing": existing, "rejects": str(rejects or "")}
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"campaign {campaign}: {new:,} new, {existing:,} already started")
+    if rejects is not None:
+        typer.echo(f"{len(check.errors):,} invalid row(s) not sent, listed in {rejects}")
 
 
 @app.command()
@@ -240,43 +372,107 @@ def ack(
 def cancel(
     notification_id: Annotated[str | None, typer.Argument(help="Notification id.")] = None,
     key: Annotated[str | None, typer.Option(help="Idempotency key instead of the id.")] = None,
+    campaign: Annotated[
+        str | None, typer.Option(help="Cancel every unfinished notification of this campaign.")
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="Why, for the event log.")] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """Withdraw a notification: nothing more is sent for it."""
+    """Withdraw a notification, or a whole campaign: nothing more is sent for it."""
+    if campaign is not None:
+        if notification_id is not None or key is not None:
+            raise _error("give a notification id, --key or --campaign, not several")
+        client = _existing(_build(app_path, store))
+
+        async def cancel_all() -> int:
+            async with client as ox:
+                cancelled = 0
+                for n in await ox.list(campaign=campaign, limit=10_000_000):
+                    if not n.status.is_terminal:
+                        await ox.cancel(n.id, reason=reason or f"campaign {campaign} cancelled")
+                        cancelled += 1
+                return cancelled
+
+        count = _run(cancel_all())
+        if as_json:
+            typer.echo(json.dumps({"campaign": campaign, "cancelled": count}))
+        else:
+            typer.echo(f"campaign {campaign}: cancelled {count:,} notification(s)")
+        return
     ids = _ids(notification_id, key)
+    client = _existing(_build(app_path, store))
 
     async def go() -> Notification:
-        async with _client(app_path) as ox:
+        async with client as ox:
             return await ox.cancel(ids[0], key=ids[1], reason=reason)
 
-    typer.echo(f"{(n := _run(go())).id} {n.status.value}")
+    n = _run(go())
+    if as_json:
+        typer.echo(json.dumps({"id": n.id, "status": n.status.value}))
+    else:
+        typer.echo(f"{n.id} {n.status.value}")
 
 
 @app.command()
 def status(
     notification_id: Annotated[str | None, typer.Argument(help="Notification id.")] = None,
     key: Annotated[str | None, typer.Option(help="Idempotency key instead of the id.")] = None,
+    campaign: Annotated[
+        str | None, typer.Option(help="Count a campaign's notifications by status instead.")
+    ] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """Show one notification and its attempts."""
+    """Show one notification and its attempts, or a campaign's counts."""
+    if campaign is not None:
+        if notification_id is not None or key is not None:
+            raise _error("give a notification id, --key or --campaign, not several")
+        client = _existing(_build(app_path, store))
+
+        async def count() -> list[Notification]:
+            async with client as ox:
+                return await ox.list(campaign=campaign, limit=10_000_000)
+
+        found = _run(count())
+        counts: dict[str, int] = {}
+        for n in found:
+            name = n.status.value if n.parent_id is None else f"follow-up {n.status.value}"
+            counts[name] = counts.get(name, 0) + 1
+        if as_json:
+            typer.echo(json.dumps({"campaign": campaign, "counts": dict(sorted(counts.items()))}))
+        else:
+            shown = ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items()))
+            typer.echo(f"campaign {campaign}: {shown or 'no notifications'}")
+        return
     ids = _ids(notification_id, key)
+    client = _existing(_build(app_path, store))
 
     async def go() -> Notification:
-        async with _client(app_path) as ox:
+        async with client as ox:
             return await ox.get(ids[0], key=ids[1])
 
     n = _run(go())
+    if as_json:
+        typer.echo(n.model_dump_json(indent=2))
+        return
     console = Console()
     console.print(
-        f"[bold]{n.id}[/bold] key={n.key} campaign={n.campaign} status={n.status.value}"
-        + (f" choice={n.choice} via={n.acknowledged_via}" if n.choice else "")
+        f"[bold]{escape(n.id)}[/bold] key={escape(n.key or '')} "
+        f"campaign={escape(n.campaign or '')} status={n.status.value}"
+        + (f" choice={escape(n.choice)} via={escape(n.acknowledged_via or '')}" if n.choice else "")
     )
     table = Table("attempt", "channel", "status", "sent", "error")
     for a in n.attempts:
         sent = a.sent_at.isoformat(timespec="seconds") if a.sent_at else ""
         table.add_row(
-            f"{a.pass_}.{a.step}.{a.reattempt}", a.channel, a.status.value, sent, a.error or ""
+            f"{a.pass_}.{a.step}.{a.reattempt}",
+            escape(a.channel),
+            a.status.value,
+            sent,
+            escape(a.error or ""),
         )
     console.print(table)
 
@@ -284,23 +480,72 @@ def status(
 @app.command()
 def report(
     campaign: Annotated[str, typer.Argument(help="Campaign name given to start().")],
+    format_: Annotated[
+        str, typer.Option("--format", help="table, csv (one line per recipient) or json.")
+    ] = "table",
+    store: StoreOption = None,
     app_path: AppOption = None,
 ) -> None:
-    """Count a campaign's notifications by status and list who was never reached."""
+    """What happened in a campaign: reach, acknowledgements, choices, who was never reached."""
+    if format_ not in ("table", "csv", "json"):
+        raise _error(f"--format {format_!r}: use table, csv or json")
+    client = _existing(_build(app_path, store))
 
-    async def go() -> list[Notification]:
-        async with _client(app_path) as ox:
-            return await ox.list(campaign=campaign, limit=1_000_000)
+    async def go() -> tuple[list[Notification], list[Any]]:
+        async with client as ox:
+            found = await ox.list(campaign=campaign, limit=10_000_000)
+            ids = {n.id for n in found}
+            events = [e async for e in ox.events() if e.notification_id in ids]
+            return found, events
 
-    notifications = [n for n in _run(go()) if n.parent_id is None]
-    counts: dict[str, int] = {}
-    for n in notifications:
-        counts[n.status.value] = counts.get(n.status.value, 0) + 1
+    notifications, events = _run(go())
+    result = campaign_report(campaign, notifications, events)
+    if format_ == "json":
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    if format_ == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        columns = list(result.recipients[0]) if result.recipients else ["recipient"]
+        writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(result.recipients)
+        typer.echo(buffer.getvalue(), nl=False)
+        return
+    if not result.notifications:
+        typer.echo(f"campaign {campaign}: no notifications")
+        return
     console = Console()
-    console.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no notifications")
-    for n in notifications:
-        if n.status in (Status.EXHAUSTED, Status.EXPIRED, Status.FAILED):
-            console.print(f"never reached {n.recipient.id} ({n.key or n.id}): {never_reached(n)}")
+    table = Table(title=f"campaign {escape(campaign)}", show_header=False)
+    rate = f"{result.reach_rate:.1%}" if result.reach_rate is not None else "-"
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else str(timedelta(seconds=round(value)))
+
+    rows = [
+        ("notifications", f"{result.notifications:,}"),
+        ("status", ", ".join(f"{k}: {v:,}" for k, v in result.by_status.items())),
+        ("reached", f"{result.acknowledged:,} ({rate})"),
+        ("acknowledged by channel", ", ".join(f"{k}: {v}" for k, v in result.by_channel.items())),
+        ("acknowledged by step", ", ".join(f"{k}: {v}" for k, v in result.by_step.items())),
+        (
+            "time to acknowledge",
+            f"p50 {seconds(result.seconds_to_ack_p50)}, p90 {seconds(result.seconds_to_ack_p90)}",
+        ),
+        ("choices", ", ".join(f"{k}: {v}" for k, v in result.choices.items())),
+        ("opted out", f"{result.opted_out:,}"),
+        ("follow-ups", ", ".join(f"{k}: {v}" for k, v in result.follow_ups.items())),
+    ]
+    for name, value in rows:
+        table.add_row(name, escape(value or "-"))
+    console.print(table)
+    for row in result.never_reached:
+        console.print(
+            f"never reached {escape(row['recipient'])} ({escape(row['key'])}): "
+            f"{escape(row['reason'])}"
+        )
 
 
 @app.command()

@@ -202,6 +202,11 @@ class SQLiteStore:
             ) from exc
 
     @property
+    def path(self) -> str:
+        """The database file (``:memory:`` for none)."""
+        return self._path
+
+    @property
     def db(self) -> sqlite3.Connection:
         assert self._db is not None
         return self._db

@@ -1,0 +1,624 @@
+"""Campaigns: everyone on a list, checked before anything is sent, started safely, reported.
+
+The building blocks of ``outreach send``, ``outreach report`` and friends, for scripts:
+
+- :func:`read_recipients` reads a CSV file (``,``, ``;`` or tab, sniffed from the header) or
+  JSON lines (``.jsonl``). Columns ``id`` (required), ``phone``, ``email``, ``timezone``,
+  ``locale`` and ``key`` map to the recipient (header names are matched case-insensitively);
+  every other non-empty cell becomes a template variable of that row and a recipient
+  attribute. A bad row becomes a :class:`RowError` naming its line (the line the record starts
+  on, right across quoted newlines and blank lines), its column and the reason; a bad header is
+  one :class:`~outreach.exceptions.ConfigurationError`.
+- :func:`validate_campaign` renders every message of every row as ``start()`` would, and
+  reports rows that cannot be sent, with per-channel counts, SMS segments and encodings.
+- :func:`start_campaign` starts the valid rows in batches, each batch one transaction, keyed
+  so a re-run resumes and never sends twice; it says how many were new.
+- :func:`campaign_report` sums up what happened: reach, acknowledgements by channel and step,
+  time to acknowledge, choices, opt-outs, follow-ups and who was never reached, and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from outreach._client import AsyncClient
+from outreach._models import (
+    AttemptStatus,
+    Event,
+    EventKind,
+    Medium,
+    Notification,
+    Plan,
+    Recipient,
+    StartRequest,
+    Status,
+)
+from outreach._outcome import never_reached
+from outreach._templates import not_gsm7
+from outreach.channels import resolve_media
+from outreach.exceptions import ConfigurationError, InvalidRecipient, TemplateError
+
+__all__ = [
+    "CampaignCheck",
+    "CampaignReport",
+    "ChannelCount",
+    "Preview",
+    "Row",
+    "RowError",
+    "StartResult",
+    "Ucs2Row",
+    "campaign_report",
+    "never_reached",
+    "read_recipients",
+    "start_campaign",
+    "validate_campaign",
+    "write_rejects",
+]
+
+FIELDS = ("id", "phone", "email", "timezone", "locale")
+"""Columns that map to :class:`~outreach.Recipient` fields; ``key`` is the notification key."""
+_KNOWN = (*FIELDS, "key")
+_ALIASES = {"time_zone": "timezone", "tz": "timezone", "language": "locale", "lang": "locale"}
+_DELIMITERS = (",", ";", "\t")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One good record of the file: the line it starts on, and what to start for it."""
+
+    line: int
+    request: StartRequest
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """Why one record of the file cannot be sent: its line, the column at fault (if one is),
+    and the reason. ``values`` are the record's cells as read, for a rejects file."""
+
+    line: int
+    reason: str
+    column: str | None = None
+    values: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", column {self.column}" if self.column else "")
+        return f"{where}: {self.reason}"
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def read_recipients(
+    path: str | Path, *, key_prefix: str | None = None
+) -> tuple[list[Row], list[RowError]]:
+    """Read ``path`` (CSV, or JSON lines when it ends in ``.jsonl``): the good rows and the
+    errors of the bad ones. ``key_prefix`` makes each row's key ``<prefix>/<id>`` unless the
+    file has a ``key`` column. Recipient ids must be unique in the file.
+
+    Raises :class:`~outreach.exceptions.ConfigurationError` for what spoils the whole file: it
+    cannot be read, or its header has no ``id`` column, a column twice, or a misspelt name.
+    """
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            if path.suffix.lower() in (".jsonl", ".ndjson"):
+                records = _json_lines(path, handle)
+            else:
+                records = _csv_records(path, handle)
+            return _parse(records, key_prefix)
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path}: cannot be read: {exc}") from None
+    except csv.Error as exc:
+        raise ConfigurationError(f"{path}: not a readable CSV file: {exc}") from None
+
+
+_Record = tuple[int, dict[str, Any], dict[str, str]] | RowError
+"""(line, values by canonical column, cells as read) or the error of an unreadable record."""
+
+
+def _normal(name: str) -> str:
+    plain = name.strip().lower().replace(" ", "_").replace("-", "_")
+    return _ALIASES.get(plain, plain)
+
+
+def _check_header(path: Path, header: Sequence[str], delimiter: str | None) -> list[str]:
+    """Canonical column names, or one error that says what is wrong with the header."""
+    names = [_normal(name) for name in header]
+    shown = ", ".join(repr(name) for name in header[:8]) + (" ..." if len(header) > 8 else "")
+    if "id" not in names:
+        hint = ""
+        if delimiter is not None and len(header) == 1:
+            others = [d for d in _DELIMITERS if d in header[0]]
+            if others:
+                hint = f"; the file seems to use {others[0]!r} between columns, not {delimiter!r}"
+        close = difflib.get_close_matches("id", names, n=1, cutoff=0.6)
+        if close and not hint:
+            hint = f"; is {close[0]!r} meant to be 'id'?"
+        raise ConfigurationError(
+            f"{path} line 1: the header has no 'id' column (found {shown}){hint}"
+        )
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:
+        raise ConfigurationError(f"{path} line 1: the header names {twice} more than once")
+    for name in names:
+        if name in _KNOWN:
+            continue
+        close = difflib.get_close_matches(name, [k for k in _KNOWN if k not in names], 1, 0.8)
+        if close:
+            raise ConfigurationError(
+                f"{path} line 1: column {name!r} looks like a misspelt {close[0]!r}; rename it"
+                " (any other column is a template variable)"
+            )
+    return names
+
+
+def _sniff(first_line: str) -> str:
+    counts = {d: first_line.count(d) for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _csv_records(path: Path, handle: TextIO) -> Iterator[_Record]:
+    sample = handle.readline()
+    while sample and not sample.strip():  # blank lines before the header
+        sample += handle.readline()
+    handle.seek(0)
+    delimiter = _sniff(sample.strip().splitlines()[0] if sample.strip() else "")
+    reader = csv.reader(handle, delimiter=delimiter)
+    header: list[str] | None = None
+    names: list[str] = []
+    ended = 0  # the physical line the previous record ended on
+    for cells in reader:
+        start, ended = ended + 1, reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue  # a blank line
+        if header is None:
+            header = [cell.strip() for cell in cells]
+            names = _check_header(path, header, delimiter)
+            continue
+        raw = dict(zip(header, cells, strict=False))
+        if len(cells) > len(header):
+            extra = ", ".join(repr(c) for c in cells[len(header) :])
+            yield RowError(start, f"more values than the header has columns ({extra})", None, raw)
+            continue
+        yield start, dict(zip(names, cells, strict=False)), raw
+    if header is None:
+        raise ConfigurationError(f"{path}: the file is empty (no header line)")
+
+
+def _json_lines(path: Path, handle: TextIO) -> Iterator[_Record]:
+    for line, text in enumerate(handle, start=1):
+        if not text.strip():
+            continue
+        raw = {"record": text.rstrip("\r\n")}
+        try:
+            record = json.loads(text)
+        except ValueError as exc:
+            yield RowError(line, f"not JSON: {exc}", None, raw)
+            continue
+        if not isinstance(record, dict):
+            yield RowError(line, "not a JSON object", None, raw)
+            continue
+        names = [_normal(str(k)) for k in record]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            yield RowError(line, f"names {twice} more than once", None, raw)
+            continue
+        yield line, dict(zip(names, record.values(), strict=True)), raw
+
+
+def _cell(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _parse(records: Iterable[_Record], key_prefix: str | None) -> tuple[list[Row], list[RowError]]:
+    rows: list[Row] = []
+    errors: list[RowError] = []
+    seen: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    for record in records:
+        if isinstance(record, RowError):
+            errors.append(record)
+            continue
+        line, values, raw = record
+        ident = _cell(values.get("id"))
+        if not ident:
+            errors.append(RowError(line, "the id is empty", "id", raw))
+            continue
+        if ident in seen:
+            errors.append(
+                RowError(line, f"id {ident!r} is already on line {seen[ident]}", "id", raw)
+            )
+            continue
+        seen[ident] = line
+        fields = {f: _cell(values.get(f)) for f in FIELDS if _cell(values.get(f))}
+        extra = {
+            k: (v.strip() if isinstance(v, str) else v)
+            for k, v in values.items()
+            if k not in _KNOWN and k and v is not None and _cell(v)
+        }
+        try:
+            recipient = Recipient(**fields, attributes=extra)
+        except InvalidRecipient as exc:
+            errors.extend(
+                RowError(line, reason, column, raw) for column, reason in _problems(str(exc))
+            )
+            continue
+        key = _cell(values.get("key")) or (f"{key_prefix}/{ident}" if key_prefix else None)
+        if key is not None:
+            if key in keys:
+                errors.append(RowError(line, f"key {key!r} is already on line {keys[key]}", "key"))
+                continue
+            keys[key] = line
+        rows.append(Row(line, StartRequest(recipient, context=extra, key=key)))
+    return rows, errors
+
+
+_PROBLEM = re.compile(r"(?:^|; )(id|phone|email|timezone|locale|attributes)[.\w]*: ")
+
+
+def _problems(message: str) -> list[tuple[str | None, str]]:
+    """``"invalid Recipient: phone: ...; email: ..."`` -> ``[("phone", ...), ("email", ...)]``."""
+    text = message.removeprefix("invalid Recipient: ")
+    found = list(_PROBLEM.finditer(text))
+    if not found:
+        return [(None, text)]
+    ends = [m.start() for m in found[1:]] + [len(text)]
+    return [(m[1], text[m.end() : end]) for m, end in zip(found, ends, strict=True)]
+
+
+def write_rejects(path: str | Path, errors: Sequence[RowError]) -> Path:
+    """Write ``errors`` to ``path`` as CSV: ``line``, ``column``, ``reason``, then the
+    record's cells as read (to fix and send again). Returns the path."""
+    path = Path(path)
+    columns = ["line", "column", "reason"]
+    for error in errors:
+        columns += [c for c in error.values if c not in columns]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        for error in errors:
+            writer.writerow(
+                {
+                    **error.values,
+                    "line": error.line,
+                    "column": error.column or "",
+                    "reason": error.reason,
+                }
+            )
+    return path
+
+
+# -- validating ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ChannelCount:
+    """The messages a campaign would send on one channel (each step, once per valid row)."""
+
+    medium: str
+    messages: int = 0
+    segments: int = 0
+    """SMS only: segments billed, summed."""
+    gsm7: int = 0
+    ucs2: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Ucs2Row:
+    """A row whose SMS goes out as UCS-2 (70 characters a segment), and the characters why."""
+
+    line: int
+    recipient_id: str
+    template: str
+    characters: str
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """One rendered message, as the dry run shows it."""
+
+    line: int
+    recipient_id: str
+    channel: str
+    subject: str | None
+    body: str
+
+
+@dataclass(slots=True)
+class CampaignCheck:
+    """What :func:`validate_campaign` found: the rows that can be sent, the ones that cannot,
+    and what sending the good ones would mean per channel."""
+
+    rows: list[Row]
+    errors: list[RowError]
+    channels: dict[str, ChannelCount] = field(default_factory=dict)
+    follow_ups: dict[str, ChannelCount] = field(default_factory=dict)
+    """Messages of follow-ups, sent only to customers who make their choice."""
+    ucs2: list[Ucs2Row] = field(default_factory=list)
+    previews: list[Preview] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every row can be sent."""
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the rows themselves, as JSON data."""
+        return {
+            "rows_valid": len(self.rows),
+            "rows_invalid": len({e.line for e in self.errors}),
+            "errors": [
+                {"line": e.line, "column": e.column, "reason": e.reason} for e in self.errors
+            ],
+            "channels": {name: asdict(c) for name, c in self.channels.items()},
+            "follow_ups": {name: asdict(c) for name, c in self.follow_ups.items()},
+            "ucs2": [asdict(u) for u in self.ucs2],
+            "previews": [asdict(p) for p in self.previews],
+        }
+
+
+_SPOILS_ALL = re.compile(r"unknown template|has no |syntax error|invalid template name")
+
+
+def _template_column(error: TemplateError) -> str | None:
+    """The column to blame: ``locale`` for a bad tag, else the undefined variable (an empty
+    cell gives the row no such variable)."""
+    message = str(error)
+    if message.startswith("invalid locale"):
+        return "locale"
+    match = re.search(r"variable '(\w+)' is undefined", message)
+    return match[1] if match else None
+
+
+def validate_campaign(
+    client: AsyncClient,
+    plan: Plan,
+    rows: Iterable[Row],
+    *,
+    context: Mapping[str, Any] | None = None,
+    errors: Iterable[RowError] = (),
+    previews: int = 3,
+    ucs2_listed: int = 50,
+) -> CampaignCheck:
+    """Render every message of every row (``client.preview``) and sort the rows into those
+    that can be sent and those that cannot (a template variable missing or empty, a locale
+    that is not a language tag, no address for any step of the plan), sending nothing.
+
+    ``errors`` (the reading errors) are carried into the result, sorted with the new ones by
+    line. Raises ``ConfigurationError`` for what spoils every row (a channel the client lacks).
+    """
+    check = CampaignCheck([], list(errors))
+    media = _plan_media(client, plan)
+    for row in rows:
+        recipient = row.request.recipient
+        if not any(recipient.address(medium) for medium in media):
+            wanted = " or ".join(sorted({"email" if m is Medium.EMAIL else "phone" for m in media}))
+            check.errors.append(RowError(row.line, f"no {wanted}: no step can reach them"))
+            continue
+        try:
+            trials = client.preview(plan, row.request, context=context)
+        except TemplateError as error:
+            column = _template_column(error)
+            if column is None and _SPOILS_ALL.search(str(error)):
+                # A missing notice or file, a syntax error: the templates, not the row.
+                raise ConfigurationError(f"the templates cannot be used: {error}") from None
+            check.errors.append(RowError(row.line, str(error), column))
+            continue
+        check.rows.append(row)
+        for trial in trials:
+            counts = check.follow_ups if trial.follow_up else check.channels
+            count = counts.setdefault(trial.channel, ChannelCount(trial.medium.value))
+            if not recipient.address(trial.medium):
+                continue  # skipped at send time: no address for it
+            count.messages += 1
+            rendered = trial.rendered
+            if rendered.segments is not None:
+                count.segments += rendered.segments
+                if rendered.encoding == "UCS-2":
+                    count.ucs2 += 1
+                    if len(check.ucs2) < ucs2_listed and not trial.follow_up:
+                        check.ucs2.append(
+                            Ucs2Row(row.line, recipient.id, trial.template, not_gsm7(rendered.body))
+                        )
+                else:
+                    count.gsm7 += 1
+            if len(check.previews) < previews and not trial.follow_up:
+                check.previews.append(
+                    Preview(row.line, recipient.id, trial.channel, rendered.subject, rendered.body)
+                )
+    check.errors.sort(key=lambda e: e.line)
+    return check
+
+
+def _plan_media(client: AsyncClient, plan: Plan) -> set[Medium]:
+    """The media the plan's steps use, after checking the client has every channel."""
+    media = resolve_media(client.channels)
+    names = {s.channel for s in plan.steps} | {f.channel for f in plan.follow_ups}
+    missing = sorted(names - set(media))
+    if missing:
+        raise ConfigurationError(
+            f"plan {plan.name!r} uses channel(s) {missing}, but the client has "
+            f"{sorted(client.channels) or 'no channels'}"
+        )
+    return {media[step.channel] for step in plan.steps}
+
+
+# -- starting -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartResult:
+    """What :func:`start_campaign` did: notifications created now, and those a previous run
+    had already started (same key: nothing was sent again)."""
+
+    new: int
+    existing: int
+
+
+async def start_campaign(
+    client: AsyncClient,
+    plan: Plan,
+    rows: Sequence[Row],
+    *,
+    campaign: str,
+    context: Mapping[str, Any] | None = None,
+    batch: int = 500,
+) -> StartResult:
+    """Start ``plan`` for every row, ``batch`` rows per transaction. Rows are keyed (campaign
+    and recipient id by default), so a run stopped half-way resumes when run again and never
+    starts anyone twice."""
+    new = existing = 0
+    for first in range(0, len(rows), batch):
+        requests = [row.request for row in rows[first : first + batch]]
+        started = await client.start_many(plan, requests, context=context, campaign=campaign)
+        created = getattr(started, "new", None)
+        if created is None:  # a client that predates Started: tell by creation time
+            created = sum(n.created_at == started[0].created_at for n in started)
+        new += created
+        existing += len(started) - created
+    return StartResult(new, existing)
+
+
+# -- reporting ----------------------------------------------------------------------------------
+
+_UNREACHED = (Status.EXHAUSTED, Status.EXPIRED, Status.FAILED)
+
+
+@dataclass(slots=True)
+class CampaignReport:
+    """What happened in a campaign, counted over its notifications (follow-ups apart)."""
+
+    campaign: str
+    notifications: int
+    by_status: dict[str, int]
+    acknowledged: int
+    reach_rate: float | None
+    """Acknowledged / notifications (None for an empty campaign)."""
+    by_channel: dict[str, int]
+    """Acknowledgements by how they came in (``sms``, ``email``, ``voice``, ``api`` ...)."""
+    by_step: dict[str, int]
+    """Acknowledgements by the step last sent before them (``"1 sms"``), or ``"none sent"``."""
+    seconds_to_ack_p50: float | None
+    seconds_to_ack_p90: float | None
+    choices: dict[str, int]
+    """By option label (the key when the plan has no such option)."""
+    opted_out: int
+    """Notifications whose customer opted out of a channel."""
+    follow_ups: dict[str, int]
+    """Follow-up notifications by status."""
+    never_reached: list[dict[str, str]]
+    """``recipient``, ``key``, ``status`` and ``reason`` of everyone not reached."""
+    recipients: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """One line per notification (the CSV form of the report)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON data, without the per-recipient lines."""
+        data = asdict(self)
+        del data["recipients"]
+        return data
+
+
+def _percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def _acked_step(n: Notification, ack: Event | None) -> str:
+    attempt = n.attempt(ack.attempt_id) if ack and ack.attempt_id else None
+    if attempt is None and n.acknowledged_at is not None:
+        sent = [a for a in n.attempts if a.sent_at is not None and a.sent_at <= n.acknowledged_at]
+        attempt = max(sent, key=lambda a: a.sent_at or n.created_at, default=None)
+    return "none sent" if attempt is None else f"{attempt.step + 1} {attempt.channel}"
+
+
+def campaign_report(
+    campaign: str, notifications: Sequence[Notification], events: Iterable[Event] = ()
+) -> CampaignReport:
+    """Sum up a campaign from its notifications (``ox.list(campaign=...)``, follow-ups
+    included) and, for acknowledgement steps and opt-outs, the event log."""
+    roots = [n for n in notifications if n.parent_id is None]
+    children = [n for n in notifications if n.parent_id is not None]
+    ids = {n.id for n in roots}
+    acks: dict[str, Event] = {}
+    opted: set[str] = set()
+    for event in events:
+        if event.notification_id not in ids:
+            continue
+        if event.kind is EventKind.ACKNOWLEDGED:
+            acks.setdefault(event.notification_id, event)
+        elif event.kind is EventKind.OPTED_OUT:
+            opted.add(event.notification_id)
+    for n in roots:
+        if any(
+            a.status is AttemptStatus.SKIPPED and "opted out" in (a.error or "") for a in n.attempts
+        ):
+            opted.add(n.id)
+    acked = [n for n in roots if n.status is Status.ACKNOWLEDGED]
+    waits = [
+        (n.acknowledged_at - n.created_at) / timedelta(seconds=1)
+        for n in acked
+        if n.acknowledged_at is not None
+    ]
+    choices: Counter[str] = Counter()
+    for n in acked:
+        if n.choice is not None:
+            option = n.plan.option(n.choice)
+            choices[option.label if option else n.choice] += 1
+    unreached = [
+        {
+            "recipient": n.recipient.id,
+            "key": n.key or n.id,
+            "status": n.status.value,
+            "reason": never_reached(n),
+        }
+        for n in roots
+        if n.status in _UNREACHED
+    ]
+    recipients = [
+        {
+            "recipient": n.recipient.id,
+            "key": n.key or "",
+            "status": n.status.value,
+            "via": n.acknowledged_via or "",
+            "step": _acked_step(n, acks.get(n.id)) if n.status is Status.ACKNOWLEDGED else "",
+            "choice": n.choice or "",
+            "seconds_to_ack": ""
+            if n.acknowledged_at is None
+            else round((n.acknowledged_at - n.created_at) / timedelta(seconds=1)),
+            "opted_out": n.id in opted,
+            "never_reached": never_reached(n) if n.status in _UNREACHED else "",
+        }
+        for n in roots
+    ]
+    return CampaignReport(
+        campaign=campaign,
+        notifications=len(roots),
+        by_status=dict(sorted(Counter(n.status.value for n in roots).items())),
+        acknowledged=len(acked),
+        reach_rate=len(acked) / len(roots) if roots else None,
+        by_channel=dict(Counter(n.acknowledged_via or "unknown" for n in acked).most_common()),
+        by_step=dict(sorted(Counter(_acked_step(n, acks.get(n.id)) for n in acked).items())),
+        seconds_to_ack_p50=_percentile(waits, 0.5),
+        seconds_to_ack_p90=_percentile(waits, 0.9),
+        choices=dict(choices.most_common()),
+        opted_out=len(opted),
+        follow_ups=dict(sorted(Counter(n.status.value for n in children).items())),
+        never_reached=unreached,
+        recipients=recipients,
+    )
