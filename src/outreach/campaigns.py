@@ -25,7 +25,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -476,10 +476,11 @@ async def start_campaign(
     campaign: str,
     context: Mapping[str, Any] | None = None,
     batch: int = 500,
+    progress: Callable[[int, int], None] | None = None,
 ) -> StartResult:
     """Start ``plan`` for every row, ``batch`` rows per transaction. Rows are keyed (campaign
     and recipient id by default), so a run stopped half-way resumes when run again and never
-    starts anyone twice."""
+    starts anyone twice. ``progress(done, total)`` is called after each committed batch."""
     new = existing = 0
     for first in range(0, len(rows), batch):
         requests = [row.request for row in rows[first : first + batch]]
@@ -489,6 +490,8 @@ async def start_campaign(
             created = sum(n.created_at == started[0].created_at for n in started)
         new += created
         existing += len(started) - created
+        if progress is not None:
+            progress(min(first + batch, len(rows)), len(rows))
     return StartResult(new, existing)
 
 

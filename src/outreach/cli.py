@@ -278,9 +278,15 @@ def send(
             recipients.with_name(f"{recipients.stem}.rejects.csv"), check.errors
         )
 
+    def progress(done: int, total: int) -> None:
+        if not as_json:
+            typer.echo(f"  {done:,} of {total:,} row(s) started or found", err=True)
+
     async def go() -> tuple[int, int]:
         async with client as ox:
-            started = await start_campaign(ox, plan, check.rows, campaign=campaign, context=values)
+            started = await start_campaign(
+                ox, plan, check.rows, campaign=campaign, context=values, progress=progress
+            )
             return started.new, started.existing
 
     new, existing = _run(go())
