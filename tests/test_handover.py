@@ -4,11 +4,13 @@ after the answer, and a stopped runner gives back everything it had not handed o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from outreach import AsyncClient, AttemptStatus, Hooks, Notification, Plan, Recipient, Status, Step
 from outreach.channels import Message, Receipt
+from outreach.stores import Change
+from outreach.stores.memory import MemoryStore
 from outreach.testing import FakeClock, InMemoryChannel
 
 PAX = Recipient(id="pax-17", phone="+16175550123", email="ann@example.com")
@@ -149,3 +151,49 @@ async def test_a_call_whose_create_request_was_in_flight_at_the_answer_is_hung_u
     assert n.status is Status.ACKNOWLEDGED
     assert call.provider_id is not None
     assert channels["voice"].cancelled == [call.provider_id]
+
+
+class SlowToRecordSends(MemoryStore):
+    """Holds each write that records a send's outcome until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.holding = asyncio.Event()
+        self.recorded = False
+
+    async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
+        outcome = any(a.status is AttemptStatus.SENT for c in changes for a in c.attempts)
+        if outcome:
+            self.holding.set()
+            await self.gate.wait()
+        saved = await super().save(changes)
+        self.recorded = self.recorded or outcome
+        return saved
+
+
+async def test_a_stop_waits_for_the_outcome_of_a_request_that_has_left(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    """Stopped after the provider answered but before the answer is stored, the run waits for
+    that write: cancelled there, the attempt would stay `sending` (then `unknown`) though its
+    lease is given back."""
+    plan = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled")])
+    store = SlowToRecordSends()
+    sms = InMemoryChannel(name="sms")
+    async with AsyncClient(
+        store=store, channels={"sms": sms}, templates=templates_dir, clock=clock
+    ) as ox:
+        n = await ox.start(PAX, plan, context=CONTEXT)
+        running = asyncio.create_task(ox.run_due())
+        await store.holding.wait()  # the text is out; its outcome is being written
+        recorded_when_stopped: list[bool] = []
+        running.add_done_callback(lambda _: recorded_when_stopped.append(store.recorded))
+        running.cancel()
+        # The write goes on once the run has stopped, or after a while if the run waits for it.
+        await asyncio.wait([running], timeout=0.5)
+        store.gate.set()
+        await asyncio.gather(running, return_exceptions=True)
+        assert recorded_when_stopped == [True]
+        n = await ox.get(n.id)
+    assert [a.status for a in n.attempts] == [AttemptStatus.SENT]

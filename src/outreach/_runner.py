@@ -215,7 +215,7 @@ class Runner:
             for name, c in self.channels.items()
         }
         self._channel_errors: dict[str, tuple[str, Exception]] = {}  # attempt id -> hook args
-        self._handed_over: set[str] = set()  # notifications with a request in flight
+        self._handed_over: set[str] = set()  # handing over, or outcome not yet stored
         self._stopping = False
 
     def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
@@ -384,23 +384,26 @@ class Runner:
             due = paced.due
             if paced.start_at is not None and paced.start_at > self.clock.now():
                 await self.clock.sleep(paced.start_at - self.clock.now())
-            async with self._in_flight[due.channel]:
-                if self._stopping:
-                    return  # nothing handed over: stop() gives the lease back
-                handed = await self.hand_over(notification, unsaved, due, opted_out)
-                if handed is None:
-                    return
-                notification, paced, unsaved = handed
-                attempt = _send_of(paced.decision)
-                if attempt is None:
-                    continue  # the plan wants something else now: pace that instead
-                self._handed_over.add(notification.id)
-                try:
+            # From the handover write until the outcome is stored, stop() waits for this task
+            # instead of cancelling it: cancelled in between, the attempt would stay `sending`
+            # (then `unknown`, never resent) although its lease is given back.
+            try:
+                async with self._in_flight[due.channel]:
+                    if self._stopping:
+                        return  # nothing handed over: stop() gives the lease back
+                    self._handed_over.add(notification.id)
+                    handed = await self.hand_over(notification, unsaved, due, opted_out)
+                    if handed is None:
+                        return
+                    notification, paced, unsaved = handed
+                    attempt = _send_of(paced.decision)
+                    if attempt is None:
+                        continue  # the plan wants something else now: pace that instead
                     outcome = await self.send(notification, attempt)
-                finally:
-                    self._handed_over.discard(notification.id)
-            await self.after_commit(notification, paced.decision)
-            paced, notification = await self.apply(notification, outcome, opted_out)
+                await self.after_commit(notification, paced.decision)
+                paced, notification = await self.apply(notification, outcome, opted_out)
+            finally:
+                self._handed_over.discard(notification.id)
             unsaved = None
 
     async def hand_over(
