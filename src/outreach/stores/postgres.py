@@ -74,10 +74,18 @@ class PostgresStore:
     """A store in a PostgreSQL database, shared by every runner that points at it.
 
     ``url`` is a libpq URL or conninfo string (``postgresql://user@host:5432/db``); ``schema``
-    puts the tables in that schema (created when missing); ``max_connections`` bounds the pool.
+    puts the tables in that schema (created when missing); ``max_connections`` bounds the pool;
+    :meth:`open` waits up to ``connect_timeout`` seconds for the server.
     """
 
-    def __init__(self, url: str, *, schema: str | None = None, max_connections: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        max_connections: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
         if schema is not None and not _SCHEMA.fullmatch(schema):
             raise ConfigurationError(
                 f"PostgreSQL schema name {schema!r}: use letters, digits and underscores"
@@ -85,6 +93,7 @@ class PostgresStore:
         self._url = url
         self._schema = schema
         self._max_connections = max_connections
+        self._connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._plans = PlanCache()
 
@@ -157,7 +166,7 @@ class PostgresStore:
             name="outreach",
         )
         try:
-            await pool.open(wait=True, timeout=10.0)
+            await pool.open(wait=True, timeout=self._connect_timeout)
         except psycopg.Error as exc:
             await pool.close()
             raise StoreError(f"PostgreSQL store {self!r}: cannot connect: {exc}") from exc
