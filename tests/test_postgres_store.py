@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+import test_cape_air
+import test_client
 from outreach import AsyncClient, Plan, Recipient, Status
 from outreach._models import EventKind
-from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
+from outreach.exceptions import ConfigurationError, StoreError
 from outreach.stores import open_store
 from outreach.testing import FakeClock, InMemoryChannel
 
@@ -86,13 +88,14 @@ async def test_a_search_path_in_the_url_is_honoured(
 
 
 @pytest.fixture
-async def pg_client(
+async def client(
     postgres_url: str,
     postgres_schema: str,
     clock: FakeClock,
     channels: dict[str, InMemoryChannel],
     templates_dir: Path,
 ) -> AsyncIterator[AsyncClient]:
+    """The client of the tests below: the conftest's, but on PostgreSQL."""
     from outreach.stores.postgres import PostgresStore
 
     store = PostgresStore(postgres_url, schema=postgres_schema)
@@ -102,52 +105,25 @@ async def pg_client(
         yield ox
 
 
+# Client-level tests written for memory, run again here with ``client`` on PostgreSQL.
+test_the_cape_air_story = test_cape_air.test_sms_then_email_then_voice_then_refund_follow_up
+test_a_key_sends_once = test_client.test_same_key_returns_the_same_notification_and_sends_once
+test_a_key_conflicts = test_client.test_same_key_with_another_recipient_or_plan_conflicts
+test_cancel_stops_everything = test_client.test_cancel_stops_everything
+
+
 async def test_start_run_acknowledge_and_the_event_log(
-    pg_client: AsyncClient, plan: Plan, channels: dict[str, InMemoryChannel]
+    client: AsyncClient, plan: Plan, channels: dict[str, InMemoryChannel]
 ) -> None:
-    n = await pg_client.start(PAX, plan, context=CONTEXT, key="k1", campaign="c")
-    await pg_client.run_due()
+    n = await client.start(PAX, plan, context=CONTEXT, key="k1", campaign="c")
+    await client.run_due()
     assert len(channels["sms"].outbox) == 1
-    acked = await pg_client.acknowledge(n.id, via="api", choice="1")
+    acked = await client.acknowledge(n.id, via="api", choice="1")
     assert acked.status is Status.ACKNOWLEDGED
-    stored = await pg_client.get(key="k1")
+    stored = await client.get(key="k1")
     assert (stored.status, stored.choice) == (Status.ACKNOWLEDGED, "1")
-    events = [e async for e in pg_client.events()]
+    events = [e async for e in client.events()]
     kinds = [e.kind for e in events]
     assert kinds[:2] == [EventKind.CREATED, EventKind.ACTIVATED]
     assert EventKind.ACKNOWLEDGED in kinds
-    assert [e async for e in pg_client.events(since=events[1].seq)] == events[2:]
-
-
-async def test_a_key_is_idempotent_and_a_different_request_conflicts(
-    pg_client: AsyncClient, plan: Plan, channels: dict[str, InMemoryChannel]
-) -> None:
-    first = await pg_client.start(PAX, plan, context=CONTEXT, key="k1")
-    again = await pg_client.start(PAX, plan, context=CONTEXT, key="k1")
-    assert again.id == first.id
-    await pg_client.run_due()
-    await pg_client.start(PAX, plan, context=CONTEXT, key="k1")
-    await pg_client.run_due()
-    assert len(channels["sms"].outbox) == 1
-    with pytest.raises(IdempotencyConflict, match="k1"):
-        await pg_client.start(
-            PAX.model_copy(update={"id": "other"}), plan, context=CONTEXT, key="k1"
-        )
-    assert [n.key for n in await pg_client.list()] == ["k1"]
-
-
-async def test_escalation_and_a_follow_up(
-    pg_client: AsyncClient, clock: FakeClock, plan: Plan, channels: dict[str, InMemoryChannel]
-) -> None:
-    n = await pg_client.start(PAX, plan, context=CONTEXT, key="pax-17")
-    await pg_client.run_due()
-    clock.advance("15m")
-    await pg_client.run_due()
-    assert (len(channels["sms"].outbox), len(channels["email"].outbox)) == (1, 1)
-    await pg_client.acknowledge(n.id, via="api", choice="2")  # a refund: check on it in 3 days
-    follow_up = await pg_client.get(key="pax-17/refund_check")
-    assert follow_up.parent_id == n.id
-    clock.advance("3d")
-    await pg_client.run_due()
-    assert len(channels["voice"].outbox) == 1
-    assert channels["voice"].outbox[0].notification_id == follow_up.id
+    assert [e async for e in client.events(since=events[1].seq)] == events[2:]
