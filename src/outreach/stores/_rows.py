@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from outreach._models import Event, Notification, Plan
+from outreach._models import Event, Medium, Notification, Plan, Status
 from outreach.exceptions import StoreError
 from outreach.stores import Change
 from outreach.stores._codec import dump_data, dump_notification, load_notification
@@ -183,3 +183,44 @@ class PlanCache:
     def committed(self, plans: Plans) -> None:
         """Cache plans once their transaction committed (never before: a rollback)."""
         self.plans.update(plans.new)
+
+
+class NamedReads:
+    """The look-ups both SQL stores make alike: a named query of ``plan_id, body`` rows, run
+    by the store's own ``_read``, with times converted by its ``encoder``."""
+
+    encoder: ClassVar[Encoder]
+
+    async def _read(self, query: str, **params: Any) -> list[Notification]:
+        raise NotImplementedError
+
+    async def _read_one(self, query: str, **params: Any) -> Notification | None:
+        found = await self._read(query, **params)
+        return found[0] if found else None
+
+    async def get(self, notification_id: str) -> Notification | None:
+        return await self._read_one("get", id=notification_id)
+
+    async def get_by_key(self, key: str) -> Notification | None:
+        return await self._read_one("get_by_key", key=key)
+
+    async def query(
+        self, *, status: Status | None = None, campaign: str | None = None, limit: int = 1000
+    ) -> list[Notification]:
+        return await self._read(
+            "query", status=None if status is None else str(status), campaign=campaign, limit=limit
+        )
+
+    async def find_by_provider_id(self, provider_id: str) -> Notification | None:
+        return await self._read_one("find_by_provider_id", provider_id=provider_id)
+
+    async def latest_sent_to(
+        self, medium: Medium, address: str, *, since: datetime, sender: str | None = None
+    ) -> Notification | None:
+        return await self._read_one(
+            "latest_sent_to",
+            medium=medium,
+            address=address,
+            since=self.encoder.stamp(since),
+            sender=sender,
+        )

@@ -21,7 +21,6 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import psycopg
@@ -29,28 +28,22 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from outreach._models import Event, Medium, Notification, Status
+from outreach._models import Event, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
 from outreach.stores import Change, _queries
 from outreach.stores._codec import load_event
-from outreach.stores._rows import Encoder, Params, PlanCache, Rows
+from outreach.stores._rows import Encoder, NamedReads, Params, PlanCache, Rows
 
 _SQL = _queries.load("postgres")
-_MIGRATION = re.compile(r"(\d+)_\w+\.sql")
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_ROWS = Encoder(lambda when: when)
+_ENCODER = Encoder(lambda when: when)
 
 _Cursor = psycopg.AsyncCursor[Any]
 
 
 def migrations() -> list[tuple[int, str]]:
     """The numbered schema scripts shipped with the package, in order."""
-    folder = resources.files("outreach.stores") / "sql" / "postgres"
-    found = []
-    for entry in folder.iterdir():
-        if numbered := _MIGRATION.fullmatch(entry.name):  # not queries.sql
-            found.append((int(numbered[1]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return _queries.migrations("postgres")
 
 
 async def _run_many(
@@ -70,13 +63,15 @@ async def _run_many(
     return found
 
 
-class PostgresStore:
+class PostgresStore(NamedReads):
     """A store in a PostgreSQL database, shared by every runner that points at it.
 
     ``url`` is a libpq URL or conninfo string (``postgresql://user@host:5432/db``); ``schema``
     puts the tables in that schema (created when missing); ``max_connections`` bounds the pool;
     :meth:`open` waits up to ``connect_timeout`` seconds for the server.
     """
+
+    encoder = _ENCODER
 
     def __init__(
         self,
@@ -143,10 +138,6 @@ class PostgresStore:
             read = await self._with_plans(cur, await cur.fetchall())
         return self._plans.decode(read)
 
-    async def _read_one(self, query: str, **params: Any) -> Notification | None:
-        found = await self._read(query, **params)
-        return found[0] if found else None
-
     async def _write(self, query: str, **params: Any) -> int:
         async with self._cursor() as cur:
             await cur.execute(_SQL[query], params)
@@ -203,7 +194,7 @@ class PostgresStore:
         self, notifications: Sequence[Notification], events: Sequence[Event]
     ) -> list[Notification]:
         plans = self._plans.of(notifications)
-        rows = [_ROWS.insert(n, plans.fingerprints[id(n.plan)]) for n in notifications]
+        rows = [_ENCODER.insert(n, plans.fingerprints[id(n.plan)]) for n in notifications]
         taken: list[Notification | None] = []
         async with self._cursor(transaction=True) as cur:
             await _run_many(cur, _SQL["insert_plan"], plans.rows())
@@ -219,7 +210,7 @@ class PostgresStore:
                             "with a different recipient or plan"
                         )
                 taken.append(old)
-            fresh = [e for e in _ROWS.events(events) if e["notification_id"] in created]
+            fresh = [e for e in _ENCODER.events(events) if e["notification_id"] in created]
             await _run_many(cur, _SQL["insert_event"], fresh)
         self._plans.committed(plans)
         return [new if old is None else old for new, old in zip(notifications, taken, strict=True)]
@@ -235,19 +226,6 @@ class PostgresStore:
         [old] = self._plans.decode(await self._with_plans(cur, [found]), dict(self._plans.plans))
         return old
 
-    async def get(self, notification_id: str) -> Notification | None:
-        return await self._read_one("get", id=notification_id)
-
-    async def get_by_key(self, key: str) -> Notification | None:
-        return await self._read_one("get_by_key", key=key)
-
-    async def query(
-        self, *, status: Status | None = None, campaign: str | None = None, limit: int = 1000
-    ) -> list[Notification]:
-        return await self._read(
-            "query", status=None if status is None else str(status), campaign=campaign, limit=limit
-        )
-
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
     ) -> list[Notification]:
@@ -260,7 +238,7 @@ class PostgresStore:
 
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
         plans = self._plans.of([child for change in changes for child in change.children])
-        encoded = [_ROWS.change(change, plans.fingerprints) for change in changes]
+        encoded = [_ENCODER.change(change, plans.fingerprints) for change in changes]
         async with self._cursor(transaction=True) as cur:
             await _run_many(cur, _SQL["insert_plan"], plans.rows())
             # In order, as SQLite does: two changes of one notification in a group are checked
@@ -282,16 +260,6 @@ class PostgresStore:
             row = await cur.fetchone()
         value: datetime | None = row[0] if row else None
         return None if value is None else value.astimezone(UTC)
-
-    async def find_by_provider_id(self, provider_id: str) -> Notification | None:
-        return await self._read_one("find_by_provider_id", provider_id=provider_id)
-
-    async def latest_sent_to(
-        self, medium: Medium, address: str, *, since: datetime, sender: str | None = None
-    ) -> Notification | None:
-        return await self._read_one(
-            "latest_sent_to", medium=medium, address=address, since=since, sender=sender
-        )
 
     async def remember(self, key: str, now: datetime) -> bool:
         return bool(await self._write("remember", key=key, received_at=now))

@@ -14,38 +14,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from outreach._models import Event, Medium, Notification, Status
+from outreach._models import Event, Medium, Notification
 from outreach.exceptions import IdempotencyConflict, StoreError
 from outreach.stores import Change, _queries
 from outreach.stores._codec import from_micros, load_event, to_micros
-from outreach.stores._rows import Encoded, Encoder, Params, PlanCache, Rows
+from outreach.stores._rows import Encoded, Encoder, NamedReads, Params, PlanCache, Rows
 
 T = TypeVar("T")
 
 _SQL = _queries.load("sqlite")
 _OLDEST_SQLITE = (3, 35, 0)  # claims use UPDATE ... RETURNING
-_MIGRATION = re.compile(r"(\d+)_\w+\.sql")
-_ROWS = Encoder(to_micros)
+_ENCODER = Encoder(to_micros)
 
 
 def migrations() -> list[tuple[int, str]]:
     """The numbered schema scripts shipped with the package, in order."""
-    folder = resources.files("outreach.stores") / "sql" / "sqlite"
-    found = []
-    for entry in folder.iterdir():
-        if numbered := _MIGRATION.fullmatch(entry.name):  # not queries.sql
-            found.append((int(numbered[1]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return _queries.migrations("sqlite")
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -57,8 +49,10 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
 
 
-class SQLiteStore:
+class SQLiteStore(NamedReads):
     """A store in one SQLite file (``":memory:"`` for a private in-memory database)."""
+
+    encoder = _ENCODER
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self._path = str(path)
@@ -158,9 +152,9 @@ class SQLiteStore:
         self, notifications: Sequence[Notification], events: Sequence[Event]
     ) -> list[Notification]:
         plans = self._plans.of(notifications)
-        rows = [_ROWS.insert(n, plans.fingerprints[id(n.plan)]) for n in notifications]
+        rows = [_ENCODER.insert(n, plans.fingerprints[id(n.plan)]) for n in notifications]
         taken = await self._call(
-            self._create, notifications, rows, plans.rows(), _ROWS.events(events)
+            self._create, notifications, rows, plans.rows(), _ENCODER.events(events)
         )
         self._plans.committed(plans)
         return [new if old is None else old for new, old in zip(notifications, taken, strict=True)]
@@ -204,23 +198,6 @@ class SQLiteStore:
     def _fetch(self, sql: str, params: Params) -> Rows:
         return self._with_plans(self.db.execute(sql, params).fetchall())
 
-    async def _read_one(self, query: str, **params: Any) -> Notification | None:
-        found = await self._read(query, **params)
-        return found[0] if found else None
-
-    async def get(self, notification_id: str) -> Notification | None:
-        return await self._read_one("get", id=notification_id)
-
-    async def get_by_key(self, key: str) -> Notification | None:
-        return await self._read_one("get_by_key", key=key)
-
-    async def query(
-        self, *, status: Status | None = None, campaign: str | None = None, limit: int = 1000
-    ) -> list[Notification]:
-        return await self._read(
-            "query", status=None if status is None else str(status), campaign=campaign, limit=limit
-        )
-
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
     ) -> list[Notification]:
@@ -239,7 +216,7 @@ class SQLiteStore:
 
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
         plans = self._plans.of([child for change in changes for child in change.children])
-        encoded = [_ROWS.change(change, plans.fingerprints) for change in changes]
+        encoded = [_ENCODER.change(change, plans.fingerprints) for change in changes]
         saved = await self._call(self._save, encoded, plans.rows())
         self._plans.committed(plans)
         return [e.stored if ok else None for e, ok in zip(encoded, saved, strict=True)]
@@ -275,16 +252,6 @@ class SQLiteStore:
     def _next_due(self) -> datetime | None:
         value = self.db.execute(_SQL["next_due"]).fetchone()[0]
         return None if value is None else from_micros(value)
-
-    async def find_by_provider_id(self, provider_id: str) -> Notification | None:
-        return await self._read_one("find_by_provider_id", provider_id=provider_id)
-
-    async def latest_sent_to(
-        self, medium: Medium, address: str, *, since: datetime, sender: str | None = None
-    ) -> Notification | None:
-        return await self._read_one(
-            "latest_sent_to", medium=medium, address=address, since=to_micros(since), sender=sender
-        )
 
     async def remember(self, key: str, now: datetime) -> bool:
         return await self._call(self._remember, key, now)
