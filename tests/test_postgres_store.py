@@ -127,3 +127,30 @@ async def test_start_run_acknowledge_and_the_event_log(
     assert kinds[:2] == [EventKind.CREATED, EventKind.ACTIVATED]
     assert EventKind.ACKNOWLEDGED in kinds
     assert [e async for e in client.events(since=events[1].seq)] == events[2:]
+
+
+async def test_every_postgres_query_plans_against_the_migrated_schema(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    import re
+
+    import psycopg
+
+    from outreach.stores import _queries
+    from outreach.stores.postgres import PostgresStore
+
+    store = PostgresStore(postgres_url, schema=postgres_schema)
+    await store.open()
+    await store.close()
+    options = f"-c search_path={postgres_schema}"
+    with psycopg.connect(postgres_url, options=options) as db:
+        for name, sql in _queries.load("postgres").items():
+            if not sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
+                continue  # DDL (schema, schema_version): run by every open()
+            params = dict.fromkeys(re.findall(r"%\((\w+)\)s", sql))
+            try:
+                db.execute(f"EXPLAIN {sql}", params)
+            except psycopg.Error as error:
+                pytest.fail(f"query {name!r}: {error}")
+            finally:
+                db.rollback()
