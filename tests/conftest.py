@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,33 @@ async def client(
         store="memory://", channels=channels, templates=templates_dir, clock=clock
     ) as ox:
         yield ox
+
+
+POSTGRES_URL = os.environ.get("OUTREACH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test server's URL. Unreachable, it fails the run in CI and skips locally."""
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as db:
+            db.execute("SELECT 1")
+    except Exception as error:  # psycopg missing, or no server
+        reason = f"PostgreSQL at {POSTGRES_URL} is unavailable: {error}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI needs it: start the server)")
+        pytest.skip(f"{reason} (CI fails here; start it with pg_ctlcluster)")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """A schema of this test's own (the store creates it), dropped afterwards."""
+    import psycopg
+
+    schema = f"outreach_test_{uuid.uuid4().hex}"
+    yield schema
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

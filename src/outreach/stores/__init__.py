@@ -121,7 +121,8 @@ class Store(Protocol):
 
 
 def open_store(url: str) -> Store:
-    """The store a URL names: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs.db``."""
+    """The store a URL names: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs.db``,
+    ``postgresql://user@host/db`` (or ``postgres://``; needs the ``postgres`` extra)."""
     if url == "memory://" or url.startswith("memory:"):
         from outreach.stores.memory import MemoryStore
 
@@ -134,9 +135,14 @@ def open_store(url: str) -> Store:
             raise ConfigurationError(f"store URL {url!r} names no file")
         return SQLiteStore(path)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigurationError(
-            "the PostgreSQL store is not available yet; use sqlite:///path.db or memory://"
-        )
+        try:
+            from outreach.stores.postgres import PostgresStore
+        except ImportError as missing:
+            raise ConfigurationError(
+                f"the PostgreSQL store needs psycopg ({missing}): pip install 'outreach[postgres]'"
+            ) from missing
+        return PostgresStore(url)
     raise ConfigurationError(
-        f"unknown store URL {url!r}; use memory://, sqlite:///relative.db or sqlite:////abs.db"
+        f"unknown store URL {url!r}; use memory://, sqlite:///relative.db, sqlite:////abs.db"
+        " or postgresql://user@host/db"
     )

@@ -69,11 +69,11 @@ def load_notification(body: str, plan: Plan) -> Notification:
 
 
 def load_event(
-    seq: int, at: int, notification_id: str, kind: str, attempt_id: str | None, data: str
+    seq: int, at: int | datetime, notification_id: str, kind: str, attempt_id: str | None, data: str
 ) -> Event:
     return Event(
         seq=seq,
-        at=from_micros(at),
+        at=at if isinstance(at, datetime) else from_micros(at),
         notification_id=notification_id,
         kind=EventKind(kind),
         attempt_id=attempt_id,

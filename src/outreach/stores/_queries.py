@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from importlib import resources
 
+_MIGRATION = re.compile(r"(\d+)_\w+\.sql")
 _HEADER = re.compile(r"^-- name: (\w+) --[ \t]*$", re.MULTILINE)
 _ANY_HEADER = re.compile(r"^--\s*name\s*:.*$", re.MULTILINE)
 
@@ -66,3 +67,13 @@ def load(store: str) -> Queries:
     source = f"outreach/stores/sql/{store}/queries.sql"
     path = resources.files("outreach.stores") / "sql" / store / "queries.sql"
     return parse(path.read_text(encoding="utf-8"), source)
+
+
+def migrations(store: str) -> list[tuple[int, str]]:
+    """The numbered schema scripts of one store (``sql/<store>/0001_*.sql``...), in order."""
+    folder = resources.files("outreach.stores") / "sql" / store
+    found = []
+    for entry in folder.iterdir():
+        if numbered := _MIGRATION.fullmatch(entry.name):  # not queries.sql
+            found.append((int(numbered[1]), entry.read_text(encoding="utf-8")))
+    return sorted(found)

@@ -14,156 +14,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from outreach._models import Event, Medium, Notification, Plan, Status
+from outreach._models import Event, Medium, Notification
 from outreach.exceptions import IdempotencyConflict, StoreError
 from outreach.stores import Change, _queries
-from outreach.stores._codec import (
-    dump_data,
-    dump_notification,
-    from_micros,
-    load_event,
-    load_notification,
-    to_micros,
-)
+from outreach.stores._codec import from_micros, load_event, to_micros
+from outreach.stores._rows import Encoded, Encoder, NamedReads, Params, PlanCache, Rows
 
 T = TypeVar("T")
 
 _SQL = _queries.load("sqlite")
 _OLDEST_SQLITE = (3, 35, 0)  # claims use UPDATE ... RETURNING
-_MIGRATION = re.compile(r"(\d+)_\w+\.sql")
-_Params = dict[str, Any]
-
-
-def _update_row(change: Change, stored: Notification) -> _Params:
-    """The version-checked write of a change; ``stored`` is its state at the next version."""
-    n = change.notification
-    return {
-        "status": n.status,
-        "due_at": to_micros(n.due_at),
-        "new_version": stored.version,
-        "body": dump_notification(stored),
-        "owner": change.owner,
-        "id": n.id,
-        "version": n.version,
-    }
-
-
-def _attempt_rows(change: Change) -> list[_Params]:
-    """Index rows for the attempts a change lists.
-
-    Only an attempt that went out can be looked up (by its provider id, or by who it was sent
-    to and when), so one still ``sending`` gets its row when its send is recorded.
-    """
-    return [
-        {
-            "id": a.id,
-            "notification_id": change.notification.id,
-            "medium": a.medium,
-            "address": a.address,
-            "sender": a.sender,
-            "provider_id": a.provider_id,
-            "status": a.status,
-            "sent_at": to_micros(a.sent_at),
-        }
-        for a in change.attempts
-        if a.sent_at is not None or a.provider_id is not None
-    ]
-
-
-def _opt_out_rows(change: Change) -> list[_Params]:
-    reported = to_micros(change.notification.updated_at)
-    return [
-        {
-            "medium": m,
-            "address": a,
-            "reason": "provider reported an opt-out",
-            "created_at": reported,
-        }
-        for m, a in change.opt_outs
-    ]
-
-
-def _event_rows(events: Sequence[Event]) -> list[_Params]:
-    return [
-        {
-            "at": to_micros(e.at),
-            "notification_id": e.notification_id,
-            "kind": e.kind,
-            "attempt_id": e.attempt_id,
-            "data": dump_data(e.data),
-        }
-        for e in events
-    ]
-
-
-def _insert_row(n: Notification, plan_id: str) -> _Params:
-    return {
-        "id": n.id,
-        "key": n.key,
-        "campaign": n.campaign,
-        "parent_id": n.parent_id,
-        "status": n.status,
-        "plan_id": plan_id,
-        "due_at": to_micros(n.due_at),
-        "version": n.version,
-        "created_at": to_micros(n.created_at),
-        "body": dump_notification(n),
-    }
-
-
-@dataclass(slots=True)
-class _Rows:
-    """Rows read on the store's thread, with the bodies of plans not parsed here yet."""
-
-    rows: list[tuple[str, str]]
-    plans: dict[str, str]
-
-
-@dataclass(slots=True)
-class _Plans:
-    """The plans of a batch of new notifications: fingerprints by plan object, and the
-    snapshots not stored yet."""
-
-    fingerprints: dict[int, str]
-    new: dict[str, Plan]
-
-    def rows(self) -> list[_Params]:
-        return [
-            {"id": plan_id, "body": plan.model_dump_json()} for plan_id, plan in self.new.items()
-        ]
-
-
-@dataclass(slots=True)
-class _Encoded:
-    """One change turned into statement parameters (on the event loop's thread)."""
-
-    stored: Notification
-    update: _Params
-    attempts: list[_Params]
-    events: list[_Params]
-    children: list[_Params]
-    opt_outs: list[_Params]
+_ENCODER = Encoder(to_micros)
 
 
 def migrations() -> list[tuple[int, str]]:
     """The numbered schema scripts shipped with the package, in order."""
-    folder = resources.files("outreach.stores") / "sql" / "sqlite"
-    found = []
-    for entry in folder.iterdir():
-        if numbered := _MIGRATION.fullmatch(entry.name):  # not queries.sql
-            found.append((int(numbered[1]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return _queries.migrations("sqlite")
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -175,15 +49,17 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
 
 
-class SQLiteStore:
+class SQLiteStore(NamedReads):
     """A store in one SQLite file (``":memory:"`` for a private in-memory database)."""
+
+    encoder = _ENCODER
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self._path = str(path)
         self._busy_timeout = busy_timeout
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
-        self._plans: dict[str, Plan] = {}  # parsed snapshots of committed plans
+        self._plans = PlanCache()
 
     # plumbing
 
@@ -222,49 +98,20 @@ class SQLiteStore:
             raise
         db.execute("COMMIT")
 
-    def _with_plans(self, rows: list[tuple[str, str]]) -> _Rows:
-        """``rows`` plus the stored bodies of the plans they use that are not parsed yet."""
+    def _with_plans(self, rows: list[tuple[str, str]]) -> Rows:
+        """``rows`` plus the stored bodies of the plans they use that are not parsed yet.
+
+        The rows are decoded on the event loop's thread (but for the rare key conflict
+        ``_create`` checks in its transaction), so the store's thread holds Python's lock no
+        longer than SQLite needs.
+        """
         plans = {}
-        for plan_id in {plan_id for plan_id, _ in rows if plan_id not in self._plans}:
+        for plan_id in self._plans.missing(rows):
             row = self.db.execute(_SQL["get_plan"], {"id": plan_id}).fetchone()
             if row is None:
                 raise StoreError(f"plan snapshot {plan_id} is missing from {self._path}")
             plans[plan_id] = row[0]
-        return _Rows(rows, plans)
-
-    def _decode(self, read: _Rows, plans: dict[str, Plan] | None = None) -> list[Notification]:
-        """Notifications from rows, parsing new plans into ``plans`` (the cache by default).
-
-        Runs on the event loop's thread (but for the rare key conflict ``_create`` checks in
-        its transaction), so the store's thread holds Python's lock no longer than SQLite needs.
-        """
-        plans = self._plans if plans is None else plans
-        for plan_id, body in read.plans.items():
-            plans.setdefault(plan_id, Plan.model_validate_json(body))
-        return [load_notification(body, plans[plan_id]) for plan_id, body in read.rows]
-
-    def _plans_of(self, notifications: Sequence[Notification]) -> _Plans:
-        """Fingerprint each distinct plan once (equal plans are usually one object)."""
-        fingerprints: dict[int, str] = {}
-        new: dict[str, Plan] = {}
-        for n in notifications:
-            if id(n.plan) not in fingerprints:
-                plan_id = fingerprints[id(n.plan)] = n.plan.fingerprint
-                if plan_id not in self._plans:
-                    new[plan_id] = n.plan
-        return _Plans(fingerprints, new)
-
-    def _encode(self, change: Change, fingerprints: dict[int, str]) -> _Encoded:
-        n = change.notification
-        stored = n.model_copy(update={"version": n.version + 1})
-        return _Encoded(
-            stored,
-            _update_row(change, stored),
-            _attempt_rows(change),
-            _event_rows(change.events),
-            [_insert_row(child, fingerprints[id(child.plan)]) for child in change.children],
-            _opt_out_rows(change),
-        )
+        return Rows(rows, plans)
 
     # lifecycle
 
@@ -314,20 +161,20 @@ class SQLiteStore:
     async def create(
         self, notifications: Sequence[Notification], events: Sequence[Event]
     ) -> list[Notification]:
-        plans = self._plans_of(notifications)
-        rows = [_insert_row(n, plans.fingerprints[id(n.plan)]) for n in notifications]
+        plans = self._plans.of(notifications)
+        rows = [_ENCODER.insert(n, plans.fingerprints[id(n.plan)]) for n in notifications]
         taken = await self._call(
-            self._create, notifications, rows, plans.rows(), _event_rows(events)
+            self._create, notifications, rows, plans.rows(), _ENCODER.events(events)
         )
-        self._plans.update(plans.new)  # committed: safe to cache (never before, a rollback)
+        self._plans.committed(plans)
         return [new if old is None else old for new, old in zip(notifications, taken, strict=True)]
 
     def _create(
         self,
         notifications: Sequence[Notification],
-        rows: Sequence[_Params],
-        plans: Sequence[_Params],
-        events: Sequence[_Params],
+        rows: Sequence[Params],
+        plans: Sequence[Params],
+        events: Sequence[Params],
     ) -> list[Notification | None]:
         """Insert; per notification, None if it was stored, else the one holding its key."""
         taken: list[Notification | None] = []
@@ -341,7 +188,7 @@ class SQLiteStore:
                     ).fetchone()
                     # Rare: a repeated key. Its plan may be uncommitted (inserted just now), so
                     # it is parsed into a copy of the cache, not the cache: a rollback follows.
-                    [old] = self._decode(self._with_plans([found]), dict(self._plans))
+                    [old] = self._plans.decode(self._with_plans([found]), dict(self._plans.plans))
                     if not new.same_request(old):
                         raise IdempotencyConflict(  # rolls the whole batch back
                             f"key {new.key!r} is already used by notification {old.id} "
@@ -356,34 +203,17 @@ class SQLiteStore:
 
     async def _read(self, query: str, **params: Any) -> list[Notification]:
         """Run a query of ``plan_id, body`` rows on the store's thread; decode them on this one."""
-        return self._decode(await self._call(self._fetch, _SQL[query], params))
+        return self._plans.decode(await self._call(self._fetch, _SQL[query], params))
 
-    def _fetch(self, sql: str, params: _Params) -> _Rows:
+    def _fetch(self, sql: str, params: Params) -> Rows:
         return self._with_plans(self.db.execute(sql, params).fetchall())
-
-    async def _read_one(self, query: str, **params: Any) -> Notification | None:
-        found = await self._read(query, **params)
-        return found[0] if found else None
-
-    async def get(self, notification_id: str) -> Notification | None:
-        return await self._read_one("get", id=notification_id)
-
-    async def get_by_key(self, key: str) -> Notification | None:
-        return await self._read_one("get_by_key", key=key)
-
-    async def query(
-        self, *, status: Status | None = None, campaign: str | None = None, limit: int = 1000
-    ) -> list[Notification]:
-        return await self._read(
-            "query", status=None if status is None else str(status), campaign=campaign, limit=limit
-        )
 
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
     ) -> list[Notification]:
-        return self._decode(await self._call(self._claim_due, now, owner, lease, limit))
+        return self._plans.decode(await self._call(self._claim_due, now, owner, lease, limit))
 
-    def _claim_due(self, now: datetime, owner: str, lease: timedelta, limit: int) -> _Rows:
+    def _claim_due(self, now: datetime, owner: str, lease: timedelta, limit: int) -> Rows:
         claim = {
             "owner": owner,
             "lease_until": to_micros(now + lease),
@@ -395,18 +225,18 @@ class SQLiteStore:
         return self._with_plans(rows)
 
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
-        plans = self._plans_of([child for change in changes for child in change.children])
-        encoded = [self._encode(change, plans.fingerprints) for change in changes]
+        plans = self._plans.of([child for change in changes for child in change.children])
+        encoded = [_ENCODER.change(change, plans.fingerprints) for change in changes]
         saved = await self._call(self._save, encoded, plans.rows())
-        self._plans.update(plans.new)
+        self._plans.committed(plans)
         return [e.stored if ok else None for e, ok in zip(encoded, saved, strict=True)]
 
-    def _save(self, changes: Sequence[_Encoded], plans: Sequence[_Params]) -> list[bool]:
+    def _save(self, changes: Sequence[Encoded], plans: Sequence[Params]) -> list[bool]:
         saved = []
-        attempts: list[_Params] = []
-        events: list[_Params] = []
-        children: list[_Params] = []
-        opt_outs: list[_Params] = []
+        attempts: list[Params] = []
+        events: list[Params] = []
+        children: list[Params] = []
+        opt_outs: list[Params] = []
         with self._write() as db:
             db.executemany(_SQL["insert_plan"], plans)
             for change in changes:
@@ -432,16 +262,6 @@ class SQLiteStore:
     def _next_due(self) -> datetime | None:
         value = self.db.execute(_SQL["next_due"]).fetchone()[0]
         return None if value is None else from_micros(value)
-
-    async def find_by_provider_id(self, provider_id: str) -> Notification | None:
-        return await self._read_one("find_by_provider_id", provider_id=provider_id)
-
-    async def latest_sent_to(
-        self, medium: Medium, address: str, *, since: datetime, sender: str | None = None
-    ) -> Notification | None:
-        return await self._read_one(
-            "latest_sent_to", medium=medium, address=address, since=to_micros(since), sender=sender
-        )
 
     async def remember(self, key: str, now: datetime) -> bool:
         return await self._call(self._remember, key, now)

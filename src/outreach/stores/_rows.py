@@ -1,0 +1,226 @@
+"""Records as statement parameters, and rows back as records: shared by the SQL stores.
+
+Both SQL stores keep a notification's full record as JSON (``_codec``) beside the columns that
+are queried, and its plan once per fingerprint in a ``plans`` table. What differs is how a time
+becomes a column value (SQLite: epoch microseconds; PostgreSQL: ``timestamptz``), so an
+:class:`Encoder` is built with that conversion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from outreach._models import Event, Medium, Notification, Plan, Status
+from outreach.exceptions import StoreError
+from outreach.stores import Change
+from outreach.stores._codec import dump_data, dump_notification, load_notification
+
+Params = dict[str, Any]
+Stamp = Callable[[datetime | None], Any]
+
+
+@dataclass(slots=True)
+class Plans:
+    """The plans of a batch of new notifications: fingerprints by plan object, and the
+    snapshots not stored yet."""
+
+    fingerprints: dict[int, str]
+    new: dict[str, Plan]
+
+    def rows(self) -> list[Params]:
+        return [
+            {"id": plan_id, "body": plan.model_dump_json()} for plan_id, plan in self.new.items()
+        ]
+
+
+@dataclass(slots=True)
+class Encoded:
+    """One change turned into statement parameters."""
+
+    stored: Notification
+    update: Params
+    attempts: list[Params]
+    events: list[Params]
+    children: list[Params]
+    opt_outs: list[Params]
+
+
+@dataclass(slots=True)
+class Rows:
+    """``plan_id, body`` rows read from a store, with the bodies of the plans they use that
+    its cache has not parsed yet."""
+
+    rows: list[tuple[str, str]]
+    plans: dict[str, str]
+
+
+class Encoder:
+    """Turns records into the parameters of the SQL stores' named statements."""
+
+    def __init__(self, stamp: Stamp) -> None:
+        self.stamp = stamp
+
+    def update(self, change: Change, stored: Notification) -> Params:
+        """The version-checked write of a change; ``stored`` is its state at the next version."""
+        n = change.notification
+        return {
+            "status": n.status,
+            "due_at": self.stamp(n.due_at),
+            "new_version": stored.version,
+            "body": dump_notification(stored),
+            "owner": change.owner,
+            "id": n.id,
+            "version": n.version,
+        }
+
+    def attempts(self, change: Change) -> list[Params]:
+        """Index rows for the attempts a change lists.
+
+        Only an attempt that went out can be looked up (by its provider id, or by who it was
+        sent to and when), so one still ``sending`` gets its row when its send is recorded.
+        """
+        return [
+            {
+                "id": a.id,
+                "notification_id": change.notification.id,
+                "medium": a.medium,
+                "address": a.address,
+                "sender": a.sender,
+                "provider_id": a.provider_id,
+                "status": a.status,
+                "sent_at": self.stamp(a.sent_at),
+            }
+            for a in change.attempts
+            if a.sent_at is not None or a.provider_id is not None
+        ]
+
+    def opt_outs(self, change: Change) -> list[Params]:
+        reported = self.stamp(change.notification.updated_at)
+        return [
+            {
+                "medium": m,
+                "address": a,
+                "reason": "provider reported an opt-out",
+                "created_at": reported,
+            }
+            for m, a in change.opt_outs
+        ]
+
+    def events(self, events: Sequence[Event]) -> list[Params]:
+        return [
+            {
+                "at": self.stamp(e.at),
+                "notification_id": e.notification_id,
+                "kind": e.kind,
+                "attempt_id": e.attempt_id,
+                "data": dump_data(e.data),
+            }
+            for e in events
+        ]
+
+    def insert(self, n: Notification, plan_id: str) -> Params:
+        return {
+            "id": n.id,
+            "key": n.key,
+            "campaign": n.campaign,
+            "parent_id": n.parent_id,
+            "status": n.status,
+            "plan_id": plan_id,
+            "due_at": self.stamp(n.due_at),
+            "version": n.version,
+            "created_at": self.stamp(n.created_at),
+            "body": dump_notification(n),
+        }
+
+    def change(self, change: Change, fingerprints: Mapping[int, str]) -> Encoded:
+        n = change.notification
+        stored = n.model_copy(update={"version": n.version + 1})
+        return Encoded(
+            stored,
+            self.update(change, stored),
+            self.attempts(change),
+            self.events(change.events),
+            [self.insert(child, fingerprints[id(child.plan)]) for child in change.children],
+            self.opt_outs(change),
+        )
+
+
+class PlanCache:
+    """Parsed snapshots of committed plans, by fingerprint."""
+
+    def __init__(self) -> None:
+        self.plans: dict[str, Plan] = {}
+
+    def missing(self, rows: Sequence[tuple[str, str]]) -> set[str]:
+        """The plans ``rows`` use that are not parsed yet."""
+        return {plan_id for plan_id, _ in rows if plan_id not in self.plans}
+
+    def of(self, notifications: Sequence[Notification]) -> Plans:
+        """Fingerprint each distinct plan once (equal plans are usually one object)."""
+        fingerprints: dict[int, str] = {}
+        new: dict[str, Plan] = {}
+        for n in notifications:
+            if id(n.plan) not in fingerprints:
+                plan_id = fingerprints[id(n.plan)] = n.plan.fingerprint
+                if plan_id not in self.plans:
+                    new[plan_id] = n.plan
+        return Plans(fingerprints, new)
+
+    def decode(self, read: Rows, plans: dict[str, Plan] | None = None) -> list[Notification]:
+        """Notifications from rows, parsing new plans into ``plans`` (the cache by default:
+        pass a copy while the plans read may not be committed)."""
+        plans = self.plans if plans is None else plans
+        for plan_id, body in read.plans.items():
+            plans.setdefault(plan_id, Plan.model_validate_json(body))
+        try:
+            return [load_notification(body, plans[plan_id]) for plan_id, body in read.rows]
+        except KeyError as missing:
+            raise StoreError(f"plan snapshot {missing} is missing from the store") from None
+
+    def committed(self, plans: Plans) -> None:
+        """Cache plans once their transaction committed (never before: a rollback)."""
+        self.plans.update(plans.new)
+
+
+class NamedReads:
+    """The look-ups both SQL stores make alike: a named query of ``plan_id, body`` rows, run
+    by the store's own ``_read``, with times converted by its ``encoder``."""
+
+    encoder: ClassVar[Encoder]
+
+    async def _read(self, query: str, **params: Any) -> list[Notification]:
+        raise NotImplementedError
+
+    async def _read_one(self, query: str, **params: Any) -> Notification | None:
+        found = await self._read(query, **params)
+        return found[0] if found else None
+
+    async def get(self, notification_id: str) -> Notification | None:
+        return await self._read_one("get", id=notification_id)
+
+    async def get_by_key(self, key: str) -> Notification | None:
+        return await self._read_one("get_by_key", key=key)
+
+    async def query(
+        self, *, status: Status | None = None, campaign: str | None = None, limit: int = 1000
+    ) -> list[Notification]:
+        return await self._read(
+            "query", status=None if status is None else str(status), campaign=campaign, limit=limit
+        )
+
+    async def find_by_provider_id(self, provider_id: str) -> Notification | None:
+        return await self._read_one("find_by_provider_id", provider_id=provider_id)
+
+    async def latest_sent_to(
+        self, medium: Medium, address: str, *, since: datetime, sender: str | None = None
+    ) -> Notification | None:
+        return await self._read_one(
+            "latest_sent_to",
+            medium=medium,
+            address=address,
+            since=self.encoder.stamp(since),
+            sender=sender,
+        )

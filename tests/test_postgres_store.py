@@ -1,0 +1,156 @@
+"""What only the PostgreSQL store has (migrations under a lock, schemas, URLs), and the client
+running on it end to end. The behaviour every store shares is in ``test_stores.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import test_cape_air
+import test_client
+from outreach import AsyncClient, Plan, Recipient, Status
+from outreach._models import EventKind
+from outreach.exceptions import ConfigurationError, StoreError
+from outreach.stores import open_store
+from outreach.testing import FakeClock, InMemoryChannel
+
+pytestmark = pytest.mark.integration
+
+PAX = Recipient(id="pax-17", phone="+16175550123", email="ann@example.com")
+CONTEXT = {"flight": "9K 1042"}
+
+
+def test_postgres_urls_open_a_postgres_store() -> None:
+    from outreach.stores.postgres import PostgresStore
+
+    for url in ("postgresql://postgres@127.0.0.1/test", "postgres://u@db.internal:5433/x"):
+        assert isinstance(open_store(url), PostgresStore)
+
+
+def test_without_psycopg_the_url_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "outreach.stores.postgres", raising=False)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    with pytest.raises(ConfigurationError, match=r"pip install 'outreach\[postgres\]'"):
+        open_store("postgresql://postgres@127.0.0.1/test")
+
+
+def test_a_schema_name_that_is_not_an_identifier_is_refused() -> None:
+    from outreach.stores.postgres import PostgresStore
+
+    with pytest.raises(ConfigurationError, match="schema name"):
+        PostgresStore("postgresql://x/y", schema="a; DROP TABLE b")
+
+
+async def test_an_unreachable_server_is_a_store_error() -> None:
+    from outreach.stores.postgres import PostgresStore
+
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/test", connect_timeout=0.5)
+    with pytest.raises(StoreError, match="cannot connect"):
+        await store.open()
+
+
+async def test_concurrent_starters_migrate_once(postgres_url: str, postgres_schema: str) -> None:
+    import psycopg
+
+    from outreach.stores.postgres import PostgresStore, migrations
+
+    stores = [PostgresStore(postgres_url, schema=postgres_schema) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    await asyncio.gather(*(s.close() for s in stores))
+    with psycopg.connect(postgres_url) as db:
+        versions = db.execute(
+            f"SELECT version FROM {postgres_schema}.schema_version ORDER BY version"
+        ).fetchall()
+    assert [v for (v,) in versions] == [number for number, _ in migrations()]
+
+
+async def test_a_search_path_in_the_url_is_honoured(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {postgres_schema}")
+    separator = "&" if "?" in postgres_url else "?"
+    store = open_store(f"{postgres_url}{separator}options=-csearch_path%3D{postgres_schema}")
+    await store.open()
+    assert await store.remember("evt", FakeClock("2026-11-23T14:00:00+00:00").now())
+    await store.close()
+    with psycopg.connect(postgres_url) as db:
+        [(count,)] = db.execute(
+            f"SELECT COUNT(*) FROM {postgres_schema}.webhook_receipts"
+        ).fetchall()
+    assert count == 1
+
+
+@pytest.fixture
+async def client(
+    postgres_url: str,
+    postgres_schema: str,
+    clock: FakeClock,
+    channels: dict[str, InMemoryChannel],
+    templates_dir: Path,
+) -> AsyncIterator[AsyncClient]:
+    """The client of the tests below: the conftest's, but on PostgreSQL."""
+    from outreach.stores.postgres import PostgresStore
+
+    store = PostgresStore(postgres_url, schema=postgres_schema)
+    async with AsyncClient(
+        store=store, channels=channels, templates=templates_dir, clock=clock
+    ) as ox:
+        yield ox
+
+
+# Client-level tests written for memory, run again here with ``client`` on PostgreSQL.
+test_the_cape_air_story = test_cape_air.test_sms_then_email_then_voice_then_refund_follow_up
+test_a_key_sends_once = test_client.test_same_key_returns_the_same_notification_and_sends_once
+test_a_key_conflicts = test_client.test_same_key_with_another_recipient_or_plan_conflicts
+test_cancel_stops_everything = test_client.test_cancel_stops_everything
+
+
+async def test_start_run_acknowledge_and_the_event_log(
+    client: AsyncClient, plan: Plan, channels: dict[str, InMemoryChannel]
+) -> None:
+    n = await client.start(PAX, plan, context=CONTEXT, key="k1", campaign="c")
+    await client.run_due()
+    assert len(channels["sms"].outbox) == 1
+    acked = await client.acknowledge(n.id, via="api", choice="1")
+    assert acked.status is Status.ACKNOWLEDGED
+    stored = await client.get(key="k1")
+    assert (stored.status, stored.choice) == (Status.ACKNOWLEDGED, "1")
+    events = [e async for e in client.events()]
+    kinds = [e.kind for e in events]
+    assert kinds[:2] == [EventKind.CREATED, EventKind.ACTIVATED]
+    assert EventKind.ACKNOWLEDGED in kinds
+    assert [e async for e in client.events(since=events[1].seq)] == events[2:]
+
+
+async def test_every_postgres_query_plans_against_the_migrated_schema(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    import re
+
+    import psycopg
+
+    from outreach.stores import _queries
+    from outreach.stores.postgres import PostgresStore
+
+    store = PostgresStore(postgres_url, schema=postgres_schema)
+    await store.open()
+    await store.close()
+    options = f"-c search_path={postgres_schema}"
+    with psycopg.connect(postgres_url, options=options) as db:
+        for name, sql in _queries.load("postgres").items():
+            if not sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
+                continue  # DDL (schema, schema_version): run by every open()
+            params = dict.fromkeys(re.findall(r"%\((\w+)\)s", sql))
+            try:
+                db.execute(f"EXPLAIN {sql}", params)
+            except psycopg.Error as error:
+                pytest.fail(f"query {name!r}: {error}")
+            finally:
+                db.rollback()

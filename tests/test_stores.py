@@ -1,0 +1,451 @@
+"""The store suite: the same tests on memory, a SQLite file and PostgreSQL.
+
+Leases, version checks, keys, the attempt index and the event log behave alike in every
+store. ``stores`` gives two stores on one database, as two processes would have them (for
+memory, one store twice: it is private to its process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from outreach import Notification, Plan, Recipient, Status, Step
+from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium
+from outreach.exceptions import IdempotencyConflict, StoreError
+from outreach.stores import Change, Store
+from outreach.stores.memory import MemoryStore
+from outreach.stores.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+PLAN = Plan(name="p", steps=[Step(channel="sms", template="t")])
+LEASE = timedelta(minutes=5)
+
+
+def notification(i: int, *, key: str | None = None, due: datetime | None = NOW) -> Notification:
+    return Notification(
+        id=f"n{i}",
+        key=key,
+        recipient=Recipient(id=f"r{i}", phone="+16175550123"),
+        plan=PLAN,
+        created_at=NOW,
+        updated_at=NOW,
+        due_at=due,
+    )
+
+
+def sending(n: Notification, step: int = 0) -> Attempt:
+    return Attempt(
+        id=f"{n.id}.0.{step}.0",
+        notification_id=n.id,
+        pass_=0,
+        step=step,
+        channel="sms",
+        medium=Medium.SMS,
+        address="+16175550123",
+        status=AttemptStatus.SENDING,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+Factory = Callable[[], Store]
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.integration)]
+)
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    """Makes unopened stores on one database of this test's own."""
+    if request.param == "memory":
+        shared = MemoryStore()
+        return lambda: shared
+    if request.param == "sqlite":
+        return lambda: SQLiteStore(tmp_path / "shared.db")
+    from outreach.stores.postgres import PostgresStore
+
+    url = request.getfixturevalue("postgres_url")
+    schema = request.getfixturevalue("postgres_schema")
+    return lambda: PostgresStore(url, schema=schema)
+
+
+@pytest.fixture
+async def stores(new_store: Factory) -> AsyncIterator[tuple[Store, Store]]:
+    """Two stores on one database, as two processes would have."""
+    first, second = new_store(), new_store()
+    await first.open()
+    await second.open()
+    yield first, second
+    await second.close()
+    await first.close()
+
+
+@pytest.fixture
+def store(stores: tuple[Store, Store]) -> Store:
+    return stores[0]
+
+
+async def test_a_lease_keeps_other_runners_away_until_it_lapses(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    await a.create([notification(i) for i in range(10)], [])
+    mine = await a.claim_due(NOW, owner="a", lease=LEASE, limit=6)
+    theirs = await b.claim_due(NOW, owner="b", lease=LEASE, limit=10)
+    assert len(mine) == 6
+    assert len(theirs) == 4
+    assert {n.id for n in mine}.isdisjoint(n.id for n in theirs)
+    assert await b.claim_due(NOW + timedelta(minutes=4), owner="b", lease=LEASE, limit=10) == []
+    lapsed = await b.claim_due(NOW + LEASE, owner="b", lease=LEASE, limit=10)
+    assert len(lapsed) == 10
+
+
+async def test_claims_take_the_earliest_due_first_and_skip_what_is_not_due(store: Store) -> None:
+    later, sooner = NOW - timedelta(minutes=1), NOW - timedelta(minutes=2)
+    await store.create(
+        [
+            notification(1, due=later),
+            notification(2, due=sooner),
+            notification(3, due=NOW + timedelta(seconds=1)),
+            notification(4, due=None),
+        ],
+        [],
+    )
+    first = await store.claim_due(NOW, owner="a", lease=LEASE, limit=1)
+    rest = await store.claim_due(NOW, owner="a", lease=LEASE, limit=10)
+    assert [n.id for n in first] == ["n2"]
+    assert [n.id for n in rest] == ["n1"]
+
+
+async def test_two_racing_claimers_split_the_due_rows(stores: tuple[Store, Store]) -> None:
+    """Concurrent claims over 200 due rows: disjoint batches that together are every row."""
+    a, b = stores
+    await a.create([notification(i) for i in range(200)], [])
+
+    async def drain(s: Store, owner: str) -> list[str]:
+        got: list[str] = []
+        while batch := await s.claim_due(NOW, owner=owner, lease=LEASE, limit=7):
+            got += [n.id for n in batch]
+            await asyncio.sleep(0)
+        return got
+
+    mine, theirs = await asyncio.gather(drain(a, "a"), drain(b, "b"))
+    assert set(mine).isdisjoint(theirs)
+    assert len(mine) + len(theirs) == 200
+    assert set(mine) | set(theirs) == {f"n{i}" for i in range(200)}
+
+
+async def test_a_released_lease_can_be_claimed_at_once(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    await a.create([notification(1), notification(2)], [])
+    await a.claim_due(NOW, owner="a", lease=LEASE, limit=2)
+    assert await b.release(["n1", "n2"], owner="b") == 0  # not b's to give back
+    assert await a.release(["n1"], owner="a") == 1
+    assert [n.id for n in await b.claim_due(NOW, owner="b", lease=LEASE, limit=2)] == ["n1"]
+
+
+async def test_saving_releases_only_your_own_lease(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    await a.create([notification(1)], [])
+    [claimed] = await a.claim_due(NOW, owner="a", lease=LEASE, limit=1)
+    [saved] = await b.save([Change(claimed, owner="b")])  # an ack from elsewhere
+    assert saved is not None
+    assert await b.claim_due(NOW, owner="b", lease=LEASE, limit=1) == []
+    [released] = await a.save([Change(saved, owner="a")])
+    assert released is not None
+    assert len(await b.claim_due(NOW, owner="b", lease=LEASE, limit=1)) == 1
+
+
+async def test_a_stale_write_loses_and_writes_nothing(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    [n] = await a.create([notification(1)], [])
+    event = Event(at=NOW, notification_id=n.id, kind=EventKind.CANCELLED)
+    [won] = await a.save([Change(n.model_copy(update={"status": Status.CANCELLED}), [event])])
+    [lost] = await b.save(
+        [
+            Change(
+                n.model_copy(update={"status": Status.ACKNOWLEDGED}),
+                [event],
+                children=[notification(9, key="child")],
+                opt_outs=[(Medium.SMS, "+16175550123")],
+            )
+        ]
+    )
+    assert won is not None
+    assert won.version == 1
+    assert lost is None
+    stored = await b.get(n.id)
+    assert stored is not None
+    assert stored.status is Status.CANCELLED
+    assert len(await b.events()) == 1
+    assert await b.opted_out([(Medium.SMS, "+16175550123")]) == set()
+    assert await b.get_by_key("child") is None
+
+
+async def test_in_one_group_a_second_change_from_the_same_version_loses(store: Store) -> None:
+    [n, other] = await store.create([notification(1), notification(2)], [])
+    saved = await store.save(
+        [
+            Change(n.model_copy(update={"status": Status.CANCELLED})),
+            Change(n.model_copy(update={"status": Status.ACKNOWLEDGED})),
+            Change(other.model_copy(update={"status": Status.CANCELLED})),
+        ]
+    )
+    assert [s is not None and s.version for s in saved] == [1, False, 1]
+    stored = await store.get(n.id)
+    assert stored is not None
+    assert stored.status is Status.CANCELLED
+
+
+async def test_a_follow_up_is_inserted_once_and_keeps_its_key(store: Store) -> None:
+    [n] = await store.create([notification(1, key="parent")], [])
+    child = notification(2, key="parent/refund_check").model_copy(update={"parent_id": n.id})
+    [saved] = await store.save([Change(n, children=[child])])
+    assert saved is not None
+    again = child.model_copy(update={"id": "n3"})
+    [saved] = await store.save([Change(saved, children=[again])])  # started before: kept
+    assert saved is not None
+    stored = await store.get_by_key("parent/refund_check")
+    assert stored is not None
+    assert (stored.id, stored.parent_id) == ("n2", "n1")
+    assert await store.get("n3") is None
+
+
+async def test_a_saved_record_reads_back_equal(store: Store) -> None:
+    [n] = await store.create([notification(1, key="k")], [])
+    changed = n.model_copy(
+        update={"status": Status.ACTIVE, "due_at": NOW + timedelta(minutes=15), "step": 1}
+    )
+    [saved] = await store.save([Change(changed)])
+    assert saved is not None
+    assert await store.get(n.id) == saved
+    assert await store.get_by_key("k") == saved
+    assert await store.next_due() == NOW + timedelta(minutes=15)
+
+
+WENT_OUT = {
+    "sent": {"status": AttemptStatus.SENT, "provider_id": "SM1", "sent_at": NOW},
+    # A status callback can bring the provider id before the send's own answer is recorded.
+    "id from a callback": {"status": AttemptStatus.DELIVERED, "provider_id": "SM1"},
+    # A runner that died mid-send: never resent, but counted as sent when it started.
+    "recovered": {"status": AttemptStatus.UNKNOWN, "sent_at": NOW},
+}
+
+
+@pytest.mark.parametrize("went_out", WENT_OUT.values(), ids=WENT_OUT.keys())
+async def test_an_attempt_is_indexed_once_it_went_out(
+    store: Store, went_out: dict[str, Any]
+) -> None:
+    [n] = await store.create([notification(1)], [])
+    attempt = sending(n)
+    [n] = await store.save(
+        [Change(n.model_copy(update={"attempts": (attempt,)}), attempts=[attempt])]
+    )
+    assert n is not None
+    since = NOW - timedelta(days=1)
+    assert await store.latest_sent_to(Medium.SMS, "+16175550123", since=since) is None
+    later = NOW + timedelta(seconds=1)
+    out = attempt.model_copy(update={**went_out, "updated_at": later})
+    moved_on = n.model_copy(update={"attempts": (out,), "updated_at": later})
+    await store.save([Change(moved_on, attempts=[out])])
+    if out.provider_id is not None:
+        found = await store.find_by_provider_id(out.provider_id)
+        assert found is not None
+        assert found.id == n.id
+    if out.sent_at is not None:
+        latest = await store.latest_sent_to(Medium.SMS, "+16175550123", since=since)
+        assert latest is not None
+        assert latest.id == n.id
+    assert await store.find_by_provider_id("SM-unknown") is None
+
+
+async def test_only_the_attempts_a_change_lists_are_indexed(store: Store) -> None:
+    """The store writes the attempts a change names, not those its timestamps suggest."""
+    [n] = await store.create([notification(1)], [])
+    listed, unlisted = (
+        sending(n, step).model_copy(
+            update={"status": AttemptStatus.SENT, "provider_id": f"SM{step}", "sent_at": NOW}
+        )
+        for step in (0, 1)
+    )
+    both = n.model_copy(update={"attempts": (listed, unlisted)})
+    await store.save([Change(both, attempts=[listed])])
+    found = await store.find_by_provider_id("SM0")
+    assert found is not None
+    assert found.id == n.id
+    assert await store.find_by_provider_id("SM1") is None
+
+
+async def test_the_latest_send_from_the_right_sender_wins(store: Store) -> None:
+    first, second = await store.create([notification(1), notification(2)], [])
+    for n, sender, at in ((first, "+1800A", NOW), (second, "+1800B", NOW + timedelta(minutes=1))):
+        out = sending(n).model_copy(
+            update={"status": AttemptStatus.SENT, "sender": sender, "sent_at": at}
+        )
+        await store.save([Change(n.model_copy(update={"attempts": (out,)}), attempts=[out])])
+    since = NOW - timedelta(hours=1)
+    for sender, expected in ((None, "n2"), ("+1800A", "n1"), ("+1800B", "n2")):
+        found = await store.latest_sent_to(Medium.SMS, "+16175550123", since=since, sender=sender)
+        assert found is not None
+        assert found.id == expected
+    assert (
+        await store.latest_sent_to(Medium.SMS, "+16175550123", since=NOW + timedelta(hours=1))
+        is None
+    )
+
+
+async def test_keys_are_unique_and_the_first_wins(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    [first] = await a.create([notification(1, key="k")], [])
+    retry = notification(1, key="k").model_copy(update={"id": "n2"})
+    [again] = await b.create([retry], [])
+    assert again.id == first.id
+    assert [n.id for n in await a.query()] == ["n1"]
+
+
+async def test_a_key_conflict_rolls_the_whole_batch_back(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    await a.create([notification(1, key="k")], [])
+    with pytest.raises(IdempotencyConflict, match="'k'"):
+        await b.create([notification(3, key="fresh"), notification(2, key="k")], [])
+    assert [n.id for n in await a.query()] == ["n1"]
+
+
+async def test_a_rolled_back_batch_leaves_no_plan_snapshot_behind(store: Store) -> None:
+    """Two requests of one batch share a key but not a recipient, under a plan never stored
+    before: the batch is refused, and the plan can still be used afterwards."""
+    fresh = Plan(name="fresh", steps=[Step(channel="sms", template="t")])
+    first, second = (notification(i, key="k") for i in (1, 2))
+    batch = [first.model_copy(update={"plan": fresh}), second.model_copy(update={"plan": fresh})]
+    with pytest.raises(IdempotencyConflict, match="'k'"):
+        await store.create(batch, [])
+    [stored] = await store.create([notification(3).model_copy(update={"plan": fresh})], [])
+    assert (await store.get(stored.id)) == stored
+
+
+async def test_query_filters_and_orders_oldest_first(store: Store) -> None:
+    older = notification(2).model_copy(
+        update={"campaign": "c", "created_at": NOW - timedelta(hours=1)}
+    )
+    await store.create([notification(1).model_copy(update={"campaign": "c"}), older], [])
+    [n3] = await store.create([notification(3)], [])
+    await store.save([Change(n3.model_copy(update={"status": Status.CANCELLED}))])
+    assert [n.id for n in await store.query()] == ["n2", "n1", "n3"]
+    assert [n.id for n in await store.query(campaign="c")] == ["n2", "n1"]
+    assert [n.id for n in await store.query(status=Status.CANCELLED)] == ["n3"]
+    assert [n.id for n in await store.query(limit=1)] == ["n2"]
+
+
+async def test_events_are_appended_in_order_with_new_notifications_only(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    started = [Event(at=NOW, notification_id=f"n{i}", kind=EventKind.CREATED) for i in (1, 2)]
+    [n1, _] = await a.create([notification(1, key="k1"), notification(2)], started)
+    retry = notification(1, key="k1").model_copy(update={"id": "n3"})
+    await b.create([retry], [started[0].model_copy(update={"notification_id": "n3"})])
+    cancelled = Event(
+        at=NOW + timedelta(seconds=1),
+        notification_id=n1.id,
+        kind=EventKind.CANCELLED,
+        data={"by": "api", "at": NOW, "status": Status.CANCELLED},
+    )
+    await b.save([Change(n1.model_copy(update={"status": Status.CANCELLED}), [cancelled])])
+    log = await a.events()
+    assert [(e.notification_id, e.kind) for e in log] == [
+        ("n1", EventKind.CREATED),
+        ("n2", EventKind.CREATED),
+        ("n1", EventKind.CANCELLED),
+    ]
+    assert [e.seq for e in log] == sorted(e.seq for e in log)
+    assert log[2].at == NOW + timedelta(seconds=1)
+    assert log[2].data == {"by": "api", "at": NOW.isoformat(), "status": "cancelled"}
+    assert [e.kind for e in await a.events(since=log[0].seq, limit=1)] == [EventKind.CREATED]
+
+
+async def test_suppressions(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    phone, email = (Medium.SMS, "+16175550123"), (Medium.EMAIL, "a@b.example")
+    await a.suppress(*phone, "STOP", NOW)
+    await a.suppress(*phone, "STOP again", NOW)  # replaces, no error
+    assert await b.opted_out([phone, email, (Medium.VOICE, phone[1])]) == {phone}
+    [n] = await a.create([notification(1)], [])
+    await b.save([Change(n, opt_outs=[email, phone])])  # a provider's report keeps the first
+    assert await a.opted_out([phone, email]) == {phone, email}
+    await b.unsuppress(*phone)
+    assert await a.opted_out([phone, email]) == {email}
+    assert await a.opted_out([]) == set()
+
+
+async def test_webhook_receipts_are_remembered_once_and_can_be_forgotten(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    assert await a.remember("evt-1", NOW) is True
+    assert await b.remember("evt-1", NOW) is False
+    await b.forget("evt-1")
+    assert await a.remember("evt-1", NOW) is True
+
+
+async def test_next_due(store: Store) -> None:
+    assert await store.next_due() is None
+    await store.create(
+        [notification(1, due=NOW + timedelta(hours=1)), notification(2, due=None)], []
+    )
+    assert await store.next_due() == NOW + timedelta(hours=1)
+
+
+async def test_a_leased_row_is_not_due_for_the_run_loop_until_its_lease_lapses(
+    store: Store,
+) -> None:
+    await store.create([notification(1)], [])
+    await store.claim_due(NOW, owner="a", lease=LEASE, limit=1)
+    assert await store.next_due() == NOW + LEASE
+
+
+async def test_a_store_that_is_not_open_says_so(new_store: Factory) -> None:
+    store = new_store()
+    with pytest.raises(StoreError, match="not open"):
+        await store.get("x")
+    await store.open()
+    await store.open()  # twice is fine
+    assert await store.get("x") is None
+    await store.close()
+    await store.close()
+    with pytest.raises(StoreError, match="not open"):
+        await store.get("x")
+
+
+async def test_as_stored_is_what_the_store_gives_back(store: Store) -> None:
+    """``start()`` trial-renders ``as_stored(context)``: it must be the store's own round trip."""
+    import uuid
+    from decimal import Decimal
+
+    from outreach import Status
+    from outreach.stores._codec import as_stored
+
+    context: dict[str, Any] = {
+        "when": NOW,
+        "delay": timedelta(minutes=90),
+        "price": Decimal("19.90"),
+        "seats": {12: "12A", 13: ("13B", "13C")},
+        "ids": uuid.UUID(int=7),
+        "status": Status.ACTIVE,
+        "nan": float("nan"),
+        "raw": b"bytes",
+        "big": 2**70,
+        "fare": 0.1 + 0.2,
+        "nested": [{"at": NOW}, {1.5, 2.5}],
+    }
+    n = notification(1).model_copy(update={"context": context})
+    await store.create([n], [])
+    stored = await store.get(n.id)
+    assert stored is not None
+    assert as_stored(context) == stored.context
