@@ -1,29 +1,19 @@
-"""The ``outreach`` command line."""
+"""Commands for campaigns: send, check templates, cancel, status, report."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
-import signal
-import tempfile
-import tomllib
-from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from outreach._client import AsyncClient
-from outreach._factory import load_client
 from outreach._messages import template_context
 from outreach._models import Medium, Notification, Option, Plan, Recipient
-from outreach._settings import Settings
 from outreach._templates import Templates
 from outreach.campaigns import (
     CampaignCheck,
@@ -33,161 +23,21 @@ from outreach.campaigns import (
     validate_campaign,
     write_rejects,
 )
-from outreach.demo import run_story
-from outreach.demo._report import LiveBoard, print_summary, print_timeline, summary
-from outreach.exceptions import ConfigurationError, OutreachError, TemplateError
-
-T = TypeVar("T")
-
-app = typer.Typer(
-    help="Reach customers by SMS, email and voice until they acknowledge.",
-    no_args_is_help=True,
-    add_completion=False,
+from outreach.cli._app import app
+from outreach.cli._common import (
+    AppOption,
+    JsonOption,
+    StoreOption,
+    bad_input,
+    build_client,
+    existing_store,
+    id_or_key,
+    load_settings,
+    parse_pairs,
+    run_command,
+    template_values,
 )
-
-
-@app.callback()
-def main() -> None:
-    """outreach: escalating customer notifications."""
-
-
-AppOption = Annotated[
-    str | None,
-    typer.Option("--app", help="module:factory returning an AsyncClient (default: from settings)."),
-]
-
-
-def _fail(message: str) -> NoReturn:
-    """A configuration problem: one line on stderr, exit status 2, no traceback."""
-    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ConfigurationError as error:
-        _fail(str(error))
-
-
-def _client(app_path: str | None) -> AsyncClient:
-    settings = _settings()
-    try:
-        return load_client(app_path, settings)
-    except OutreachError as error:
-        _fail(str(error))
-
-
-InsecureDevKey = Annotated[
-    bool,
-    typer.Option(
-        "--insecure-dev-key",
-        help="Run without OUTREACH_SECRET_KEY: links signed with a throw-away key (local only!).",
-    ),
-]
-
-
-def _require_secret_key(client: AsyncClient, command: str, *, insecure_dev_key: bool) -> None:
-    """Long-running commands sign links that every process must verify: no throw-away key."""
-    if client.settings.secret_key is not None:
-        return
-    if not insecure_dev_key:
-        _fail(
-            f"outreach {command} needs OUTREACH_SECRET_KEY (a long random value, the same in "
-            "every process) to sign acknowledgement and unsubscribe links that stay valid; "
-            "--insecure-dev-key runs without one, for local experiments only"
-        )
-    Console(stderr=True).print(
-        "[yellow]warning:[/yellow] --insecure-dev-key: links are signed with a throw-away key "
-        "and stop working when this process exits"
-    )
-
-
-def _log_to_stderr() -> None:
-    """Long-running commands say what they do (INFO and up) on standard error."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
-async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` until SIGTERM or SIGINT cancels it (its graceful stop), then return."""
-    task = asyncio.ensure_future(work)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coroutine)
-    except OutreachError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}")
-        raise typer.Exit(1) from error
-
-
-def _ids(notification_id: str | None, key: str | None) -> tuple[str | None, str | None]:
-    if (notification_id is None) == (key is None):
-        raise typer.BadParameter("give a notification id or --key, not both")
-    return notification_id, key
-
-
-StoreOption = Annotated[
-    str | None, typer.Option("--store", help="Store URL (default: OUTREACH_STORE).")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def _error(message: str, code: int = 2) -> typer.Exit:
-    """Say what went wrong in one line on standard error; the exit to raise (2: bad input)."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _build(app_path: str | None, store: str | None, templates: Path | None = None) -> AsyncClient:
-    """The client for a command: ``--app``'s, or one from settings with these overrides."""
-    overrides: dict[str, Any] = {}
-    if store is not None:
-        overrides["store"] = store
-    if templates is not None:
-        overrides["templates"] = str(templates)
-    if app_path is not None and overrides:
-        raise _error("--app builds its own client: give --store/--templates to it, not here")
-    try:
-        return load_client(app_path, Settings(**overrides))
-    except OutreachError as error:
-        raise _error(str(error)) from error
-
-
-def _existing(client: AsyncClient) -> AsyncClient:
-    """Read-only commands never create a store: a SQLite file that is not there is an error."""
-    path = getattr(client.store, "path", None)
-    if isinstance(path, str) and path != ":memory:" and not Path(path).is_file():
-        raise _error(f"no store at {path} (check --store or OUTREACH_STORE)")
-    return client
-
-
-def _context(pairs: list[str] | None, context_file: Path | None) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if context_file is not None:
-        try:
-            text = context_file.read_text(encoding="utf-8")
-            data = tomllib.loads(text) if context_file.suffix == ".toml" else json.loads(text)
-        except FileNotFoundError:
-            raise _error(f"--context-file {context_file}: no such file") from None
-        except (OSError, ValueError) as exc:
-            raise _error(f"--context-file {context_file}: {exc}") from None
-        if not isinstance(data, dict):
-            raise _error(f"--context-file {context_file}: not a JSON object or TOML table")
-        values.update(data)
-    values.update(_pairs(pairs, "--context"))
-    return values
+from outreach.exceptions import OutreachError, TemplateError
 
 
 def _print_check(check: CampaignCheck, name: str, *, dry_run: bool) -> None:
@@ -248,17 +98,17 @@ def send(
     Nothing is sent while any row is invalid (unless --skip-invalid). Each notification is
     keyed by campaign and recipient id, so running it again resumes and never sends twice.
     """
-    values = _context(context, context_file)
+    values = template_values(context, context_file)
     try:
         plan = Plan.load(plan_file)
         rows, errors = read_recipients(recipients, key_prefix=campaign)
     except OutreachError as error:
-        raise _error(str(error)) from error
-    client = _build(app_path, store, templates_dir)
+        raise bad_input(str(error)) from error
+    client = build_client(app_path, store, templates_dir)
     try:
         check = validate_campaign(client, plan, rows, context=values, errors=errors)
     except OutreachError as error:
-        raise _error(str(error)) from error
+        raise bad_input(str(error)) from error
     result: dict[str, Any] = {"campaign": campaign, **check.to_dict()}
     if not as_json:
         _print_check(check, recipients.name, dry_run=dry_run)
@@ -289,7 +139,7 @@ def send(
             )
             return started.new, started.existing
 
-    new, existing = _run(go())
+    new, existing = run_command(go())
     if as_json:
         result |= {"sent": True, "new": new, "existing": existing, "rejects": str(rejects or "")}
         typer.echo(json.dumps(result, indent=2))
@@ -309,7 +159,7 @@ def templates(
     ] = None,
 ) -> None:
     """Check every notice: which media it has, and whether each renders with sample data."""
-    configured = _settings().templates
+    configured = load_settings().templates
     root = folder or (Path(configured) if configured else None)
     if root is None:
         raise typer.BadParameter("give a folder or set OUTREACH_TEMPLATES")
@@ -319,7 +169,7 @@ def templates(
         raise typer.BadParameter(str(error)) from error
     options = (Option(key="1", label="First choice"), Option(key="2", label="Second choice"))
     sample = template_context(
-        _pairs(context, "--context"),
+        parse_pairs(context, "--context"),
         Recipient(id="sample", phone="+16175550123", email="sample@example.com"),
         options,
         ack_url="https://example.com/ack/sample",
@@ -345,35 +195,6 @@ def templates(
         raise typer.Exit(1)
 
 
-def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
-    values = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise typer.BadParameter(f"{option} {item!r}: write it as name=value")
-        values[name] = value
-    return values
-
-
-@app.command()
-def ack(
-    notification_id: Annotated[str | None, typer.Argument(help="Notification id.")] = None,
-    key: Annotated[str | None, typer.Option(help="Idempotency key instead of the id.")] = None,
-    choice: Annotated[str | None, typer.Option(help="The option the customer chose.")] = None,
-    via: Annotated[str, typer.Option(help="How the answer came in.")] = "support",
-    app_path: AppOption = None,
-) -> None:
-    """Record a customer's acknowledgement (for support staff)."""
-    ids = _ids(notification_id, key)
-
-    async def go() -> Notification:
-        async with _client(app_path) as ox:
-            return await ox.acknowledge(ids[0], key=ids[1], via=via, choice=choice)
-
-    n = _run(go())
-    typer.echo(f"{n.id} {n.status.value}" + (f" choice {n.choice}" if n.choice else ""))
-
-
 @app.command()
 def cancel(
     notification_id: Annotated[str | None, typer.Argument(help="Notification id.")] = None,
@@ -389,8 +210,8 @@ def cancel(
     """Withdraw a notification, or a whole campaign: nothing more is sent for it."""
     if campaign is not None:
         if notification_id is not None or key is not None:
-            raise _error("give a notification id, --key or --campaign, not several")
-        client = _existing(_build(app_path, store))
+            raise bad_input("give a notification id, --key or --campaign, not several")
+        client = existing_store(build_client(app_path, store))
 
         async def cancel_all() -> int:
             async with client as ox:
@@ -401,20 +222,20 @@ def cancel(
                         cancelled += 1
                 return cancelled
 
-        count = _run(cancel_all())
+        count = run_command(cancel_all())
         if as_json:
             typer.echo(json.dumps({"campaign": campaign, "cancelled": count}))
         else:
             typer.echo(f"campaign {campaign}: cancelled {count:,} notification(s)")
         return
-    ids = _ids(notification_id, key)
-    client = _existing(_build(app_path, store))
+    ids = id_or_key(notification_id, key)
+    client = existing_store(build_client(app_path, store))
 
     async def go() -> Notification:
         async with client as ox:
             return await ox.cancel(ids[0], key=ids[1], reason=reason)
 
-    n = _run(go())
+    n = run_command(go())
     if as_json:
         typer.echo(json.dumps({"id": n.id, "status": n.status.value}))
     else:
@@ -435,14 +256,14 @@ def status(
     """Show one notification and its attempts, or a campaign's counts."""
     if campaign is not None:
         if notification_id is not None or key is not None:
-            raise _error("give a notification id, --key or --campaign, not several")
-        client = _existing(_build(app_path, store))
+            raise bad_input("give a notification id, --key or --campaign, not several")
+        client = existing_store(build_client(app_path, store))
 
         async def count() -> list[Notification]:
             async with client as ox:
                 return await ox.list(campaign=campaign, limit=10_000_000)
 
-        found = _run(count())
+        found = run_command(count())
         counts: dict[str, int] = {}
         for n in found:
             name = n.status.value if n.parent_id is None else f"follow-up {n.status.value}"
@@ -453,14 +274,14 @@ def status(
             shown = ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items()))
             typer.echo(f"campaign {campaign}: {shown or 'no notifications'}")
         return
-    ids = _ids(notification_id, key)
-    client = _existing(_build(app_path, store))
+    ids = id_or_key(notification_id, key)
+    client = existing_store(build_client(app_path, store))
 
     async def go() -> Notification:
         async with client as ox:
             return await ox.get(ids[0], key=ids[1])
 
-    n = _run(go())
+    n = run_command(go())
     if as_json:
         typer.echo(n.model_dump_json(indent=2))
         return
@@ -494,8 +315,8 @@ def report(
 ) -> None:
     """What happened in a campaign: reach, acknowledgements, choices, who was never reached."""
     if format_ not in ("table", "csv", "json"):
-        raise _error(f"--format {format_!r}: use table, csv or json")
-    client = _existing(_build(app_path, store))
+        raise bad_input(f"--format {format_!r}: use table, csv or json")
+    client = existing_store(build_client(app_path, store))
 
     async def go() -> tuple[list[Notification], list[Any]]:
         async with client as ox:
@@ -504,7 +325,7 @@ def report(
             events = [e async for e in ox.events() if e.notification_id in ids]
             return found, events
 
-    notifications, events = _run(go())
+    notifications, events = run_command(go())
     result = campaign_report(campaign, notifications, events)
     if format_ == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2))
@@ -552,91 +373,3 @@ def report(
             f"never reached {escape(row['recipient'])} ({escape(row['key'])}): "
             f"{escape(row['reason'])}"
         )
-
-
-@app.command()
-def worker(app_path: AppOption = None, insecure_dev_key: InsecureDevKey = False) -> None:
-    """Run escalations until SIGTERM or Ctrl-C (no webhooks; see `serve`).
-
-    On either it stops claiming, lets requests already handed to a provider finish, gives
-    everything else back to the store for another process, and exits 0.
-    """
-    _log_to_stderr()
-    client = _client(app_path)
-    _require_secret_key(client, "worker", insecure_dev_key=insecure_dev_key)
-
-    async def go() -> None:
-        async with client as ox:
-            await _until_signalled(ox.run())
-
-    _run(go())
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    insecure_dev: Annotated[
-        bool, typer.Option("--insecure-dev", help="Skip webhook signature checks (local only!).")
-    ] = False,
-    app_path: AppOption = None,
-    insecure_dev_key: InsecureDevKey = False,
-) -> None:
-    """Serve the webhooks and run escalations in one process (the embedded default)."""
-    import uvicorn
-
-    from outreach.webhooks import create_app
-
-    client = _client(app_path)
-    _require_secret_key(client, "serve", insecure_dev_key=insecure_dev_key or insecure_dev)
-    web = create_app(
-        client,
-        insecure_dev=insecure_dev,
-        insecure_dev_key=insecure_dev_key,
-        twilio="sms" in client.channels or "voice" in client.channels or insecure_dev,
-        sendgrid="email" in client.channels or insecure_dev,
-    )
-
-    _log_to_stderr()
-
-    async def go() -> None:
-        server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off"))
-        async with client:  # closing it stops the escalations gracefully, as worker does
-            escalations = asyncio.create_task(client.run())
-            try:
-                await server.serve()  # uvicorn handles SIGTERM and Ctrl-C itself
-            finally:
-                escalations.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await escalations
-
-    _run(go())
-
-
-@app.command()
-def demo(
-    store: Annotated[
-        str | None, typer.Option(help="Store URL; default: a SQLite file in a temporary folder.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    speed: Annotated[
-        float | None,
-        typer.Option(
-            help="Virtual minutes per real second, to watch it unfold (default: flat out)."
-        ),
-    ] = None,
-) -> None:
-    """Play the Cape Air story: six passengers of a cancelled flight, on a virtual clock."""
-    console = Console()
-    with tempfile.TemporaryDirectory(prefix="outreach-demo-") as folder:
-        url = store or f"sqlite:///{Path(folder) / 'outreach.db'}"
-        if as_json:
-            story = _run(run_story(url))
-            typer.echo(json.dumps(summary(story), indent=2))
-            return
-        with LiveBoard(console, speed=speed) as board:
-            story = _run(run_story(url, on_step=board.update))
-    console.rule("[bold]Cape Air flight 9K 1042 is cancelled")
-    for notification in story.notifications:
-        print_timeline(console, story, notification)
-    print_summary(console, story)

@@ -1,0 +1,175 @@
+"""What the commands share: building a client, options, errors, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import tomllib
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from outreach._client import AsyncClient
+from outreach._factory import load_client
+from outreach._settings import Settings
+from outreach.exceptions import ConfigurationError, OutreachError
+
+T = TypeVar("T")
+
+
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", help="module:factory returning an AsyncClient (default: from settings)."),
+]
+
+
+def fail(message: str) -> NoReturn:
+    """A configuration problem: one line on stderr, exit status 2, no traceback."""
+    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ConfigurationError as error:
+        fail(str(error))
+
+
+def client_from_app(app_path: str | None) -> AsyncClient:
+    settings = load_settings()
+    try:
+        return load_client(app_path, settings)
+    except OutreachError as error:
+        fail(str(error))
+
+
+InsecureDevKey = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-dev-key",
+        help="Run without OUTREACH_SECRET_KEY: links signed with a throw-away key (local only!).",
+    ),
+]
+
+
+def require_secret_key(client: AsyncClient, command: str, *, insecure_dev_key: bool) -> None:
+    """Long-running commands sign links that every process must verify: no throw-away key."""
+    if client.settings.secret_key is not None:
+        return
+    if not insecure_dev_key:
+        fail(
+            f"outreach {command} needs OUTREACH_SECRET_KEY (a long random value, the same in "
+            "every process) to sign acknowledgement and unsubscribe links that stay valid; "
+            "--insecure-dev-key runs without one, for local experiments only"
+        )
+    Console(stderr=True).print(
+        "[yellow]warning:[/yellow] --insecure-dev-key: links are signed with a throw-away key "
+        "and stop working when this process exits"
+    )
+
+
+def log_to_stderr() -> None:
+    """Long-running commands say what they do (INFO and up) on standard error."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+async def until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until SIGTERM or SIGINT cancels it (its graceful stop), then return."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def run_command(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coroutine)
+    except OutreachError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(1) from error
+
+
+def id_or_key(notification_id: str | None, key: str | None) -> tuple[str | None, str | None]:
+    if (notification_id is None) == (key is None):
+        raise typer.BadParameter("give a notification id or --key, not both")
+    return notification_id, key
+
+
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help="Store URL (default: OUTREACH_STORE).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def bad_input(message: str, code: int = 2) -> typer.Exit:
+    """Say what went wrong in one line on standard error; the exit to raise (2: bad input)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def build_client(
+    app_path: str | None, store: str | None, templates: Path | None = None
+) -> AsyncClient:
+    """The client for a command: ``--app``'s, or one from settings with these overrides."""
+    overrides: dict[str, Any] = {}
+    if store is not None:
+        overrides["store"] = store
+    if templates is not None:
+        overrides["templates"] = str(templates)
+    if app_path is not None and overrides:
+        raise bad_input("--app builds its own client: give --store/--templates to it, not here")
+    try:
+        return load_client(app_path, Settings(**overrides))
+    except OutreachError as error:
+        raise bad_input(str(error)) from error
+
+
+def existing_store(client: AsyncClient) -> AsyncClient:
+    """Read-only commands never create a store: a SQLite file that is not there is an error."""
+    path = getattr(client.store, "path", None)
+    if isinstance(path, str) and path != ":memory:" and not Path(path).is_file():
+        raise bad_input(f"no store at {path} (check --store or OUTREACH_STORE)")
+    return client
+
+
+def template_values(pairs: list[str] | None, context_file: Path | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if context_file is not None:
+        try:
+            text = context_file.read_text(encoding="utf-8")
+            data = tomllib.loads(text) if context_file.suffix == ".toml" else json.loads(text)
+        except FileNotFoundError:
+            raise bad_input(f"--context-file {context_file}: no such file") from None
+        except (OSError, ValueError) as exc:
+            raise bad_input(f"--context-file {context_file}: {exc}") from None
+        if not isinstance(data, dict):
+            raise bad_input(f"--context-file {context_file}: not a JSON object or TOML table")
+        values.update(data)
+    values.update(parse_pairs(pairs, "--context"))
+    return values
+
+
+def parse_pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    values = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{option} {item!r}: write it as name=value")
+        values[name] = value
+    return values

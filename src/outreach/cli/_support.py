@@ -1,0 +1,35 @@
+"""Commands for support staff: record an answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from outreach._models import Notification
+from outreach.cli._app import app
+from outreach.cli._common import (
+    AppOption,
+    client_from_app,
+    id_or_key,
+    run_command,
+)
+
+
+@app.command()
+def ack(
+    notification_id: Annotated[str | None, typer.Argument(help="Notification id.")] = None,
+    key: Annotated[str | None, typer.Option(help="Idempotency key instead of the id.")] = None,
+    choice: Annotated[str | None, typer.Option(help="The option the customer chose.")] = None,
+    via: Annotated[str, typer.Option(help="How the answer came in.")] = "support",
+    app_path: AppOption = None,
+) -> None:
+    """Record a customer's acknowledgement (for support staff)."""
+    ids = id_or_key(notification_id, key)
+
+    async def go() -> Notification:
+        async with client_from_app(app_path) as ox:
+            return await ox.acknowledge(ids[0], key=ids[1], via=via, choice=choice)
+
+    n = run_command(go())
+    typer.echo(f"{n.id} {n.status.value}" + (f" choice {n.choice}" if n.choice else ""))
