@@ -242,3 +242,11 @@ def prometheus_metrics() -> tuple[SdkMeterProvider, Route]:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return provider, Route("/metrics", scrape, methods=["GET"])
+
+
+def install_prometheus() -> Route:
+    """Make a meter provider exporting to Prometheus the global one (``outreach serve
+    --metrics``); the ``GET /metrics`` route that serves it."""
+    provider, route = prometheus_metrics()
+    otel_metrics.set_meter_provider(provider)
+    return route
