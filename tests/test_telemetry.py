@@ -28,13 +28,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 from starlette.applications import Starlette
 from typer.testing import CliRunner
 
-from outreach import AsyncClient, Plan, Recipient, Step, Telemetry
-from outreach._alerts import ChannelAlert
+from outreach import AsyncClient, ChannelAlert, Plan, Recipient, Step, Telemetry
 from outreach._settings import Settings
-from outreach._telemetry import prometheus_metrics
 from outreach.cli import app as cli
 from outreach.cli._common import JsonLines
 from outreach.exceptions import PermanentDeliveryError
+from outreach.telemetry import prometheus_metrics
 from outreach.testing import FakeClock, InMemoryChannel
 from outreach.webhooks import create_app
 
@@ -378,8 +377,8 @@ def test_the_library_works_without_opentelemetry(tmp_path: Path) -> None:
 import asyncio, sys
 sys.modules["opentelemetry"] = None  # import opentelemetry... now raises ImportError
 from outreach import AsyncClient, Plan, Recipient, Step, Telemetry
-from outreach._telemetry import prometheus_metrics
 from outreach.exceptions import ConfigurationError
+from outreach.telemetry import prometheus_metrics
 from outreach.testing import FakeClock, InMemoryChannel
 
 async def main():
@@ -413,3 +412,10 @@ asyncio.run(main())
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_the_public_telemetry_module() -> None:
+    import outreach.telemetry
+
+    assert outreach.telemetry.__all__ == ["Telemetry", "prometheus_metrics"]
+    assert outreach.telemetry.Telemetry is Telemetry
