@@ -234,8 +234,14 @@ async def test_each_webhook_request_is_a_server_span_named_by_its_route(
         assert unsigned.status_code == 403
         page = await http.get("/ack/not-a-real-token-123")
         assert page.status_code >= 400
+        assert (await http.get(f"/no/such/{PHONE}")).status_code == 404
     spans = {s.name: s for s in otel.finished()}
-    assert set(spans) == {"GET /healthz", "POST /twilio/status", "GET /ack/{token}"}
+    assert set(spans) == {
+        "GET /healthz",
+        "POST /twilio/status",
+        "GET /ack/{token}",
+        "GET unmatched",
+    }
     refused = spans["POST /twilio/status"]
     assert refused.kind is SpanKind.SERVER
     assert dict(refused.attributes or {}) == {
@@ -247,7 +253,7 @@ async def test_each_webhook_request_is_a_server_span_named_by_its_route(
         _no_personal_data(span)
         assert "not-a-real-token" not in span.to_json()
     counted = otel.counts("outreach.webhook.requests")
-    assert sum(counted.values()) == 3
+    assert sum(counted.values()) == 4
 
 
 # -- Prometheus -------------------------------------------------------------------------------

@@ -63,9 +63,10 @@ class WebhookRecord:
 class SendRecord:
     """What the runner learns about one send, for its span and metrics."""
 
-    outcome: str = "error"
+    outcome: str = "interrupted"
     """The receipt's status (``queued``, ``sent``, ``unknown``) or the failure (``permanent``,
-    ``transient``, ``rate_limited``, ``unavailable``, ``opted_out``)."""
+    ``transient``, ``rate_limited``, ``unavailable``, ``opted_out``); ``interrupted`` when the
+    send was cancelled (a stop) before either was known."""
     error_code: str | None = None
     tries: int = 0
 
