@@ -21,7 +21,7 @@ from outreach import (
 )
 from outreach._alerts import ChannelWatch, failure_code
 from outreach.demo import templates_dir as demo_templates
-from outreach.exceptions import PermanentDeliveryError
+from outreach.exceptions import ConfigurationError, PermanentDeliveryError
 from outreach.testing import FakeClock, InMemoryChannel, Persona, Sandbox, SmsBehaviour
 
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
@@ -248,3 +248,36 @@ async def test_a_wave_of_10dlc_rejections_alerts_once_and_clears(tmp_path: Path)
     [end] = cleared
     assert (end.channel, end.code, end.cleared) == ("sms", "Twilio 30034", True)
     assert end.failures / end.sample <= 0.25
+
+
+async def test_revoked_credentials_on_concurrent_sends_raise_an_http_401_alert(
+    templates_dir: Path,
+) -> None:
+    """Sends already handed over when the first 401 switched the channel off fail the same
+    way: a burst of 401s is one alert, on top of the switch-off's ``on_channel_error``."""
+    raised: list[ChannelAlert] = []
+    errors: list[str] = []
+    sms = InMemoryChannel(name="sms")
+    sms.fail_next(
+        12,
+        error=ConfigurationError(
+            "sms: Twilio rejected the credentials (HTTP 401, error 20003): check the token"
+        ),
+    )
+    async with AsyncClient(
+        store="memory://",
+        channels={"sms": sms},
+        templates=templates_dir,
+        clock=FakeClock("2026-11-23T14:00:00+00:00"),
+        hooks=Hooks(
+            on_channel_alert=raised.append,
+            on_channel_error=lambda channel, error: errors.append(channel),
+        ),
+        channel_alerts=AlertThresholds(window=20, min_sample=10),
+    ) as ox:
+        for number in range(12):
+            await ox.start(pax(number), SMS_ONLY, context={"flight": "9K 1042"})
+        await ox.run_due()
+    assert errors == ["sms"]  # switched off once
+    [alert] = raised
+    assert (alert.code, alert.failures, alert.sample) == ("HTTP 401", 10, 10)
