@@ -146,6 +146,23 @@ def test_nonsense_thresholds_are_refused_by_name(options: dict[str, float], fiel
         AlertThresholds(**options)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"window": "50"}, "AlertThresholds.window must be an integer, not '50'"),
+        ({"min_sample": 2.5}, "AlertThresholds.min_sample must be an integer, not 2.5"),
+        ({"ratio": "half"}, "AlertThresholds.ratio must be a number, not 'half'"),
+        ({"clear_ratio": True}, "AlertThresholds.clear_ratio must be a number, not True"),
+    ],
+)
+def test_thresholds_of_the_wrong_type_are_refused_by_name(
+    options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(TypeError) as refused:
+        AlertThresholds(**options)  # type: ignore[arg-type]
+    assert str(refused.value) == message
+
+
 # -- through the client ---------------------------------------------------------------------
 
 SMS_ONLY = Plan(name="sms-only", steps=[Step(channel="sms", template="flight_cancelled")])

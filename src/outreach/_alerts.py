@@ -41,6 +41,15 @@ class AlertThresholds:
     clear_ratio: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("window", "min_sample", "ratio", "clear_ratio"):
+            value = getattr(self, name)
+            integral = name in ("window", "min_sample")
+            kinds = (int,) if integral else (int, float, type(None))
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise TypeError(
+                    f"AlertThresholds.{name} must be {'an integer' if integral else 'a number'}, "
+                    f"not {value!r}"
+                )
         if self.window < 1:
             raise ValueError(f"AlertThresholds.window must be at least 1, not {self.window}")
         if not 1 <= self.min_sample <= self.window:
@@ -116,7 +125,10 @@ def outcomes(
         attempt = notification.attempt(event.attempt_id or "")
         if attempt is None:
             continue
-        status = AttemptStatus(event.data.get("status", attempt.status))
+        try:
+            status = AttemptStatus(event.data.get("status", attempt.status))
+        except ValueError:
+            continue  # not a status this watch knows: nothing to count
         if status in _COUNTED or (status is AttemptStatus.SKIPPED and "failure" in event.data):
             yield attempt.channel, attempt.id, failure_code(status, event.data.get("error"))
 
