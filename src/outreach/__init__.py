@@ -2,6 +2,7 @@
 
 from importlib.metadata import version
 
+from outreach._alerts import AlertThresholds, ChannelAlert
 from outreach._client import AsyncClient, Client
 from outreach._hooks import Hooks
 from outreach._models import (
@@ -22,13 +23,16 @@ from outreach._models import (
     Step,
 )
 from outreach._ratelimit import RecipientCap
+from outreach._telemetry import Telemetry
 
 __version__ = version("outreach")
 
 __all__ = [
+    "AlertThresholds",
     "AsyncClient",
     "Attempt",
     "AttemptStatus",
+    "ChannelAlert",
     "Client",
     "Event",
     "EventKind",
@@ -45,5 +49,6 @@ __all__ = [
     "StartRequest",
     "Status",
     "Step",
+    "Telemetry",
     "__version__",
 ]

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic_core import PydanticSerializationError
 
+from outreach._alerts import AlertThresholds, ChannelWatch
 from outreach._clock import Clock, SystemClock
 from outreach._engine import Ack, Cancel, Input, OptedOut
 from outreach._health import ChannelHealth
@@ -38,6 +39,7 @@ from outreach._models import (
 from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
 from outreach._runner import Runner, new_id
 from outreach._settings import SHORT_SECRET_KEY, Settings, checked_secret_key
+from outreach._telemetry import Telemetry
 from outreach._templates import Templates
 from outreach._tokens import TokenSigner
 from outreach._urls import PublicUrls
@@ -75,6 +77,9 @@ class AsyncClient:
     ``recipient_cap`` limits how often one address is texted or called (None: no cap).
     A channel switched off by a configuration error is tried again after
     ``channel_probe_after``, the wait doubling on each failed try up to ``channel_probe_max``.
+    A spike of one kind of failure on a channel (``channel_alerts`` says when) calls
+    ``Hooks.on_channel_alert``. ``telemetry`` sends spans and metrics to the given
+    OpenTelemetry providers (default: the global ones).
     Use it as ``async with AsyncClient(...) as ox:``.
     """
 
@@ -92,12 +97,15 @@ class AsyncClient:
         drain_timeout: timedelta = timedelta(seconds=10),
         channel_probe_after: timedelta = timedelta(minutes=1),
         channel_probe_max: timedelta = timedelta(minutes=30),
+        channel_alerts: AlertThresholds | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings or Settings()
         store = store if store is not None else self.settings.store
         self.store: Store = open_store(store) if isinstance(store, str) else store
         self.channels = {name: as_channel(c) for name, c in (channels or {}).items()}
         self.clock: Clock = clock or SystemClock()
+        self.telemetry = telemetry or Telemetry()
         self.poll_interval = poll_interval
         folder = templates if templates is not None else self.settings.templates
         self.templates = (
@@ -136,6 +144,8 @@ class AsyncClient:
             ),
             drain_timeout=drain_timeout,
             health=ChannelHealth(channel_probe_after, channel_probe_max),
+            alerts=ChannelWatch(channel_alerts or AlertThresholds()),
+            telemetry=self.telemetry,
         )
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()  # run() and run_due() calls in progress

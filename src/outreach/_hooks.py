@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from outreach._alerts import ChannelAlert
 from outreach._models import Attempt, AttemptStatus, Event, EventKind, Notification
 
 log = logging.getLogger("outreach.hooks")
@@ -16,6 +17,7 @@ NotificationHook = Callable[[Notification], Awaitable[None] | None]
 AttemptHook = Callable[[Notification, Attempt], Awaitable[None] | None]
 ChannelErrorHook = Callable[[str, Exception], Awaitable[None] | None]
 ChannelHook = Callable[[str], Awaitable[None] | None]
+AlertHook = Callable[[ChannelAlert], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,10 @@ class Hooks:
     """A configuration error switched a channel off (once per switch-off)."""
     on_channel_restored: ChannelHook | None = None
     """A send went through on a channel that was switched off: it is back on."""
+    on_channel_alert: AlertHook | None = None
+    """One kind of failure spiked on a channel (once per episode; see ``AlertThresholds``)."""
+    on_channel_alert_cleared: AlertHook | None = None
+    """A spike reported by ``on_channel_alert`` is over: that failure's share fell back."""
 
     async def after_commit(self, notification: Notification, events: Sequence[Event]) -> None:
         """Fire the hooks that ``events`` (just committed for ``notification``) call for."""
@@ -51,6 +57,10 @@ class Hooks:
 
     async def channel_restored(self, channel: str) -> None:
         await _call(self.on_channel_restored, channel)
+
+    async def channel_alert(self, alert: ChannelAlert) -> None:
+        hook = self.on_channel_alert_cleared if alert.cleared else self.on_channel_alert
+        await _call(hook, alert)
 
 
 async def _call(hook: Callable[..., Any] | None, *args: Any) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from outreach._alerts import ChannelWatch, failure_code
 from outreach._clock import Clock
 from outreach._engine import (
     CancelCall,
@@ -37,10 +38,11 @@ from outreach._engine import (
 from outreach._health import ChannelHealth
 from outreach._hooks import Hooks
 from outreach._messages import Messages
-from outreach._models import Attempt, Event, EventKind, Medium, Notification
+from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium, Notification
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
+from outreach._telemetry import Telemetry
 from outreach.channels import Channel
 from outreach.exceptions import (
     ConcurrencyError,
@@ -207,6 +209,9 @@ class Runner:
     drain_timeout: timedelta = timedelta(seconds=10)
     health: ChannelHealth = field(default_factory=ChannelHealth)
     """Channels switched off by a configuration error, and when each is probed again."""
+    alerts: ChannelWatch = field(default_factory=ChannelWatch)
+    """Per channel, the recent outcomes by failure code: spikes raise ``on_channel_alert``."""
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     def __post_init__(self) -> None:
         self._commits = _GroupCommit(self.store)
@@ -501,6 +506,10 @@ class Runner:
             if isinstance(action, CancelCall):
                 await self.cancel_call(action.attempt)
         await self.hooks.after_commit(notification, decision.events)
+        self.telemetry.observe(notification, decision.events)
+        for alert in self.alerts.observe(notification, decision.events, self.clock.now()):
+            self.telemetry.channel_alert(alert)
+            await self.hooks.channel_alert(alert)
         for event in decision.events:
             reported = self._channel_errors.pop(event.attempt_id or "", None)
             if reported is not None:
@@ -547,15 +556,20 @@ class Runner:
             if (a.pass_, a.step) == (attempt.pass_, attempt.step) and a.id != attempt.id
         )
         log.debug("attempt %s: %s to %s", attempt.id, attempt.channel, mask(attempt.address))
-        try:
-            receipt, tries = await with_retries(
-                lambda: channel.send(message),
-                step.retry or notification.plan.retry,
-                self.clock,
-                tries_before=tries_before,
-            )
-        except GaveUp as gave_up:
-            return await self.failure(attempt, gave_up)
+        with self.telemetry.send(attempt.channel, channel.name, attempt.id) as record:
+            try:
+                receipt, tries = await with_retries(
+                    lambda: channel.send(message),
+                    step.retry or notification.plan.retry,
+                    self.clock,
+                    tries_before=tries_before,
+                )
+            except GaveUp as gave_up:
+                failed = await self.failure(attempt, gave_up)
+                record.outcome, record.tries = failed.failure.value, gave_up.tries
+                record.error_code = failure_code(AttemptStatus.FAILED, failed.error)
+                return failed
+            record.outcome, record.tries = receipt.status.value, tries
         await self.succeeded(attempt.channel)
         return Sent(attempt.id, receipt.provider_id, receipt.status, tries, receipt.sender)
 

@@ -7,12 +7,14 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from outreach._client import AsyncClient
 from outreach._settings import Settings, checked_secret_key
+from outreach._telemetry import WebhookSpans
 from outreach._urls import PublicUrls
 from outreach._webhooks import _sendgrid, _twilio
 from outreach._webhooks._common import (
@@ -143,7 +145,11 @@ def create_app(
         Route("/unsubscribe/{token}", bind(pages.unsubscribe_page), methods=["GET"]),
         Route("/unsubscribe/{token}", bind(pages.unsubscribe), methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={Rejected: _rejected})
+    return Starlette(
+        routes=routes,
+        exception_handlers={Rejected: _rejected},
+        middleware=[Middleware(WebhookSpans, telemetry=client.telemetry)],
+    )
 
 
 async def _healthz(request: Request) -> Response:

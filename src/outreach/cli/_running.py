@@ -12,11 +12,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from outreach._telemetry import install_prometheus
 from outreach.cli._app import app
 from outreach.cli._common import (
     AppOption,
     InsecureDevKey,
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    LogLevelOption,
     client_from_app,
+    fail,
     log_to_stderr,
     require_secret_key,
     run_command,
@@ -24,16 +30,22 @@ from outreach.cli._common import (
 )
 from outreach.demo import run_story
 from outreach.demo._report import LiveBoard, print_summary, print_timeline, summary
+from outreach.exceptions import ConfigurationError
 
 
 @app.command()
-def worker(app_path: AppOption = None, insecure_dev_key: InsecureDevKey = False) -> None:
+def worker(
+    app_path: AppOption = None,
+    insecure_dev_key: InsecureDevKey = False,
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_format: LogFormatOption = LogFormat.TEXT,
+) -> None:
     """Run escalations until SIGTERM or Ctrl-C (no webhooks; see `serve`).
 
     On either it stops claiming, lets requests already handed to a provider finish, gives
     everything else back to the store for another process, and exits 0.
     """
-    log_to_stderr()
+    log_to_stderr(log_level, log_format)
     client = client_from_app(app_path)
     require_secret_key(client, "worker", insecure_dev_key=insecure_dev_key)
 
@@ -53,12 +65,25 @@ def serve(
     ] = False,
     app_path: AppOption = None,
     insecure_dev_key: InsecureDevKey = False,
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_format: LogFormatOption = LogFormat.TEXT,
+    metrics: Annotated[
+        bool,
+        typer.Option("--metrics", help="Serve Prometheus metrics at /metrics (outreach[otel])."),
+    ] = False,
 ) -> None:
     """Serve the webhooks and run escalations in one process (the embedded default)."""
     import uvicorn
 
     from outreach.webhooks import create_app
 
+    log_to_stderr(log_level, log_format)  # first: building the app may warn
+    scrape = None
+    if metrics:
+        try:
+            scrape = install_prometheus()  # before the client makes its instruments
+        except ConfigurationError as error:
+            fail(str(error))
     client = client_from_app(app_path)
     require_secret_key(client, "serve", insecure_dev_key=insecure_dev_key or insecure_dev)
     web = create_app(
@@ -69,10 +94,22 @@ def serve(
         sendgrid="email" in client.channels or insecure_dev,
     )
 
-    log_to_stderr()
+    if scrape is not None:
+        web.router.routes.append(scrape)
+    # As JSON, uvicorn's own lines go through the same handler (its config would format them).
+    uvicorn_logging = None if log_format is LogFormat.JSON else uvicorn.config.LOGGING_CONFIG
 
     async def go() -> None:
-        server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                web,
+                host=host,
+                port=port,
+                lifespan="off",
+                log_level=log_level.value,
+                log_config=uvicorn_logging,
+            )
+        )
         async with client:  # closing it stops the escalations gracefully, as worker does
             escalations = asyncio.create_task(client.run())
             try:
