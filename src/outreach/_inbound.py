@@ -98,6 +98,15 @@ class Inbound:
             raise NotFound(f"no attempt {attempt_id!r}")
         return notification, self._messages.render(notification, attempt)
 
+    async def page_summary(self, attempt_id: str) -> str | None:
+        """The acknowledgement page's summary of an attempt's notice (its ``page.txt``), or
+        None when the notice has none."""
+        notification = await self._get(notification_id_of(attempt_id))
+        attempt = notification.attempt(attempt_id)
+        if attempt is None:
+            raise NotFound(f"no attempt {attempt_id!r}")
+        return self._messages.optional(notification, attempt, "page")
+
     def read_token(self, token: str, purpose: str) -> TokenClaims:
         """The claims of a signed link; raises ``InvalidToken`` or ``ExpiredToken``."""
         return self._messages.signer.verify(token, now=self._clock.now(), purpose=purpose)

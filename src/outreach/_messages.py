@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from outreach._clock import Clock
-from outreach._models import Attempt, Medium, Notification, Option, Recipient
+from outreach._models import Attempt, Medium, Notification, Option, Recipient, localised
 from outreach._templates import Rendered, Templates
 from outreach._tokens import TokenClaims, TokenSigner
 from outreach._urls import PublicUrls
@@ -31,12 +31,12 @@ def template_context(
     ack_url: str,
     option_urls: Mapping[str, str],
 ) -> dict[str, Any]:
-    """What a template sees: the caller's context plus ``recipient``, ``options``, ``ack_url``
-    and ``option_urls`` (a link per option key)."""
+    """What a template sees: the caller's context plus ``recipient``, ``options`` (labelled in
+    the recipient's language), ``ack_url`` and ``option_urls`` (a link per option key)."""
     return {
         **context,
         "recipient": recipient,
-        "options": options,
+        "options": localised(tuple(options), recipient.locale),
         "ack_url": ack_url,
         "option_urls": option_urls,
     }
@@ -111,11 +111,31 @@ class Messages:
             subject=rendered.subject,
             html=rendered.html,
             locale=notification.recipient.locale,
-            options=plan.options,
+            options=localised(plan.options, notification.recipient.locale),
             ack_url=ack_url,
             option_urls=option_urls,
             unsubscribe_url=unsubscribe_url,
             segments=rendered.segments,
+        )
+
+    def optional(
+        self, notification: Notification, attempt: Attempt, stem: str, **extra: Any
+    ) -> str | None:
+        """The attempt's notice rendered through its optional ``<stem>.txt`` (``page`` or
+        ``confirm``), with the message's context plus ``extra``; None without such a file."""
+        templates = self._folder()
+        plan = notification.plan
+        recipient = notification.recipient
+        preview = self.urls.ack("preview")  # these texts carry no links of their own
+        context = template_context(
+            notification.context,
+            recipient,
+            plan.options,
+            ack_url=preview,
+            option_urls={option.key: preview for option in plan.options},
+        )
+        return templates.render_optional(
+            plan.steps[attempt.step].template, stem, {**context, **extra}, locale=recipient.locale
         )
 
     def trial_render(self, notification: Notification, media: Mapping[str, Medium]) -> list[Trial]:

@@ -139,9 +139,10 @@ def ack_reply(p: Phrases, before: Status, after: Notification, choice: str | Non
     if after.status is not Status.ACKNOWLEDGED:
         return p.closed
     option = after.plan.option(after.choice) if after.choice is not None else None
+    label = option.label_for(after.recipient.locale) if option else None
     if before is Status.ACKNOWLEDGED or after.choice != choice:
-        return p.already_choice.format(label=option.label) if option else p.already
-    return p.choice_recorded.format(label=option.label) if option else p.recorded
+        return p.already_choice.format(label=label) if label else p.already
+    return p.choice_recorded.format(label=label) if label else p.recorded
 
 
 def _last_sms(notification: Notification, phone: str) -> str | None:
@@ -235,7 +236,8 @@ def _prompt(p: Phrases, target: Notification, ack_words: Sequence[str]) -> str:
         return p.noted
     options = target.plan.options
     if options:
-        menu = ", ".join(p.option.format(key=o.key, label=o.label) for o in options)
+        locale = target.recipient.locale
+        menu = ", ".join(p.option.format(key=o.key, label=o.label_for(locale)) for o in options)
         return p.not_understood.format(menu=menu)
     return p.reply_word.format(word=ack_words[0]) if ack_words else p.noted
 
