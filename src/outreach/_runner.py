@@ -41,6 +41,7 @@ from outreach._models import Attempt, Event, EventKind, Medium, Notification
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
+from outreach._senders import choose_sender
 from outreach.channels import Channel
 from outreach.exceptions import (
     ConcurrencyError,
@@ -540,6 +541,11 @@ class Runner:
         if message.segments and message.segments > 1:
             self.pacer.charge_extra(attempt.channel, message.segments - 1)
         channel = self.channels[attempt.channel]
+        sender = await choose_sender(
+            self.store, notification, attempt, channel.senders, self.clock.now()
+        )
+        if sender is not None:
+            message = replace(message, sender=sender)
         step = notification.plan.steps[attempt.step]
         tries_before = sum(
             a.tries
