@@ -188,3 +188,18 @@ async def test_a_click_with_javascript_off_acknowledges(
     assert "Cape Air on +1 800 555 0199" in await page.inner_text("main")
     png(await page.screenshot(full_page=True), tmp_path / "expired.png")
     await context.close()
+
+
+def test_a_missing_browser_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="browser tests NOT run: no chromium"):
+        missing("no chromium")
+
+
+def test_a_missing_browser_is_skipped_loudly_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with (
+        pytest.warns(BrowserUnavailable, match="browser tests NOT run: no chromium"),
+        pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"),
+    ):
+        missing("no chromium")

@@ -167,8 +167,34 @@ class Messages:
                     template, medium, context, locale=notification.recipient.locale
                 )
                 done[template, medium] = rendered
+                _trial_optional(templates, template, medium, context, notification)
             trials.append(Trial(channel, template, medium, rendered, follow_up))
         return trials
+
+
+_OPTIONAL: Mapping[Medium, str] = {Medium.EMAIL: "page", Medium.SMS: "confirm"}
+"""The optional text each medium's notice may have: the ack page's summary, the reply's
+confirmation."""
+
+
+def _trial_optional(
+    templates: Templates,
+    template: str,
+    medium: Medium,
+    context: Mapping[str, Any],
+    notification: Notification,
+) -> None:
+    """Render the notice's optional ``page.txt`` / ``confirm.txt`` too (a confirmation as it
+    would be for the first option), so their missing variables fail ``start()`` as well."""
+    stem = _OPTIONAL.get(medium)
+    if stem is None:
+        return
+    extra: dict[str, Any] = {}
+    if stem == "confirm":
+        first = context["options"][0] if context["options"] else None
+        extra = {"choice": first.key if first else None, "label": first.label if first else None}
+    locale = notification.recipient.locale
+    templates.render_optional(template, stem, {**context, **extra}, locale=locale)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import pytest
 
 from outreach import AsyncClient, EventKind, Plan, Status
 from outreach.channels.twilio import TwilioSMS
-from outreach.exceptions import ConfigurationError
+from outreach.exceptions import ConfigurationError, TemplateError
 from outreach.testing import FakeClock, InMemoryChannel
 
 from ._helpers import OUR_NUMBER, PAX, inbound, twilio_post
@@ -141,3 +141,13 @@ def test_senders_and_a_messaging_service_exclude_each_other() -> None:
             senders=["+16175550100", SECOND],
             messaging_service_sid="MG" + "b" * 32,
         )
+
+
+@pytest.mark.parametrize("stem", ["confirm", "page"])
+async def test_start_refuses_a_confirm_or_page_template_with_an_unknown_variable(
+    client: AsyncClient, plan: Plan, templates_dir: Path, stem: str
+) -> None:
+    (templates_dir / "flight_cancelled" / f"{stem}.txt").write_text("{{ gate }}", encoding="utf-8")
+    with pytest.raises(TemplateError, match=f"flight_cancelled/{stem}.txt: variable 'gate'"):
+        await client.start(PAX, plan, context={"flight": "9K 1042"})
+    assert await client.list() == []
