@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     twilio_from: str | None = Field(
         default=None, description="Sender number for SMS (TwilioSMS ``from_``)."
     )
+    twilio_senders: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_words)] = Field(
+        default=(),
+        description="SMS sender numbers; a customer's concurrent notifications are texted from "
+        "different ones (TwilioSMS ``senders``; comma-separated in env).",
+    )
     twilio_messaging_service_sid: str | None = Field(
         default=None, description="Twilio messaging service used instead of a sender number."
     )

@@ -151,3 +151,14 @@ async def test_start_refuses_a_confirm_or_page_template_with_an_unknown_variable
     with pytest.raises(TemplateError, match=f"flight_cancelled/{stem}.txt: variable 'gate'"):
         await client.start(PAX, plan, context={"flight": "9K 1042"})
     assert await client.list() == []
+
+
+def test_senders_come_from_the_environment_comma_separated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OUTREACH_TWILIO_ACCOUNT_SID", "AC" + "a" * 32)
+    monkeypatch.setenv("OUTREACH_TWILIO_AUTH_TOKEN", "t")
+    monkeypatch.setenv("OUTREACH_TWILIO_SENDERS", "+1 617 555 0100, +16175550101")
+    sms = TwilioSMS()
+    assert sms.senders == ("+16175550100", SECOND)
+    assert sms.from_ == "+16175550100"

@@ -451,7 +451,7 @@ class TwilioSMS(_Twilio):
     ) -> None:
         super().__init__(**options)
         service = messaging_service_sid or self._settings.twilio_messaging_service_sid
-        self.senders = _numbers("TwilioSMS", senders)
+        self.senders = _numbers("TwilioSMS", senders or self._settings.twilio_senders)
         if self.senders and service:
             raise ConfigurationError(
                 "TwilioSMS: senders= and a messaging service exclude each other: the service "
