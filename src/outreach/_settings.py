@@ -107,6 +107,17 @@ class Settings(BaseSettings):
         default=None, description="Public key (base64 DER) that verifies SendGrid event webhooks."
     )
 
+    brand_name: str | None = Field(
+        default=None, description="Who the link pages say the message is from (webhooks Brand)."
+    )
+    brand_contact: str | None = Field(
+        default=None,
+        description="Whom the expired and already-answered pages tell customers to contact.",
+    )
+    brand_logo_url: str | None = Field(
+        default=None, description="The link pages' logo: an https:// or data:image/ URL."
+    )
+
     signature_max_age: Duration = Field(
         # SendGrid retries a batch it could not deliver for up to 24 hours, and may sign a retry
         # with the batch's first timestamp; an hour more allows for its last retry's delay and

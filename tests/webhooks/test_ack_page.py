@@ -240,3 +240,29 @@ async def test_the_hosts_own_page_templates_win(
         '<h1 class="ours">Flight 9K 1042 is cancelled: choose what happens next</h1>' in page.text
     )
     assert "Taxi to my destination" in page.text
+
+
+async def test_the_brand_can_come_from_the_settings(
+    client: AsyncClient,
+    settings: Settings,
+    clock: FakeClock,
+    plan: Plan,
+    channels: dict[str, InMemoryChannel],
+) -> None:
+    branded = settings.model_copy(
+        update={"brand_name": "Cape Air", "brand_contact": "Cape Air on +1 800 555 0199"}
+    )
+    url = await ack_url(client, clock, plan, channels)
+    async with connect(create_app(client, settings=branded)) as h:
+        await h.post(url, data={"choice": "1"})
+        page = await h.get(url)
+    assert "<span>Cape Air</span>" in page.text
+    assert "contact Cape Air on +1 800 555 0199." in page.text
+
+
+def test_a_bad_logo_in_the_settings_stops_the_app_naming_it(
+    client: AsyncClient, settings: Settings
+) -> None:
+    bad = settings.model_copy(update={"brand_logo_url": "http://cdn.example.com/logo.png"})
+    with pytest.raises(ConfigurationError, match=r"logo_url 'http://cdn\.example\.com/logo\.png'"):
+        create_app(client, settings=bad)

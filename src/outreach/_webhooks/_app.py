@@ -64,7 +64,7 @@ def create_app(
     secret key alone (its links die with the process), for local experiments too. A key that
     is set but empty is always refused. ``brand`` (a :class:`Brand`) names the sender on the
     link pages, says whom to contact, adds a logo and colours, or points to the host's own
-    page templates.
+    page templates (default: ``OUTREACH_BRAND_NAME``, ``_CONTACT``, ``_LOGO_URL``).
     """
     settings = settings or client.settings
     urls = PublicUrls(settings.public_url)
@@ -113,7 +113,7 @@ def create_app(
             else SendGridVerifier(public_key, settings.signature_max_age, client)
         ),
     )
-    pages = Pages(brand)
+    pages = Pages(brand or Brand.from_settings(settings))
 
     def bind(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:

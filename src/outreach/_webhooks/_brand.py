@@ -10,6 +10,7 @@ from typing import Final, NamedTuple
 
 import httpx
 
+from outreach._settings import Settings
 from outreach._webhooks._contrast import CONTROL, TEXT, contrast
 from outreach.exceptions import ConfigurationError
 
@@ -103,6 +104,15 @@ class Brand:
                         f"{ratio:.2f}:1, below WCAG AA {minimum}:1"
                     )
         return problems
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Brand:
+        """The brand ``OUTREACH_BRAND_NAME``, ``_CONTACT`` and ``_LOGO_URL`` describe."""
+        return cls(
+            name=settings.brand_name,
+            contact=settings.brand_contact,
+            logo_url=settings.brand_logo_url,
+        )
 
     @property
     def image_source(self) -> str | None:
