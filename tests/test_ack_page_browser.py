@@ -23,6 +23,7 @@ import pytest
 from outreach import AsyncClient, Option, Plan, Recipient, Status, Step
 from outreach._settings import Settings
 from outreach._simulator._server import LoopbackServer
+from outreach._webhooks._contrast import contrast
 from outreach.testing import FakeClock, InMemoryChannel
 from outreach.webhooks import Brand, create_app
 
@@ -203,3 +204,53 @@ def test_a_missing_browser_is_skipped_loudly_elsewhere(monkeypatch: pytest.Monke
         pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"),
     ):
         missing("no chromium")
+
+
+PAIRS_JS = """() => {
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor;
+      if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  return [...document.querySelectorAll('h1, legend, button, .hint, .brand span')].map(
+    (el) => [el.tagName + '.' + el.className, getComputedStyle(el).color, background(el)]);
+}"""
+
+
+def hex_of(rgb: str) -> str:
+    red, green, blue = (int(part) for part in rgb.removeprefix("rgb(").rstrip(")").split(","))
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_what_the_browser_paints_meets_wcag_aa_contrast(
+    browser: Any,
+    client: AsyncClient,
+    channels: dict[str, InMemoryChannel],
+    served: LoopbackServer,
+    plan: Plan,
+    scheme: str,
+    tmp_path: Path,
+) -> None:
+    """The colours as computed by the browser (the link for option 2 preselects it, so a
+    filled button is painted too), in the light and the dark scheme."""
+    url = await page_url(client, channels, served, plan)
+    [message] = channels["email"].outbox
+    chosen = served.url + httpx.URL(message.option_urls["2"]).raw_path.decode()
+    assert chosen != url
+    context = await browser.new_context(
+        viewport=PHONE, java_script_enabled=False, color_scheme=scheme
+    )
+    page = await context.new_page()
+    await page.goto(chosen)
+    pairs = await page.evaluate(PAIRS_JS)
+    assert len(pairs) >= 7  # heading, legend, three buttons, the hints, the brand
+    for what, fore, back in pairs:
+        ratio = contrast(hex_of(fore), hex_of(back))
+        assert ratio >= 4.5, f"{scheme}: {what} {fore} on {back} is {ratio:.2f}:1"
+    filled = [p for p in pairs if "primary" in p[0]]
+    assert len(filled) == 1
+    png(await page.screenshot(), tmp_path / f"ack-{scheme}.png")
+    await context.close()
