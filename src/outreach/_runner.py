@@ -41,7 +41,7 @@ from outreach._models import Attempt, Event, EventKind, Medium, Notification
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
-from outreach._senders import choose_sender
+from outreach._senders import SenderChoice
 from outreach.channels import Channel
 from outreach.exceptions import (
     ConcurrencyError,
@@ -211,6 +211,7 @@ class Runner:
 
     def __post_init__(self) -> None:
         self._commits = _GroupCommit(self.store)
+        self._senders = SenderChoice(self.store, self.clock)
         self._in_flight = {
             name: asyncio.Semaphore(c.max_in_flight or self.max_in_flight)
             for name, c in self.channels.items()
@@ -541,9 +542,7 @@ class Runner:
         if message.segments and message.segments > 1:
             self.pacer.charge_extra(attempt.channel, message.segments - 1)
         channel = self.channels[attempt.channel]
-        sender = await choose_sender(
-            self.store, notification, attempt, channel.senders, self.clock.now()
-        )
+        sender = await self._senders.choose(notification, attempt, channel.senders)
         if sender is not None:
             message = replace(message, sender=sender)
         step = notification.plan.steps[attempt.step]

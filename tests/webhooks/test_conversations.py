@@ -54,6 +54,27 @@ async def test_concurrent_notices_get_different_senders_and_replies_their_own(
     ]
 
 
+async def test_two_notices_started_together_go_out_from_different_numbers(
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    plan: Plan,
+    channels: dict[str, InMemoryChannel],
+) -> None:
+    """Both texts are in flight at once (one ``run_due``): neither is in the store with its
+    number yet when the other's is chosen."""
+    first = await client.start(PAX, plan, context={"flight": "9K 1042"}, key="outbound")
+    second = await client.start(PAX, plan, context={"flight": "9K 1043"}, key="return")
+    await client.run_due()
+    by_flight = {
+        ("9K 1042" in m.body, "9K 1043" in m.body): m.sender for m in channels["sms"].outbox
+    }
+    assert sorted(by_flight.values()) == sorted([OUR_NUMBER, SECOND])
+    await twilio_post(http, "/twilio/sms", inbound("1", To=by_flight[True, False] or ""))
+    await twilio_post(http, "/twilio/sms", inbound("3", To=by_flight[False, True] or ""))
+    assert (await client.get(first.id)).choice == "1"
+    assert (await client.get(second.id)).choice == "3"
+
+
 async def test_a_third_notice_with_every_number_taken_reuses_the_longest_unused(
     client: AsyncClient, clock: FakeClock, plan: Plan, channels: dict[str, InMemoryChannel]
 ) -> None:
