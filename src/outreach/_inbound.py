@@ -7,6 +7,7 @@ reaches it as ``client.inbound``; ``AsyncClient`` keeps the methods users call.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from outreach._clock import Clock
@@ -18,6 +19,8 @@ from outreach._tokens import TokenClaims
 from outreach.channels import Message
 from outreach.exceptions import NotFound, TemplateError
 from outreach.stores import Store
+
+log = logging.getLogger("outreach.webhooks")
 
 _NOTICE_NAME = 48
 """At most this many characters of a notice's text name it in a confirmation (GSM-7 "...")."""
@@ -122,7 +125,13 @@ class Inbound:
             return None
         option = notification.plan.option(choice) if choice else None
         label = option.label_for(notification.recipient.locale) if option else None
-        return self._messages.optional(notification, attempt, "confirm", choice=choice, label=label)
+        try:
+            return self._messages.optional(
+                notification, attempt, "confirm", choice=choice, label=label
+            )
+        except TemplateError as error:  # edited since start(): the default still confirms
+            log.warning("confirmation of %s without its confirm.txt: %s", notification.id, error)
+            return None
 
     def notice_name(self, notification: Notification, attempt_id: str | None) -> str:
         """How a confirmation names a notice by default: the start of the text it sent (the

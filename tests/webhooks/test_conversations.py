@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from outreach import AsyncClient, EventKind, Plan, Status
+from outreach._templates import Templates
 from outreach.channels.twilio import TwilioSMS
 from outreach.exceptions import ConfigurationError, TemplateError
 from outreach.testing import FakeClock, InMemoryChannel
@@ -183,3 +184,23 @@ def test_senders_come_from_the_environment_comma_separated(
     sms = TwilioSMS()
     assert sms.senders == ("+16175550100", SECOND)
     assert sms.from_ == "+16175550100"
+
+
+async def test_a_confirm_template_broken_after_start_falls_back_to_the_default(
+    client: AsyncClient,
+    http: httpx.AsyncClient,
+    plan: Plan,
+    templates_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    confirm = templates_dir / "flight_cancelled" / "confirm.txt"
+    confirm.write_text("Noted ({{ label }}).", encoding="utf-8")
+    n = await client.start(PAX, plan, context={"flight": "9K 1042"})
+    await client.run_due()
+    confirm.write_text("Noted ({{ gate }}).", encoding="utf-8")
+    client._messages.templates = Templates(templates_dir)  # a process restarted on the edit
+    answer = await twilio_post(http, "/twilio/sms", inbound("2"))
+    assert answer.status_code == 200
+    assert "<Message>Thank you. We have recorded your choice: Refund.</Message>" in answer.text
+    assert (await client.get(n.id)).choice == "2"
+    assert "without its confirm.txt" in caplog.text
