@@ -78,7 +78,7 @@ def make_notification(
     """A stored, pending notification, due at once, as ``start()`` creates it."""
     return Notification(
         id="n1",
-        recipient=recipient or Recipient(id="r", phone=PHONE, email=EMAIL),
+        recipient=recipient or Recipient(id="r", phone=PHONE, email=EMAIL, timezone="UTC"),
         plan=plan,
         created_at=at,
         updated_at=at,
@@ -604,10 +604,12 @@ def test_quiet_hours_use_the_recipient_time_zone_over_the_plan_time_zone() -> No
 
 
 def test_quiet_hours_use_the_plan_time_zone_when_the_recipient_has_none() -> None:
-    """22:00 in Tokyo (the plan's zone) is quiet although it is 13:00 UTC."""
+    """22:00 in Tokyo (the plan's zone) is quiet although it is 13:00 UTC: an email-only
+    recipient without a zone has no number to infer one from."""
     now = datetime(2026, 6, 1, 13, 0, tzinfo=UTC)
-    plan = make_plan("sms", quiet_hours=NIGHT, timezone="Asia/Tokyo")
-    engine = Engine(make_notification(plan, at=now))
+    night = QuietHours(start="21:00", end="08:00", media={Medium.EMAIL})
+    plan = make_plan("email", quiet_hours=night, timezone="Asia/Tokyo")
+    engine = Engine(make_notification(plan, Recipient(id="r", email=EMAIL), at=now))
 
     assert sends(engine.tick(now)) == []
     assert engine.n.due_at == datetime(2026, 6, 2, 8, 0, tzinfo=ZoneInfo("Asia/Tokyo"))

@@ -14,8 +14,10 @@ computed name (the lazy provider adapters in ``outreach.channels``) are not seen
 
 The rules:
 
-- ``outreach._engine`` (pure ``decide()``) imports ``outreach._models``, ``outreach._durations``
-  and the standard library only: no I/O layer, no third-party package;
+- ``outreach._engine`` (pure ``decide()``) imports ``outreach._models``, ``outreach._durations``,
+  ``outreach._zones`` and the standard library only: no I/O layer, no third-party package;
+- ``outreach._zones`` (a number's time zones) imports the models, ``phonenumbers`` (pure data)
+  and the standard library only;
 - nothing in ``outreach.channels`` or ``outreach.stores`` imports the layers above them (runner,
   client, webhooks, CLI, sandbox, simulator, the package root);
 - ``outreach._models`` imports no I/O layer either (channels, stores, runner, client, webhooks).
@@ -50,7 +52,8 @@ ABOVE_CHANNELS_AND_STORES = (
 IO_LAYERS = ("outreach.channels", "outreach.stores", *ABOVE_CHANNELS_AND_STORES)
 """Everything that does I/O, or drives what does."""
 
-ENGINE_MAY_IMPORT = ("outreach._models", "outreach._durations")
+ENGINE_MAY_IMPORT = ("outreach._models", "outreach._durations", "outreach._zones")
+ZONES_MAY_IMPORT = ("outreach._models", "phonenumbers")
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,18 @@ def test_the_engine_imports_models_durations_and_the_standard_library_only() -> 
     ]
     assert not offending, report(
         offending, "the engine is pure: outreach._models, outreach._durations and the stdlib only"
+    )
+
+
+def test_the_zones_import_models_phonenumbers_and_the_standard_library_only() -> None:
+    offending = [
+        i
+        for i in run_time(imports_in(PACKAGE / "_zones.py"))
+        if not within(i.module, ZONES_MAY_IMPORT)
+        and i.module.partition(".")[0] not in sys.stdlib_module_names
+    ]
+    assert not offending, report(
+        offending, "the engine's zones are pure: outreach._models, phonenumbers and the stdlib"
     )
 
 

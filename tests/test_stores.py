@@ -301,6 +301,31 @@ async def test_the_latest_send_from_the_right_sender_wins(store: Store) -> None:
     )
 
 
+async def test_a_recipients_active_conversations_come_newest_first(store: Store) -> None:
+    """``active_sent_to``: every pending or active notification texted to the number since
+    the cut-off, the latest send first; finished ones and other numbers are left out."""
+    made = await store.create([notification(i) for i in (1, 2, 3, 4)], [])
+    for n, minutes in zip(made, (0, 2, 1, 3), strict=True):
+        out = sending(n).model_copy(
+            update={"status": AttemptStatus.SENT, "sent_at": NOW + timedelta(minutes=minutes)}
+        )
+        status = Status.ACKNOWLEDGED if n.id == "n4" else Status.ACTIVE
+        changed = n.model_copy(update={"attempts": (out,), "status": status})
+        await store.save([Change(changed, attempts=[out])])
+    since = NOW - timedelta(hours=1)
+    found = await store.active_sent_to(Medium.SMS, "+16175550123", since=since)
+    assert [n.id for n in found] == ["n2", "n3", "n1"]
+    assert [
+        n.id for n in await store.active_sent_to(Medium.SMS, "+16175550123", since=since, limit=1)
+    ] == ["n2"]
+    assert await store.active_sent_to(Medium.SMS, "+16175550199", since=since) == []
+    assert await store.active_sent_to(Medium.VOICE, "+16175550123", since=since) == []
+    later = NOW + timedelta(minutes=1, seconds=30)
+    assert [n.id for n in await store.active_sent_to(Medium.SMS, "+16175550123", since=later)] == [
+        "n2"
+    ]
+
+
 async def test_keys_are_unique_and_the_first_wins(stores: tuple[Store, Store]) -> None:
     a, b = stores
     [first] = await a.create([notification(1, key="k")], [])

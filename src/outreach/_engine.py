@@ -29,6 +29,7 @@ from outreach._models import (
     Status,
     Step,
 )
+from outreach._zones import quiet_hours_zones
 
 # --- inputs -------------------------------------------------------------------------------
 
@@ -284,6 +285,28 @@ def quiet_until(quiet: QuietHours, zone: ZoneInfo, now: datetime) -> datetime | 
 
 
 _MINUTE = timedelta(minutes=1)
+
+NEVER = datetime.max.replace(tzinfo=UTC)
+"""What :func:`quiet_in_any_until` answers when the zones' quiet windows cover every hour."""
+
+
+def quiet_in_any_until(
+    quiet: QuietHours, zones: tuple[ZoneInfo, ...], now: datetime
+) -> tuple[datetime, ZoneInfo] | None:
+    """The first instant from ``now`` quiet in none of ``zones``, with the zone whose window
+    ended last; None if ``now`` is quiet in none. ``NEVER`` when no such instant comes within
+    two days: the windows, read in zones this far apart, leave no hour of the day open."""
+    at, last = now, None
+    while at < now + _TWO_DAYS:
+        ends = [(until, zone) for zone in zones if (until := quiet_until(quiet, zone, at))]
+        if not ends:
+            return None if last is None else (at, last)
+        at, last = max(ends, key=lambda end: end[0])
+    assert last is not None
+    return NEVER, last
+
+
+_TWO_DAYS = timedelta(days=2)
 
 
 def notification_id_of(attempt_id: str) -> str:
@@ -702,21 +725,24 @@ class _Run:
         quiet = plan.quiet_hours
         if quiet is None or plan.urgent or medium not in quiet.media:
             return None
-        zone = ZoneInfo(self.n.recipient.timezone or plan.timezone)
-        until = quiet_until(quiet, zone, self.now)
-        return None if until is None else (until, zone)
+        return quiet_in_any_until(
+            quiet, quiet_hours_zones(self.n.recipient, plan.timezone), self.now
+        )
 
     def quiet_hours_past_deadline(self, medium: Medium) -> str | None:
         """Why a send held by quiet hours is skipped: it could only go out at or after the
-        deadline, which ends the escalation first. Skipping lets the walk go on to a step quiet
-        hours do not hold, so they never expire a notification untried."""
+        deadline, which ends the escalation first, or never (the windows of a number's zones
+        cover the whole day). Skipping lets the walk go on to a step quiet hours do not hold,
+        so they never expire a notification untried."""
         deadline = self.n.deadline_at
-        if deadline is None:
-            return None
         hold = self.quiet_hours_hold(medium)
-        if hold is None or hold[0] < deadline:
+        if hold is None:
             return None
         until, zone = hold
+        if until == NEVER:
+            return "quiet hours cover every hour of the day in the phone number's time zones"
+        if deadline is None or until < deadline:
+            return None
         return f"quiet hours until {until.astimezone(zone):%H:%M} {zone.key}, past the deadline"
 
     def deferred_for_quiet_hours(self, medium: Medium) -> bool:

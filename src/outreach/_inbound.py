@@ -7,6 +7,7 @@ reaches it as ``client.inbound``; ``AsyncClient`` keeps the methods users call.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from outreach._clock import Clock
@@ -16,8 +17,13 @@ from outreach._models import AttemptStatus, Medium, Notification
 from outreach._settings import Settings
 from outreach._tokens import TokenClaims
 from outreach.channels import Message
-from outreach.exceptions import NotFound
+from outreach.exceptions import NotFound, TemplateError
 from outreach.stores import Store
+
+log = logging.getLogger("outreach.webhooks")
+
+_NOTICE_NAME = 48
+"""At most this many characters of a notice's text name it in a confirmation (GSM-7 "...")."""
 
 Apply = Callable[[Notification, Input], Awaitable[Notification]]
 """The client's way to apply an engine input to a stored notification (and wake its loop)."""
@@ -90,6 +96,58 @@ class Inbound:
         notification = await self._get(notification_id)
         return await self._apply(notification, Reply(via, text, attempt_id))
 
+    async def concurrent(
+        self, notification: Notification, address: str, *, sender: str | None = None
+    ) -> list[Notification]:
+        """The recipient's other active notifications last texted to ``address`` from
+        ``sender`` too (or from an unknown number): those a reply to it could also answer."""
+        since = self._clock.now() - self._settings.grace
+        found = await self._store.active_sent_to(Medium.SMS, address, since=since)
+        return [
+            other
+            for other in found
+            if other.id != notification.id
+            and any(
+                a.medium is Medium.SMS
+                and a.address == address
+                and (sender is None or a.sender in (None, sender))
+                for a in other.attempts
+            )
+        ]
+
+    def confirmation(
+        self, notification: Notification, attempt_id: str | None, choice: str | None
+    ) -> str | None:
+        """The notice's own ``confirm.txt`` for an acknowledgement with ``choice`` (it sees
+        ``choice`` and ``label``, in the recipient's language), or None without one."""
+        attempt = notification.attempt(attempt_id) if attempt_id else None
+        if attempt is None:
+            return None
+        option = notification.plan.option(choice) if choice else None
+        label = option.label_for(notification.recipient.locale) if option else None
+        try:
+            return self._messages.optional(
+                notification, attempt, "confirm", choice=choice, label=label
+            )
+        except TemplateError as error:  # edited since start(): the default still confirms
+            log.warning("confirmation of %s without its confirm.txt: %s", notification.id, error)
+            return None
+
+    def notice_name(self, notification: Notification, attempt_id: str | None) -> str:
+        """How a confirmation names a notice by default: the start of the text it sent (the
+        customer recognises it), else the plan's name."""
+        attempt = notification.attempt(attempt_id) if attempt_id else None
+        try:
+            text = self._messages.render(notification, attempt).body if attempt else ""
+        except TemplateError:
+            text = ""
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        if not first:
+            return notification.plan.name
+        if len(first) <= _NOTICE_NAME:
+            return first
+        return first[: _NOTICE_NAME - 3].rsplit(" ", 1)[0].rstrip(" ,.:;") + "..."
+
     async def render_attempt(self, attempt_id: str) -> tuple[Notification, Message]:
         """Render an attempt's message again (a call fetching its script, say)."""
         notification = await self._get(notification_id_of(attempt_id))
@@ -97,6 +155,15 @@ class Inbound:
         if attempt is None:
             raise NotFound(f"no attempt {attempt_id!r}")
         return notification, self._messages.render(notification, attempt)
+
+    async def page_summary(self, attempt_id: str) -> str | None:
+        """The acknowledgement page's summary of an attempt's notice (its ``page.txt``), or
+        None when the notice has none."""
+        notification = await self._get(notification_id_of(attempt_id))
+        attempt = notification.attempt(attempt_id)
+        if attempt is None:
+            raise NotFound(f"no attempt {attempt_id!r}")
+        return self._messages.optional(notification, attempt, "page")
 
     def read_token(self, token: str, purpose: str) -> TokenClaims:
         """The claims of a signed link; raises ``InvalidToken`` or ``ExpiredToken``."""

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from outreach._clock import Clock
-from outreach._models import Attempt, Medium, Notification, Option, Recipient
+from outreach._models import Attempt, Medium, Notification, Option, Recipient, localised
 from outreach._templates import Rendered, Templates
 from outreach._tokens import TokenClaims, TokenSigner
 from outreach._urls import PublicUrls
@@ -31,12 +31,12 @@ def template_context(
     ack_url: str,
     option_urls: Mapping[str, str],
 ) -> dict[str, Any]:
-    """What a template sees: the caller's context plus ``recipient``, ``options``, ``ack_url``
-    and ``option_urls`` (a link per option key)."""
+    """What a template sees: the caller's context plus ``recipient``, ``options`` (labelled in
+    the recipient's language), ``ack_url`` and ``option_urls`` (a link per option key)."""
     return {
         **context,
         "recipient": recipient,
-        "options": options,
+        "options": localised(tuple(options), recipient.locale),
         "ack_url": ack_url,
         "option_urls": option_urls,
     }
@@ -111,11 +111,31 @@ class Messages:
             subject=rendered.subject,
             html=rendered.html,
             locale=notification.recipient.locale,
-            options=plan.options,
+            options=localised(plan.options, notification.recipient.locale),
             ack_url=ack_url,
             option_urls=option_urls,
             unsubscribe_url=unsubscribe_url,
             segments=rendered.segments,
+        )
+
+    def optional(
+        self, notification: Notification, attempt: Attempt, stem: str, **extra: Any
+    ) -> str | None:
+        """The attempt's notice rendered through its optional ``<stem>.txt`` (``page`` or
+        ``confirm``), with the message's context plus ``extra``; None without such a file."""
+        templates = self._folder()
+        plan = notification.plan
+        recipient = notification.recipient
+        preview = self.urls.ack("preview")  # these texts carry no links of their own
+        context = template_context(
+            notification.context,
+            recipient,
+            plan.options,
+            ack_url=preview,
+            option_urls={option.key: preview for option in plan.options},
+        )
+        return templates.render_optional(
+            plan.steps[attempt.step].template, stem, {**context, **extra}, locale=recipient.locale
         )
 
     def trial_render(self, notification: Notification, media: Mapping[str, Medium]) -> list[Trial]:
@@ -147,8 +167,34 @@ class Messages:
                     template, medium, context, locale=notification.recipient.locale
                 )
                 done[template, medium] = rendered
+                _trial_optional(templates, template, medium, context, notification)
             trials.append(Trial(channel, template, medium, rendered, follow_up))
         return trials
+
+
+_OPTIONAL: Mapping[Medium, str] = {Medium.EMAIL: "page", Medium.SMS: "confirm"}
+"""The optional text each medium's notice may have: the ack page's summary, the reply's
+confirmation."""
+
+
+def _trial_optional(
+    templates: Templates,
+    template: str,
+    medium: Medium,
+    context: Mapping[str, Any],
+    notification: Notification,
+) -> None:
+    """Render the notice's optional ``page.txt`` / ``confirm.txt`` too (a confirmation as it
+    would be for the first option), so their missing variables fail ``start()`` as well."""
+    stem = _OPTIONAL.get(medium)
+    if stem is None:
+        return
+    extra: dict[str, Any] = {}
+    if stem == "confirm":
+        first = context["options"][0] if context["options"] else None
+        extra = {"choice": first.key if first else None, "label": first.label if first else None}
+    locale = notification.recipient.locale
+    templates.render_optional(template, stem, {**context, **extra}, locale=locale)
 
 
 @dataclass(frozen=True, slots=True)

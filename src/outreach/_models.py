@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -218,12 +219,65 @@ class Step(_Config):
     retry: RetryPolicy | None = None
 
 
+def locale_tags(locale: str) -> tuple[str, ...]:
+    """``"fr_ca"`` -> ``("fr-CA", "fr")``: the tags to try for ``locale``, most specific first
+    (language lower-case, region upper-case, script title-case)."""
+    first, *rest = locale.replace("_", "-").split("-")
+    parts = [first.lower()]
+    for part in rest:
+        parts.append(part.upper() if len(part) == 2 else part.title() if len(part) == 4 else part)
+    return tuple("-".join(parts[:n]) for n in range(len(parts), 0, -1) if parts[n - 1])
+
+
 class Option(_Config):
-    """A choice the customer can make: by key ("2") or by one of its keywords ("refund")."""
+    """A choice the customer can make: by key ("2") or by one of its keywords ("refund").
+
+    ``labels`` gives the label in other languages (``{"fr": "Remboursement"}``): for locale
+    ``fr-CA`` the label is ``labels["fr-CA"]``, else ``labels["fr"]``, else ``label``.
+    """
 
     key: str = Field(min_length=1)
     label: str = Field(min_length=1)
     keywords: tuple[str, ...] = ()
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _tagged(cls, labels: dict[str, str]) -> dict[str, str]:
+        """Keys as locale tags (``fr_ca`` -> ``fr-CA``), sorted, so equal options fingerprint
+        alike; every label non-empty."""
+        tagged = {}
+        for locale, label in labels.items():
+            tags = locale_tags(locale.strip())
+            if not tags or not _LOCALE_TAG.fullmatch(tags[0]):
+                raise ValueError(f"{locale!r} is not a locale tag such as 'fr' or 'fr-CA'")
+            if not label.strip():
+                raise ValueError(f"the label for {locale!r} is empty")
+            tagged[tags[0]] = label
+        return dict(sorted(tagged.items()))
+
+    def label_for(self, locale: str) -> str:
+        """The label in ``locale``, falling back to less specific tags, then to ``label``."""
+        if self.labels:
+            for tag in locale_tags(locale):
+                if tag in self.labels:
+                    return self.labels[tag]
+        return self.label
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.label, self.keywords, tuple(self.labels.items())))
+
+
+def localised(options: tuple[Option, ...], locale: str) -> tuple[Option, ...]:
+    """``options`` with each ``label`` in ``locale``: what templates, menus and pages show."""
+    if not any(option.labels for option in options):
+        return options
+    return tuple(
+        option.model_copy(update={"label": option.label_for(locale)}) for option in options
+    )
+
+
+_LOCALE_TAG = re.compile(r"[a-z0-9]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 
 
 class QuietHours(_Config):

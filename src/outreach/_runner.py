@@ -42,6 +42,7 @@ from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium, N
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
+from outreach._senders import SenderChoice
 from outreach._telemetry import Telemetry
 from outreach.channels import Channel
 from outreach.exceptions import (
@@ -215,6 +216,7 @@ class Runner:
 
     def __post_init__(self) -> None:
         self._commits = _GroupCommit(self.store)
+        self._senders = SenderChoice(self.store, self.clock)
         self._in_flight = {
             name: asyncio.Semaphore(c.max_in_flight or self.max_in_flight)
             for name, c in self.channels.items()
@@ -549,6 +551,9 @@ class Runner:
         if message.segments and message.segments > 1:
             self.pacer.charge_extra(attempt.channel, message.segments - 1)
         channel = self.channels[attempt.channel]
+        sender = await self._senders.choose(notification, attempt, channel.senders)
+        if sender is not None:
+            message = replace(message, sender=sender)
         step = notification.plan.steps[attempt.step]
         tries_before = sum(
             a.tries

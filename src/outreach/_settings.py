@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     twilio_from: str | None = Field(
         default=None, description="Sender number for SMS (TwilioSMS ``from_``)."
     )
+    twilio_senders: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_words)] = Field(
+        default=(),
+        description="SMS sender numbers; a customer's concurrent notifications are texted from "
+        "different ones (TwilioSMS ``senders``; comma-separated in env).",
+    )
     twilio_messaging_service_sid: str | None = Field(
         default=None, description="Twilio messaging service used instead of a sender number."
     )
@@ -100,6 +105,17 @@ class Settings(BaseSettings):
     )
     sendgrid_webhook_public_key: str | None = Field(
         default=None, description="Public key (base64 DER) that verifies SendGrid event webhooks."
+    )
+
+    brand_name: str | None = Field(
+        default=None, description="Who the link pages say the message is from (webhooks Brand)."
+    )
+    brand_contact: str | None = Field(
+        default=None,
+        description="Whom the expired and already-answered pages tell customers to contact.",
+    )
+    brand_logo_url: str | None = Field(
+        default=None, description="The link pages' logo: an https:// or data:image/ URL."
     )
 
     signature_max_age: Duration = Field(

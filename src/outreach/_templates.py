@@ -7,13 +7,17 @@ A root directory holds notice folders::
         sms.txt  sms.fr.txt  voice.txt  email.subject  email.txt  email.html
 
 ``sms.txt`` and ``voice.txt`` are the SMS text and what a call reads before its menu;
-``email.subject`` and ``email.txt`` are required for email, ``email.html`` is optional. A locale
+``email.subject`` and ``email.txt`` are required for email, ``email.html`` is optional; so are
+``page.txt`` (the acknowledgement page's short summary) and ``confirm.txt`` (what an SMS reply is
+answered with, naming the notice: it sees ``choice`` and ``label``). A locale
 variant puts the locale before the extension (``sms.fr.txt``, ``email.fr-CA.subject``); for locale
 ``fr-CA`` (or ``fr_CA``) the lookup is ``sms.fr-CA.txt``, ``sms.fr.txt``, ``sms.txt``. Among several
 roots the first that has the notice folder wins, whole: folders are never merged across roots.
 
 Templates use Jinja2 with ``StrictUndefined`` (a missing variable is an error, never an empty
-string) and autoescaping for ``.html`` files only. Files are read once per :class:`Templates`
+string) and autoescaping for ``.html`` files only. The ``localtime`` filter shows a time in the
+recipient's zone and language (:mod:`outreach._localtime`); ``options`` carry their labels in
+the recipient's language (``Option.labels``). Files are read once per :class:`Templates`
 object; make a new one to pick up edits.
 """
 
@@ -31,7 +35,8 @@ from typing import Any
 import jinja2
 from jinja2.loaders import split_template_path
 
-from outreach._models import Medium
+from outreach._localtime import localtime
+from outreach._models import Medium, locale_tags
 from outreach.exceptions import TemplateError
 
 __all__ = ["Rendered", "Templates", "not_gsm7", "sms_segments"]
@@ -104,11 +109,7 @@ def _locale_chain(locale: str) -> tuple[str, ...]:
         return ()
     if not _LOCALE.fullmatch(locale):
         raise TemplateError(f"invalid locale {locale!r}: expected a tag such as 'fr' or 'fr-CA'")
-    first, *rest = re.split(r"[-_]", locale)
-    parts = [first.lower()]
-    for part in rest:
-        parts.append(part.upper() if len(part) == 2 else part.title() if len(part) == 4 else part)
-    return tuple("-".join(parts[:n]) for n in range(len(parts), 0, -1))
+    return locale_tags(locale)
 
 
 def _check_name(template: str) -> None:
@@ -177,6 +178,7 @@ class Templates:
             keep_trailing_newline=False,
             auto_reload=False,
         )
+        self._env.filters["localtime"] = localtime
 
     def __repr__(self) -> str:
         return f"Templates({', '.join(repr(str(root)) for root in self._roots)})"
@@ -217,6 +219,23 @@ class Templates:
         subject = " ".join(stripped for line in lines if (stripped := line.strip()))
         html = None if compiled.html is None else self._run(compiled.html, context).strip()
         return Rendered(subject, body, html, None, None)
+
+    def render_optional(
+        self, template: str, stem: str, context: Mapping[str, Any], *, locale: str = "en"
+    ) -> str | None:
+        """Render the notice's optional ``<stem>.txt`` (``page.txt``: the acknowledgement
+        page's summary; ``confirm.txt``: an SMS reply's confirmation), in ``locale`` with the
+        same fallback as the media; None when the notice has no such file."""
+        _check_name(template)
+        found = self._folder(template)
+        if found is None:
+            return None
+        chain = _locale_chain(locale)
+        level = self._level(found, chain, stem, ".txt")
+        if level is None:
+            return None
+        compiled = self._load(self._filename(template, chain, level, stem, ".txt"))
+        return self._run(compiled, context).strip()
 
     # -- loading --------------------------------------------------------------------------------
 

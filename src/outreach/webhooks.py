@@ -18,5 +18,6 @@ must name the mount point too.
 from __future__ import annotations
 
 from outreach._webhooks._app import create_app
+from outreach._webhooks._brand import Brand
 
-__all__ = ["create_app"]
+__all__ = ["Brand", "create_app"]

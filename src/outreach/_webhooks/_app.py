@@ -17,6 +17,7 @@ from outreach._settings import Settings, checked_secret_key
 from outreach._telemetry import WebhookSpans
 from outreach._urls import PublicUrls
 from outreach._webhooks import _sendgrid, _twilio
+from outreach._webhooks._brand import Brand
 from outreach._webhooks._common import (
     SIGHTED,
     Ctx,
@@ -46,6 +47,7 @@ def create_app(
     twilio: bool = True,
     sendgrid: bool = True,
     twilio_auth_tokens: Sequence[str | SecretStr] | None = None,
+    brand: Brand | None = None,
 ) -> Starlette:
     """The webhooks ASGI app: Twilio and SendGrid callbacks, acknowledgement pages.
 
@@ -62,7 +64,9 @@ def create_app(
     start (``ConfigurationError``), unless ``insecure_dev=True``: then signatures are NOT
     checked, for local experiments only. ``insecure_dev_key=True`` accepts a client without a
     secret key alone (its links die with the process), for local experiments too. A key that
-    is set but empty is always refused.
+    is set but empty is always refused. ``brand`` (a :class:`Brand`) names the sender on the
+    link pages, says whom to contact, adds a logo and colours, or points to the host's own
+    page templates (default: ``OUTREACH_BRAND_NAME``, ``_CONTACT``, ``_LOGO_URL``).
     """
     settings = settings or client.settings
     urls = PublicUrls(settings.public_url)
@@ -111,7 +115,7 @@ def create_app(
             else SendGridVerifier(public_key, settings.signature_max_age, client)
         ),
     )
-    pages = Pages()
+    pages = Pages(brand or Brand.from_settings(settings))
 
     def bind(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:

@@ -1,154 +1,183 @@
 """The pages a customer opens from a link: acknowledge (``/ack/{token}``) and unsubscribe.
 
 ``GET`` never changes anything, because mail scanners and link previews follow every link in
-an email; only the page's buttons (``POST``) do. Templates are Jinja files shipped in
-``outreach/templates_web`` and always autoescaped.
+an email; only the page's buttons (plain form ``POST``s: no JavaScript anywhere) do. The ack
+page leads with a short summary (the notice's ``page.txt``, else the email's subject) and the
+options, in the recipient's language (``lang``, labels, page phrases). Templates are Jinja files
+shipped in ``outreach/templates_web`` (or the host's own, ``Brand(templates=...)``), always
+autoescaped.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from outreach._models import Medium, Notification, Status
+from outreach._models import Medium, Notification, Status, localised
 from outreach._redact import mask
 from outreach._tokens import TokenClaims
+from outreach._webhooks._brand import Brand, palettes
 from outreach._webhooks._common import FORM_LIMIT, Ctx, Form, parse_form, read_body
+from outreach._webhooks._page_phrases import page_phrases
 from outreach.exceptions import ExpiredToken, InvalidChoice, InvalidToken, NotFound, TemplateError
 
 log = logging.getLogger("outreach.webhooks")
 
-_HEADERS: Final = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",  # the token is in the URL
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "X-Robots-Tag": "noindex, nofollow",
-    "Cache-Control": "no-store",
-}
+
+def _headers(brand: Brand) -> Mapping[str, str]:
+    """Keep the pages out of frames, caches, indexes and referrers; allow the logo alone."""
+    images = f" img-src {brand.image_source};" if brand.image_source else ""
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src 'unsafe-inline';{images} form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "Referrer-Policy": "no-referrer",  # the token is in the URL
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "X-Robots-Tag": "noindex, nofollow",
+        "Cache-Control": "no-store",
+    }
+
+
+def _browser_locale(request: Request) -> str:
+    """The first language of ``Accept-Language``: for pages that know no recipient."""
+    first = request.headers.get("accept-language", "").split(",")[0]
+    return first.split(";")[0].strip()
 
 
 class Pages:
     """Renders the link pages; one per app."""
 
-    def __init__(self) -> None:
+    def __init__(self, brand: Brand | None = None) -> None:
+        self.brand = brand or Brand()
+        loader: Any = PackageLoader("outreach", "templates_web")
+        if self.brand.templates is not None:
+            loader = ChoiceLoader([FileSystemLoader(self.brand.templates), loader])
         self._env = Environment(
-            loader=PackageLoader("outreach", "templates_web"),
+            loader=loader,
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._headers = _headers(self.brand)
+        self._palettes = palettes(self.brand.accent, self.brand.accent_dark)
 
-    def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        """A page, with headers that keep it out of frames, caches, indexes and referrers."""
-        html = self._env.get_template(template).render(lang="en", **context)
-        return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
+    def render(
+        self, template: str, locale: str, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        """A page in ``locale``'s language, branded."""
+        lang, phrases = page_phrases(locale)
+        html = self._env.get_template(template).render(
+            lang=lang, p=phrases, brand=self.brand, colours=self._palettes, **context
+        )
+        return HTMLResponse(html, status_code=status_code, headers=self._headers)
 
     def notice(
         self,
+        locale: str,
         heading: str,
         *paragraphs: str,
         status_code: int = 200,
         button: str | None = None,
+        contact: bool = False,
     ) -> HTMLResponse:
-        """A short page: a heading, a few sentences, maybe one button."""
+        """A short page: a heading, a few sentences, maybe one button; ``contact=True`` adds
+        whom to contact."""
         return self.render(
             "notice.html",
+            locale,
             status_code,
             title=heading,
             heading=heading,
             paragraphs=paragraphs,
             button=button,
+            contact=contact,
         )
 
-    def not_found(self) -> HTMLResponse:
-        return self.notice(
-            "Link not recognised",
-            "This link is not valid. Please check that you copied all of it.",
-            status_code=404,
-        )
+    def not_found(self, locale: str) -> HTMLResponse:
+        p = page_phrases(locale)[1]
+        return self.notice(locale, p.not_found_heading, p.not_found, status_code=404)
 
-    def expired(self) -> HTMLResponse:
-        return self.notice(
-            "This link has expired",
-            "The message this link came with no longer needs an answer here.",
-            "If you still need help, please contact us.",
-            status_code=410,
-        )
+    def expired(self, locale: str) -> HTMLResponse:
+        p = page_phrases(locale)[1]
+        return self.notice(locale, p.expired_heading, p.expired, status_code=410, contact=True)
 
     def already(self, notification: Notification) -> HTMLResponse:
-        option = notification.plan.option(notification.choice) if notification.choice else None
-        answer = f"Your answer: {option.label}." if option else "We have your confirmation."
-        return self.notice("You have already answered", answer, "Thank you.")
+        locale = notification.recipient.locale
+        p = page_phrases(locale)[1]
+        return self.notice(
+            locale,
+            p.already_heading,
+            _answer(notification, p.already_choice, p.already),
+            contact=True,
+        )
 
-    def closed(self) -> HTMLResponse:
-        return self.notice("Thank you", "This message no longer needs an answer.")
+    def closed(self, locale: str) -> HTMLResponse:
+        p = page_phrases(locale)[1]
+        return self.notice(locale, p.thanks, p.closed, contact=True)
 
-    def claims(self, ctx: Ctx, token: str, purpose: str) -> TokenClaims | HTMLResponse:
+    def claims(self, ctx: Ctx, request: Request, purpose: str) -> TokenClaims | HTMLResponse:
         """The token's claims, or the page to show instead (404 forged, 410 expired)."""
         try:
-            return ctx.inbound.read_token(token, purpose)
+            return ctx.inbound.read_token(request.path_params["token"], purpose)
         except ExpiredToken:
-            return self.expired()
+            return self.expired(_browser_locale(request))
         except InvalidToken:
-            return self.not_found()
+            return self.not_found(_browser_locale(request))
 
     async def _load(
-        self, ctx: Ctx, token: str, purpose: str
+        self, ctx: Ctx, request: Request, purpose: str
     ) -> tuple[TokenClaims, Notification] | HTMLResponse:
-        claims = self.claims(ctx, token, purpose)
+        claims = self.claims(ctx, request, purpose)
         if isinstance(claims, HTMLResponse):
             return claims
         try:
             notification = await ctx.client.get(claims.notification_id)
         except NotFound:
-            return self.not_found()
+            return self.not_found(_browser_locale(request))
         return claims, notification
 
     async def ack_page(self, ctx: Ctx, request: Request) -> Response:
-        """``GET /ack/{token}``: the message and its options as buttons. Changes nothing."""
-        loaded = await self._load(ctx, request.path_params["token"], "ack")
+        """``GET /ack/{token}``: a short summary and the options as buttons. Changes nothing."""
+        loaded = await self._load(ctx, request, "ack")
         if isinstance(loaded, HTMLResponse):
             return loaded
         claims, notification = loaded
+        locale = notification.recipient.locale
         if notification.status is Status.ACKNOWLEDGED:
             return self.already(notification)
         if notification.status is Status.CANCELLED:
-            return self.closed()
-        subject, body = None, None
-        if claims.attempt_id is not None:
-            try:
-                _, message = await ctx.inbound.render_attempt(claims.attempt_id)
-                subject, body = message.subject, message.body
-            except (NotFound, TemplateError) as error:
-                log.warning("ack page without the message of %s: %s", claims.attempt_id, error)
-        options = notification.plan.options
-        selected = notification.plan.option(claims.choice) if claims.choice else None
-        heading = subject or "Please answer our message"
+            return self.closed(locale)
+        p = page_phrases(locale)[1]
+        summary = await _summary(ctx, notification, claims)
+        options = localised(notification.plan.options, locale)
+        selected = next((o for o in options if o.key == claims.choice), None)
+        heading = summary or p.answer_heading
         return self.render(
             "ack.html",
+            locale,
             title=heading,
             heading=heading,
-            body=body,
             options=options,
             selected=selected.key if selected else None,
-            selected_label=selected.label if selected else None,
+            suggested=p.suggested.format(label=selected.label) if selected else None,
         )
 
     async def ack(self, ctx: Ctx, request: Request) -> Response:
         """``POST /ack/{token}``: acknowledge, with the form's choice (else the link's)."""
-        loaded = await self._load(ctx, request.path_params["token"], "ack")
+        loaded = await self._load(ctx, request, "ack")
         if isinstance(loaded, HTMLResponse):
             return loaded
         claims, notification = loaded
+        locale = notification.recipient.locale
+        p = page_phrases(locale)[1]
         body = await read_body(request, FORM_LIMIT)
         form = parse_form(body, request.headers.get("content-type")) if body else Form(())
         choice = form.get("choice").strip() or claims.choice or None
@@ -160,36 +189,28 @@ class Pages:
                 notification.id, via="email", choice=choice, attempt_id=claims.attempt_id
             )
         except InvalidChoice:
-            return self.notice(
-                "Please choose one of the options",
-                "That answer is not one of the options offered.",
-                status_code=400,
-            )
+            return self.notice(locale, p.invalid_heading, p.invalid, status_code=400)
         if after.status is not Status.ACKNOWLEDGED:
-            return self.closed()
+            return self.closed(locale)
         if before is Status.ACKNOWLEDGED or after.choice != choice:
             return self.already(after)
-        option = after.plan.option(choice) if choice else None
-        return self.notice(
-            "Thank you",
-            f"We have recorded your choice: {option.label}." if option else "We have your answer.",
-            "You can close this page.",
-        )
+        answer = _answer(after, p.choice_recorded, p.recorded)
+        return self.notice(locale, p.thanks, answer, p.close)
 
     async def unsubscribe_page(self, ctx: Ctx, request: Request) -> Response:
         """``GET /unsubscribe/{token}``: a confirmation button. Changes nothing."""
-        loaded = await self._load(ctx, request.path_params["token"], "unsubscribe")
+        loaded = await self._load(ctx, request, "unsubscribe")
         if isinstance(loaded, HTMLResponse):
             return loaded
+        locale = loaded[1].recipient.locale
+        p = page_phrases(locale)[1]
         return self.notice(
-            "Unsubscribe from these emails?",
-            "Press the button to stop receiving these emails at this address.",
-            button="Unsubscribe",
+            locale, p.unsubscribe_heading, p.unsubscribe, button=p.unsubscribe_button
         )
 
     async def unsubscribe(self, ctx: Ctx, request: Request) -> Response:
         """``POST /unsubscribe/{token}``: RFC 8058 one-click unsubscribe of the email address."""
-        loaded = await self._load(ctx, request.path_params["token"], "unsubscribe")
+        loaded = await self._load(ctx, request, "unsubscribe")
         if isinstance(loaded, HTMLResponse):
             return loaded
         _, notification = loaded
@@ -200,4 +221,31 @@ class Pages:
                 Medium.EMAIL, email, reason="one-click unsubscribe", notification_id=notification.id
             )
             log.info("one-click unsubscribe of %s", mask(email))
-        return self.notice("You are unsubscribed", "You will not get these emails any more.")
+        locale = notification.recipient.locale
+        p = page_phrases(locale)[1]
+        return self.notice(locale, p.unsubscribed_heading, p.unsubscribed)
+
+
+def _answer(notification: Notification, with_label: str, without: str) -> str:
+    """The recorded answer: ``with_label`` naming the option in the recipient's language,
+    ``without`` for an acknowledgement without a choice."""
+    option = notification.plan.option(notification.choice) if notification.choice else None
+    if option is None:
+        return without
+    return with_label.format(label=option.label_for(notification.recipient.locale))
+
+
+async def _summary(ctx: Ctx, notification: Notification, claims: TokenClaims) -> str | None:
+    """The notice's ``page.txt``, else the email's subject: never the whole email (its links
+    and tokens would push the options below the fold)."""
+    if claims.attempt_id is None:
+        return None
+    try:
+        page = await ctx.inbound.page_summary(claims.attempt_id)
+        if page:
+            return page
+        _, message = await ctx.inbound.render_attempt(claims.attempt_id)
+    except (NotFound, TemplateError) as error:
+        log.warning("ack page without the summary of %s: %s", claims.attempt_id, error)
+        return None
+    return message.subject

@@ -11,7 +11,8 @@ from typing import Final, NamedTuple
 
 
 class Phrases(NamedTuple):
-    """What is said in one language; ``press_option`` and ``any_key`` are the call's menu."""
+    """What is said in one language; ``press_option`` and ``any_key`` are the call's menu;
+    ``applied_to`` names the notice a reply was applied to when the customer has several."""
 
     choice_recorded: str
     recorded: str
@@ -26,6 +27,7 @@ class Phrases(NamedTuple):
     option: str
     reply_word: str
     noted: str
+    applied_to: str
 
 
 _PHRASES: Final[dict[str, Phrases]] = {
@@ -43,6 +45,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         option="{key} for {label}",
         reply_word="Reply {word} to confirm you got our message.",
         noted="Thank you, we have received your message.",
+        applied_to='(This answer is for: "{notice}")',
     ),
     "fr": Phrases(
         choice_recorded="Merci. Nous avons enregistré votre choix : {label}.",
@@ -58,6 +61,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         option="{key} pour {label}",
         reply_word="Répondez {word} pour confirmer la réception de notre message.",
         noted="Merci, nous avons bien reçu votre message.",
+        applied_to='(Cette réponse concerne : "{notice}")',
     ),
     "es": Phrases(
         choice_recorded="Gracias. Hemos registrado su elección: {label}.",
@@ -73,6 +77,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         option="{key} para {label}",
         reply_word="Responda {word} para confirmar que recibió nuestro mensaje.",
         noted="Gracias, hemos recibido su mensaje.",
+        applied_to='(Esta respuesta es para: "{notice}")',
     ),
     "de": Phrases(
         choice_recorded="Vielen Dank. Wir haben Ihre Wahl gespeichert: {label}.",
@@ -88,6 +93,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         option="{key} für {label}",
         reply_word="Antworten Sie {word}, um den Erhalt unserer Nachricht zu bestätigen.",
         noted="Vielen Dank, wir haben Ihre Nachricht erhalten.",
+        applied_to='(Diese Antwort gilt für: "{notice}")',
     ),
     "pt": Phrases(
         choice_recorded="Obrigado. Registramos a sua escolha: {label}.",
@@ -103,6 +109,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         option="{key} para {label}",
         reply_word="Responda {word} para confirmar que recebeu a nossa mensagem.",
         noted="Obrigado, recebemos a sua mensagem.",
+        applied_to='(Esta resposta é para: "{notice}")',
     ),
     "it": Phrases(
         choice_recorded="Grazie. Abbiamo registrato la sua scelta: {label}.",
@@ -118,6 +125,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         option="{key} per {label}",
         reply_word="Risponda {word} per confermare di aver ricevuto il nostro messaggio.",
         noted="Grazie, abbiamo ricevuto il suo messaggio.",
+        applied_to='(Questa risposta riguarda: "{notice}")',
     ),
 }
 

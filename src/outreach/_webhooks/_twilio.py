@@ -139,9 +139,10 @@ def ack_reply(p: Phrases, before: Status, after: Notification, choice: str | Non
     if after.status is not Status.ACKNOWLEDGED:
         return p.closed
     option = after.plan.option(after.choice) if after.choice is not None else None
+    label = option.label_for(after.recipient.locale) if option else None
     if before is Status.ACKNOWLEDGED or after.choice != choice:
-        return p.already_choice.format(label=option.label) if option else p.already
-    return p.choice_recorded.format(label=option.label) if option else p.recorded
+        return p.already_choice.format(label=label) if label else p.already
+    return p.choice_recorded.format(label=label) if label else p.recorded
 
 
 def _last_sms(notification: Notification, phone: str) -> str | None:
@@ -224,9 +225,38 @@ async def _answer(ctx: Ctx, text: _Text, *, opted_in: bool) -> Response:
         after = await ctx.client.acknowledge(
             target.id, via="sms", choice=choice, attempt_id=attempt_id
         )
-        return _sms(ack_reply(p, target.status, after, choice))
+        return _sms(await _confirm(ctx, text, p, target, after, choice, attempt_id))
     await ctx.inbound.record_reply(target.id, via="sms", text=text.body, attempt_id=attempt_id)
     return _sms(_prompt(p, target, ctx.settings.ack_words))
+
+
+async def _confirm(
+    ctx: Ctx,
+    text: _Text,
+    p: Phrases,
+    target: Notification,
+    after: Notification,
+    choice: str | None,
+    attempt_id: str | None,
+) -> str:
+    """The answer to a reply that acknowledged ``target``. When another active notice was
+    texted from the same number, the reply is recorded on it too (it stays active) and the
+    answer names the notice it applied to: the notice's ``confirm.txt``, else the default
+    phrase quoting the start of its text."""
+    others = await ctx.inbound.concurrent(target, text.phone, sender=text.to or None)
+    for other in others:
+        await ctx.inbound.record_reply(
+            other.id, via="sms", text=text.body, attempt_id=_last_sms(other, text.phone)
+        )
+    reply = ack_reply(p, target.status, after, choice)
+    applied = after.status is Status.ACKNOWLEDGED and after.choice == choice
+    if applied and target.status is not Status.ACKNOWLEDGED:
+        own = ctx.inbound.confirmation(after, attempt_id, choice)
+        if own:
+            return own
+    if not others:
+        return reply
+    return f"{reply} {p.applied_to.format(notice=ctx.inbound.notice_name(after, attempt_id))}"
 
 
 def _prompt(p: Phrases, target: Notification, ack_words: Sequence[str]) -> str:
@@ -235,7 +265,8 @@ def _prompt(p: Phrases, target: Notification, ack_words: Sequence[str]) -> str:
         return p.noted
     options = target.plan.options
     if options:
-        menu = ", ".join(p.option.format(key=o.key, label=o.label) for o in options)
+        locale = target.recipient.locale
+        menu = ", ".join(p.option.format(key=o.key, label=o.label_for(locale)) for o in options)
         return p.not_understood.format(menu=menu)
     return p.reply_word.format(word=ack_words[0]) if ack_words else p.noted
 

@@ -22,7 +22,8 @@ def call_twiml(
     voicemail: bool = False,
     voices: Mapping[str, str] = SAY_VOICES,
 ) -> str:
-    """TwiML for one call: the message, then a one-key menu of ``options`` asked twice.
+    """TwiML for one call: the message, then a one-key menu of ``options`` (labelled in
+    ``locale``) asked twice.
 
     A key press is posted to ``gather_url``; with no key, the menu is repeated once, then the
     call says goodbye and hangs up. Without options the menu asks for any key (an
@@ -36,7 +37,9 @@ def call_twiml(
     response = VoiceResponse()
     response.say(text, voice=voice, language=language)
     if not voicemail:
-        menu = " ".join(p.press_option.format(key=o.key, label=o.label) for o in options)
+        menu = " ".join(
+            p.press_option.format(key=o.key, label=o.label_for(locale)) for o in options
+        )
         for _ in range(2):
             gather = response.gather(num_digits=1, action=gather_url, method="POST")
             gather.say(menu or p.any_key, voice=voice, language=language)

@@ -31,6 +31,8 @@ class Message:
     option_urls: Mapping[str, str] = field(default_factory=dict)
     unsubscribe_url: str | None = None
     segments: int | None = None
+    sender: str | None = None
+    """One of the channel's ``senders`` to send from, chosen by the runner; None: its default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,10 @@ class Channel:
     - ``max_in_flight``: concurrent requests the runner allows it; ``None`` (default): the
       runner's own limit.
     - ``base_url``: where its provider is reached; ``None`` (default): no remote provider.
+    - ``senders``: the numbers (or addresses) it can send from when the runner may choose
+      (``Message.sender``); with two or more, a recipient's concurrent notifications are sent
+      from different ones, so a reply's ``To`` names its conversation. ``()`` (default): the
+      channel sends from its own.
     """
 
     name: str = "channel"
@@ -71,6 +77,7 @@ class Channel:
     rate: float | None = None
     max_in_flight: int | None = None
     base_url: str | None = None
+    senders: tuple[str, ...] = ()
 
     async def send(self, message: Message) -> Receipt:
         """Hand one message to the provider."""
@@ -91,7 +98,7 @@ class _Adopted(Channel):
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.name = inner.name
-        for attribute in ("medium", "rate", "max_in_flight", "base_url"):
+        for attribute in ("medium", "rate", "max_in_flight", "base_url", "senders"):
             if hasattr(inner, attribute):
                 setattr(self, attribute, getattr(inner, attribute))
 

@@ -17,7 +17,8 @@ class InMemoryChannel(Channel):
     """Records what it is asked to send in ``outbox`` instead of sending it.
 
     ``fail_next`` makes the next sends raise (transient by default). ``rate`` and
-    ``max_in_flight`` pace it like a provider adapter. Subclass it and override ``send``
+    ``max_in_flight`` pace it like a provider adapter; with ``senders`` it reports the one
+    each message went from (``Message.sender``, else the first). Subclass it and override ``send``
     (calling ``super().send``) to instrument a test.
     """
 
@@ -28,8 +29,10 @@ class InMemoryChannel(Channel):
         name: str = "memory",
         rate: float | None = None,
         max_in_flight: int | None = None,
+        senders: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.senders = tuple(senders)
         self.medium = None if medium is None else Medium(medium)
         self.rate = rate
         self.max_in_flight = max_in_flight
@@ -51,7 +54,10 @@ class InMemoryChannel(Channel):
         if self._failures:
             raise self._failures.popleft()
         self.outbox.append(message)
-        return Receipt(provider_id=f"{self.name}-{next(self._ids)}", status=AttemptStatus.SENT)
+        sender = message.sender or (self.senders[0] if self.senders else None)
+        return Receipt(
+            provider_id=f"{self.name}-{next(self._ids)}", status=AttemptStatus.SENT, sender=sender
+        )
 
     async def cancel(self, provider_id: str) -> None:
         """Record that the runner hung up this call."""

@@ -14,13 +14,14 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Any, Final, TypedDict, TypeVar, Unpack
 
 import httpx
+import phonenumbers
 from pydantic import SecretStr
 from twilio.base.exceptions import (
     TwilioException,
@@ -442,15 +443,26 @@ class TwilioSMS(_Twilio):
     _default_max_in_flight = 100
 
     def __init__(
-        self, *, messaging_service_sid: str | None = None, **options: Unpack[TwilioOptions]
+        self,
+        *,
+        messaging_service_sid: str | None = None,
+        senders: Sequence[str] = (),
+        **options: Unpack[TwilioOptions],
     ) -> None:
         super().__init__(**options)
         service = messaging_service_sid or self._settings.twilio_messaging_service_sid
-        sender = self.from_ or self._settings.twilio_from
+        self.senders = _numbers("TwilioSMS", senders or self._settings.twilio_senders)
+        if self.senders and service:
+            raise ConfigurationError(
+                "TwilioSMS: senders= and a messaging service exclude each other: the service "
+                "picks the sender from its own pool"
+            )
+        sender = self.from_ or (self.senders[0] if self.senders else self._settings.twilio_from)
         if not service and not sender:
             raise ConfigurationError(
                 "TwilioSMS: no sender: set OUTREACH_TWILIO_FROM (a Twilio number) or "
-                "OUTREACH_TWILIO_MESSAGING_SERVICE_SID, or pass from_= or messaging_service_sid="
+                "OUTREACH_TWILIO_MESSAGING_SERVICE_SID, or pass from_=, senders= or "
+                "messaging_service_sid="
             )
         self.from_ = None if service else sender
         self.messaging_service_sid = service
@@ -459,15 +471,41 @@ class TwilioSMS(_Twilio):
         )
 
     async def send(self, message: Message) -> Receipt:
-        """Create the message; its status callback carries the attempt id."""
+        """Create the message (from ``message.sender`` when it is one of ``senders``); its
+        status callback carries the attempt id."""
         callback = self._urls.twilio_status(message.attempt_id)
+        sender = self._sender
+        if message.sender is not None and message.sender in self.senders:
+            sender = {"from_": message.sender}
         try:
             instance = await self._client.messages.create_async(
-                to=message.to, body=message.body, status_callback=callback, **self._sender
+                to=message.to, body=message.body, status_callback=callback, **sender
             )
         except Exception as exc:
             return self._fail(exc)
         return _receipt(instance, MESSAGE_STATUS)
+
+
+def _numbers(kind: str, senders: Sequence[str]) -> tuple[str, ...]:
+    """``senders`` as unique E.164 numbers; a ``ConfigurationError`` naming a bad one."""
+    if isinstance(senders, str):
+        raise ConfigurationError(f"{kind}: senders must be a list of numbers, not one string")
+    numbers: list[str] = []
+    for position, raw in enumerate(senders):
+        try:
+            parsed = phonenumbers.parse(raw, None)
+        except (phonenumbers.NumberParseException, TypeError):
+            parsed = None
+        if parsed is None or not phonenumbers.is_valid_number(parsed):
+            raise ConfigurationError(
+                f"{kind}: senders[{position}] {raw!r} is not a valid E.164 number (e.g. "
+                "'+16175550100')"
+            )
+        number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        if number in numbers:
+            raise ConfigurationError(f"{kind}: senders[{position}] {raw!r} is listed twice")
+        numbers.append(number)
+    return tuple(numbers)
 
 
 SAY_VOICES: Final[Mapping[str, str]] = MappingProxyType(

@@ -87,6 +87,14 @@ class Store(Protocol):
         (from ``sender``, when both sides know it): where an inbound reply belongs."""
         ...
 
+    async def active_sent_to(
+        self, medium: Medium, address: str, *, since: datetime, limit: int = 20
+    ) -> list[Notification]:
+        """The pending or active notifications with an attempt sent to ``address`` since
+        ``since``, the most recently sent first (at most ``limit``): a recipient's concurrent
+        conversations, so each can be given its own sender and a reply lands on its own."""
+        ...
+
     async def remember(self, key: str, now: datetime) -> bool:
         """True the first time ``key`` (a webhook event's own id) is seen, False after.
 

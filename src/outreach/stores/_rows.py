@@ -224,3 +224,14 @@ class NamedReads:
             since=self.encoder.stamp(since),
             sender=sender,
         )
+
+    async def active_sent_to(
+        self, medium: Medium, address: str, *, since: datetime, limit: int = 20
+    ) -> list[Notification]:
+        return await self._read(
+            "active_sent_to",
+            medium=medium,
+            address=address,
+            since=self.encoder.stamp(since),
+            limit=limit,
+        )

@@ -117,6 +117,18 @@ SELECT plan_id, body FROM notifications WHERE id = (
     ORDER BY sent_at DESC LIMIT 1
 )
 
+-- name: active_sent_to --
+-- The active notifications with an attempt sent to an address since %(since)s, the most
+-- recently sent first: a recipient's concurrent conversations on one medium.
+SELECT n.plan_id, n.body FROM notifications n JOIN (
+    SELECT notification_id, MAX(sent_at) AS last_sent FROM attempts
+    WHERE medium = %(medium)s AND address = %(address)s AND sent_at >= %(since)s
+    GROUP BY notification_id
+) a ON a.notification_id = n.id
+WHERE n.status IN ('pending', 'active')
+ORDER BY a.last_sent DESC
+LIMIT %(limit)s
+
 -- name: remember --
 INSERT INTO webhook_receipts (key, received_at) VALUES (%(key)s, %(received_at)s)
 ON CONFLICT DO NOTHING
