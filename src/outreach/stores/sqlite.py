@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from outreach._models import Event, Medium, Notification
 from outreach.exceptions import IdempotencyConflict, StoreError
-from outreach.stores import Change, _queries
+from outreach.stores import Change, Stuck, _prune, _queries, _stuck
 from outreach.stores._codec import from_micros, load_event, to_micros
 from outreach.stores._rows import Encoded, Encoder, NamedReads, Params, PlanCache, Rows
 
@@ -287,6 +287,50 @@ class SQLiteStore(NamedReads):
     def _forget(self, key: str) -> None:
         with self._write() as db:
             db.execute(_SQL["forget"], {"key": key})
+
+    # operations
+
+    async def schema_version(self) -> int:
+        return await self._call(self._schema_version)
+
+    def _schema_version(self) -> int:
+        return int(self.db.execute(_SQL["schema_version"]).fetchone()[0] or 0)
+
+    async def watch(self, heard: Callable[[], None]) -> None:
+        """SQLite cannot tell other processes' writes: runners poll (same-process starts
+        wake the client's own runner directly)."""
+
+    async def prune(self, started_before: datetime, *, batch: int = 500) -> int:
+        pruned = 0
+        while found := await self._call(self._prune_batch, to_micros(started_before), batch):
+            pruned += found
+        return pruned
+
+    def _prune_batch(self, before: int, batch: int) -> int:
+        """Prune up to ``batch`` notifications in one transaction; how many."""
+        query = {"before": before, "statuses": json.dumps(_prune.FINISHED), "limit": batch}
+        with self._write() as db:
+            rows = db.execute(_SQL["prunable"], query).fetchall()
+            for notification_id, version, body in rows:
+                row = {"id": notification_id, "version": version}
+                db.execute(_SQL["prune_notification"], {**row, "body": _prune.anonymized(body)})
+                db.execute(_SQL["prune_attempts"], row)
+                db.execute(_SQL["prune_replies"], row)
+        return len(rows)
+
+    async def sweep(self, now: datetime, *, lapsed_before: datetime, limit: int) -> list[Stuck]:
+        return await self._call(self._sweep, now, lapsed_before, limit)
+
+    def _sweep(self, now: datetime, lapsed_before: datetime, limit: int) -> list[Stuck]:
+        times = {"now": to_micros(now), "before": to_micros(lapsed_before), "limit": limit}
+        with self._write() as db:
+            found = _stuck.distinct(
+                (row[0], reason)
+                for query, reason in _stuck.QUERIES
+                for row in db.execute(_SQL[query], times).fetchall()
+            )[:limit]
+            db.executemany(_SQL["insert_event"], _ENCODER.events(_stuck.events(found, now)))
+        return found
 
     # event log and suppressions
 
