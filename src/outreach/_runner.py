@@ -195,11 +195,13 @@ class _GroupCommit:
 class _Listener:
     """Runs the store's :meth:`~outreach.stores.Store.watch` in a task of its own while the
     runner loops: what it hears sets the runner's wake-up. A store that cannot hear is polled;
-    one that stopped hearing (a lost connection) is listened to again a poll interval later."""
+    one that stopped hearing (a lost connection) is polled, and listened to again after a poll
+    interval."""
 
-    def __init__(self, store: Store, wake: asyncio.Event) -> None:
+    def __init__(self, store: Store, wake: asyncio.Event, clock: Clock) -> None:
         self._store = store
         self._wake = wake
+        self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._retry_at: datetime | None = None
         self.heard = False
@@ -209,19 +211,20 @@ class _Listener:
         self.heard = True
         self._wake.set()
 
-    def keep_listening(self, now: datetime, poll_interval: timedelta) -> None:
-        """Start listening, or start again after a failure once ``poll_interval`` passed."""
-        task = self._task
-        if task is not None and task.done():
-            error = None if task.cancelled() else task.exception()
-            if error is None:
-                return  # the store cannot hear other processes: it is polled
-            if self._retry_at is None:
-                log.warning("not hearing other processes' writes; polling: %s", error)
-                self._retry_at = now + poll_interval
-        if task is None or (self._retry_at is not None and now >= self._retry_at):
+    def keep_listening(self, poll_interval: timedelta) -> None:
+        """Start listening; after a failure, start again once its retry time has come."""
+        if self._task is None or (
+            self._retry_at is not None and self._clock.now() >= self._retry_at
+        ):
             self._retry_at = None
             self._task = asyncio.create_task(self._store.watch(self._heard))
+            self._task.add_done_callback(lambda task: self._ended(task, poll_interval))
+
+    def _ended(self, task: asyncio.Task[None], poll_interval: timedelta) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # returned without error: the store cannot hear, it is polled
+            log.warning("not hearing other processes' writes; polling: %s", error)
+            self._retry_at = self._clock.now() + poll_interval
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -336,10 +339,10 @@ class Runner:
         However many wake-ups other processes send, they start at most one round per
         ``wake_debounce``. After each round the sweeper looks for stuck notifications (at
         most once a minute). Cancelled, it stops as :meth:`run_due` does."""
-        listener = _Listener(self.store, wake)
+        listener = _Listener(self.store, wake, self.clock)
         try:
             while True:
-                listener.keep_listening(self.clock.now(), poll_interval)
+                listener.keep_listening(poll_interval)
                 wake.clear()
                 listener.heard = False
                 started = self.clock.now()
