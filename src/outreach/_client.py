@@ -382,6 +382,19 @@ class AsyncClient:
 
     # running
 
+    @property
+    def concurrency(self) -> int:
+        """How many notifications ``run()`` and ``run_due()`` drive at once: claimed and in
+        progress, topped up as they finish (sends are further capped per channel by its
+        ``max_in_flight``)."""
+        return self._runner.batch_size
+
+    @concurrency.setter
+    def concurrency(self, value: int) -> None:
+        if value < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, not {value}")
+        self._runner.batch_size = value
+
     async def run_due(self) -> int:
         """Run everything due now, then return how many notifications were handled.
 

@@ -12,11 +12,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from outreach._client import AsyncClient
 from outreach.cli._app import app
 from outreach.cli._common import (
     AppOption,
     InsecureDevKey,
-    client_from_app,
+    StoreOption,
+    build_client,
     log_to_stderr,
     require_secret_key,
     run_command,
@@ -25,16 +27,39 @@ from outreach.cli._common import (
 from outreach.demo import run_story
 from outreach.demo._report import LiveBoard, print_summary, print_timeline, summary
 
+Concurrency = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency",
+        min=1,
+        help="Notifications this process drives at once, claimed and in progress (default 500).",
+    ),
+]
+
+
+def _client(app_path: str | None, store: str | None, concurrency: int | None) -> AsyncClient:
+    client = build_client(app_path, store)
+    if concurrency is not None:
+        client.concurrency = concurrency
+    return client
+
 
 @app.command()
-def worker(app_path: AppOption = None, insecure_dev_key: InsecureDevKey = False) -> None:
-    """Run escalations until SIGTERM or Ctrl-C (no webhooks; see `serve`).
+def worker(
+    store: StoreOption = None,
+    concurrency: Concurrency = None,
+    app_path: AppOption = None,
+    insecure_dev_key: InsecureDevKey = False,
+) -> None:
+    """Run escalations until SIGTERM or Ctrl-C (no webhooks; see `serve --no-worker`).
 
-    On either it stops claiming, lets requests already handed to a provider finish, gives
-    everything else back to the store for another process, and exits 0.
+    Any number of workers may share one PostgreSQL store (or one SQLite file). Each drives up
+    to --concurrency notifications at once. On SIGTERM or Ctrl-C it stops claiming, lets
+    requests already handed to a provider finish, gives everything else back to the store for
+    another process, and exits 0.
     """
     log_to_stderr()
-    client = client_from_app(app_path)
+    client = _client(app_path, store, concurrency)
     require_secret_key(client, "worker", insecure_dev_key=insecure_dev_key)
 
     async def go() -> None:
@@ -48,18 +73,26 @@ def worker(app_path: AppOption = None, insecure_dev_key: InsecureDevKey = False)
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker", help="Serve the webhooks only; `outreach worker` runs escalations."
+        ),
+    ] = False,
+    store: StoreOption = None,
     insecure_dev: Annotated[
         bool, typer.Option("--insecure-dev", help="Skip webhook signature checks (local only!).")
     ] = False,
     app_path: AppOption = None,
     insecure_dev_key: InsecureDevKey = False,
 ) -> None:
-    """Serve the webhooks and run escalations in one process (the embedded default)."""
+    """Serve the webhooks and run escalations in one process (the embedded default), or,
+    with --no-worker, the webhooks alone (behind a load balancer, say, with workers apart)."""
     import uvicorn
 
     from outreach.webhooks import create_app
 
-    client = client_from_app(app_path)
+    client = _client(app_path, store, None)
     require_secret_key(client, "serve", insecure_dev_key=insecure_dev_key or insecure_dev)
     web = create_app(
         client,
@@ -74,9 +107,12 @@ def serve(
     async def go() -> None:
         server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off"))
         async with client:  # closing it stops the escalations gracefully, as worker does
+            if no_worker:
+                await server.serve()  # uvicorn handles SIGTERM and Ctrl-C itself
+                return
             escalations = asyncio.create_task(client.run())
             try:
-                await server.serve()  # uvicorn handles SIGTERM and Ctrl-C itself
+                await server.serve()
             finally:
                 escalations.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

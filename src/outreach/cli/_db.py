@@ -1,0 +1,89 @@
+"""``outreach db``: the store's schema (``upgrade``) and retention (``prune``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from outreach._durations import parse_duration
+from outreach.cli._app import app
+from outreach.cli._common import (
+    AppOption,
+    JsonOption,
+    StoreOption,
+    bad_input,
+    build_client,
+    existing_store,
+    run_command,
+)
+
+db = typer.Typer(help="The store's schema and retention.", no_args_is_help=True)
+app.add_typer(db, name="db")
+
+
+@db.command()
+def upgrade(
+    store: StoreOption = None, app_path: AppOption = None, as_json: JsonOption = False
+) -> None:
+    """Apply the store's migrations (under a lock: safe while other processes start) and say
+    which schema version it is at. Every process also does this when it opens the store."""
+    client = build_client(app_path, store)
+
+    async def go() -> int:
+        async with client as ox:
+            return await ox.store.schema_version()
+
+    version = run_command(go())
+    if as_json:
+        typer.echo(json.dumps({"store": repr(client.store), "schema_version": version}))
+        return
+    typer.echo(f"{client.store!r} is at schema version {version}")
+
+
+def _age(text: str) -> timedelta:
+    try:
+        age = parse_duration(text)
+    except ValueError as error:
+        raise bad_input(f"--older-than: {error}") from None
+    if not isinstance(age, timedelta) or age <= timedelta(0):
+        raise bad_input(f"--older-than {text!r}: give an age such as 90d")
+    return age
+
+
+@db.command()
+def prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Prune finished notifications started longer ago, e.g. 90d."
+        ),
+    ],
+    store: StoreOption = None,
+    app_path: AppOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete the personal data of finished notifications (recipients' phone numbers, email
+    addresses and attributes, template contexts, attempts' addresses, reply texts).
+
+    What reports count stays: statuses, times, steps, channels, choices, errors. Notifications
+    still running are never touched; each is pruned once.
+    """
+    age = _age(older_than)
+    client = existing_store(build_client(app_path, store))
+
+    async def go() -> tuple[int, datetime]:
+        async with client as ox:
+            before = ox.clock.now() - age
+            return await ox.store.prune(before), before
+
+    pruned, before = run_command(go())
+    if as_json:
+        typer.echo(json.dumps({"pruned": pruned, "started_before": before.isoformat()}))
+        return
+    typer.echo(
+        f"pruned {pruned} finished notification(s) started before "
+        f"{before.isoformat(timespec='seconds')}"
+    )
