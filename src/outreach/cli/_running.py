@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import signal
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +29,8 @@ from outreach.cli._common import (
 )
 from outreach.demo import run_story
 from outreach.demo._report import LiveBoard, print_summary, print_timeline, summary
+
+log = logging.getLogger("outreach.cli")
 
 Concurrency = Annotated[
     int | None,
@@ -62,11 +67,12 @@ def worker(
     client = _client(app_path, store, concurrency)
     require_secret_key(client, "worker", insecure_dev_key=insecure_dev_key)
 
-    async def go() -> None:
+    async def work() -> None:
         async with client as ox:
-            await until_signalled(ox.run())
+            log.info("worker running on %r, %d notification(s) at once", ox.store, ox.concurrency)
+            await ox.run()
 
-    run_command(go())
+    run_command(until_signalled(work()))  # a signal while the store opens stops it cleanly too
 
 
 @app.command()
@@ -104,21 +110,48 @@ def serve(
 
     log_to_stderr()
 
+    class Server(uvicorn.Server):
+        """uvicorn's own signal handling raises SIGTERM again after its graceful shutdown
+        (exit status -15); here the command's handlers ask for the shutdown, and it exits 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     async def go() -> None:
-        server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, lifespan="off"))
-        async with client:  # closing it stops the escalations gracefully, as worker does
-            if no_worker:
-                await server.serve()  # uvicorn handles SIGTERM and Ctrl-C itself
-                return
-            escalations = asyncio.create_task(client.run())
-            try:
-                await server.serve()
-            finally:
-                escalations.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await escalations
+        server = Server(uvicorn.Config(web, host=host, port=port, lifespan="off"))
+
+        def shut_down() -> None:
+            server.should_exit = True
+
+        with signals_call(shut_down):
+            async with client:  # closing it stops the escalations gracefully, as worker does
+                if no_worker:
+                    log.info("webhooks only (--no-worker): `outreach worker` runs the escalations")
+                    await server.serve()
+                    return
+                escalations = asyncio.create_task(client.run())
+                try:
+                    await server.serve()
+                finally:
+                    escalations.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await escalations
 
     run_command(go())
+
+
+@contextlib.contextmanager
+def signals_call(handler: Callable[[], None]) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT call ``handler`` (on the running loop)."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, handler)
+    try:
+        yield
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
 
 
 @app.command()

@@ -9,10 +9,11 @@ from outreach._models import Event, EventKind
 from outreach.stores import Stuck
 
 QUERIES = (
-    ("stuck_active", "active with nothing scheduled"),
     ("stuck_sending", "an attempt is sending and its lease ran out without a takeover"),
+    ("stuck_active", "active with nothing scheduled"),
 )
-"""The named look-ups of stuck notifications (in each store's ``queries.sql``), and why."""
+"""The named look-ups of stuck notifications (in each store's ``queries.sql``), and why; the
+more telling reason first (one notification is reported once)."""
 
 
 def distinct(found: Iterable[tuple[str, str]]) -> list[Stuck]:
