@@ -309,3 +309,72 @@ async def test_an_unreachable_server_stops_the_listener_with_a_store_error() -> 
     store = PostgresStore("postgresql://postgres@127.0.0.1:1/test", connect_timeout=1)
     with pytest.raises(StoreError, match="stopped listening"):
         await store.watch(lambda: None)
+
+
+@pytest.mark.integration
+async def test_a_start_in_another_process_wakes_a_worker_process_that_polls_once_an_hour(
+    postgres_url: str, postgres_schema: str, tmp_path: Path, templates_dir: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from process_app import read_log
+
+    schema_maker = PostgresStore(postgres_url, schema=postgres_schema)
+    await schema_maker.open()  # creates and migrates the schema
+    await schema_maker.close()
+    store = f"{postgres_url}?options=-csearch_path%3D{postgres_schema}"
+    log, err = tmp_path / "sends", tmp_path / "worker.stderr"
+    env = {
+        **os.environ,
+        "OUTREACH_STORE": store,
+        "OUTREACH_SECRET_KEY": "wake-up-tests-secret-key-0123456789abcdef",
+        "OUTREACH_TEMPLATES": str(templates_dir),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])
+        ),
+        "PROCESS_APP_LOG": str(log),
+        "PROCESS_APP_DELAY": "0",
+        "PROCESS_APP_POLL": "3600",
+    }
+    outreach = Path(sys.executable).with_name("outreach")
+    with err.open("wb") as sink:
+        worker = subprocess.Popen(
+            [str(outreach), "worker", "--app", "process_app:make_client"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+
+        async def listening() -> bool:
+            import psycopg
+
+            async with await psycopg.AsyncConnection.connect(postgres_url) as db:
+                cur = await db.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN \"outreach\"'"
+                )
+                row = await cur.fetchone()
+            return bool(row and row[0])
+
+        for _ in range(3000):
+            assert worker.poll() is None, err.read_text()
+            if await listening():
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError(f"the worker never listened:\n{err.read_text()}")
+        async with AsyncClient(
+            store=store, channels={"sms": InMemoryChannel(name="sms")}, templates=templates_dir
+        ) as ox:
+            n = await ox.start(PAX, SMS_ONLY, context=CONTEXT)
+        await _until(lambda: any(e.get("notification") == n.id for e in read_log(log)), polls=6000)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, err.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=60)
