@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from outreach import AsyncClient, Plan, Recipient, Status, Step
+from outreach import AsyncClient, AttemptStatus, Plan, Recipient, Status, Step
 from outreach.exceptions import ConfigurationError, StoreError
 from outreach.stores.memory import MemoryStore
 from outreach.stores.postgres import PostgresStore, notify_option
@@ -128,8 +128,12 @@ async def test_a_store_that_stops_hearing_is_polled_and_listened_to_again_later(
         await _until(lambda: store.claims)
         await _until(lambda: "not hearing other processes' writes" in caplog.text)
         assert store.watching == []
-        clock.advance("1h")  # the poll: a round, and listening again
-        await _until(lambda: store.watching)
+
+        def polled_and_listening() -> bool:
+            clock.advance("1h")  # the poll (whenever the worker is asleep): a round, a new watch
+            return bool(store.watching)
+
+        await _until(polled_and_listening)
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
@@ -246,6 +250,20 @@ async def test_an_acknowledgement_elsewhere_wakes_the_worker_for_its_follow_up(
     await other_process.acknowledge(n.id, choice="2")
     await _until(lambda: len(channels["voice"].outbox) == 1)
     assert (await other_process.get(n.id)).status is Status.ACKNOWLEDGED
+
+
+@pytest.mark.integration
+async def test_an_undelivered_report_elsewhere_wakes_the_worker_to_escalate_at_once(
+    pg_worker: AsyncClient,
+    other_process: AsyncClient,
+    channels: dict[str, InMemoryChannel],
+    plan: Plan,
+) -> None:
+    n = await other_process.start(PAX, plan, context=CONTEXT)
+    await _until(lambda: len(channels["sms"].outbox) == 1)
+    [attempt] = (await other_process.get(n.id)).attempts
+    await other_process.inbound.update_attempt(AttemptStatus.UNDELIVERED, attempt_id=attempt.id)
+    await _until(lambda: len(channels["email"].outbox) == 1)  # not 15 minutes later: now
 
 
 async def _notifies_until_marker(url: str, schema: str, write: Callable[[], object]) -> list[str]:

@@ -50,8 +50,14 @@ _WAKING = frozenset({EventKind.ACKNOWLEDGED, EventKind.CANCELLED})  # and any fo
 
 
 def _wakes(change: Change) -> bool:
-    """Whether a change may make work due sooner for runners elsewhere."""
-    return bool(change.children) or any(e.kind in _WAKING for e in change.events)
+    """Whether a change may make work due sooner for runners elsewhere: a follow-up, an
+    acknowledgement or cancellation, or a provider's report that ends a wait at once (an
+    undelivered text escalates now)."""
+    if change.children or any(e.kind in _WAKING for e in change.events):
+        return True
+    n = change.notification
+    due_now = n.due_at is not None and n.due_at <= n.updated_at
+    return due_now and any(e.kind is EventKind.ATTEMPT_STATUS for e in change.events)
 
 
 def notify_option(url: str) -> tuple[str, bool]:
