@@ -322,14 +322,16 @@ class SQLiteStore(NamedReads):
         return await self._call(self._sweep, now, lapsed_before, limit)
 
     def _sweep(self, now: datetime, lapsed_before: datetime, limit: int) -> list[Stuck]:
+        """Reads first: the write lock is taken only when there is something to log."""
         times = {"now": to_micros(now), "before": to_micros(lapsed_before), "limit": limit}
-        with self._write() as db:
-            found = _stuck.distinct(
-                (row[0], reason)
-                for query, reason in _stuck.QUERIES
-                for row in db.execute(_SQL[query], times).fetchall()
-            )[:limit]
-            db.executemany(_SQL["insert_event"], _ENCODER.events(_stuck.events(found, now)))
+        found = _stuck.distinct(
+            (row[0], reason)
+            for query, reason in _stuck.QUERIES
+            for row in self.db.execute(_SQL[query], times).fetchall()
+        )[:limit]
+        if found:
+            with self._write() as db:
+                db.executemany(_SQL["insert_event"], _ENCODER.events(_stuck.events(found, now)))
         return found
 
     # event log and suppressions
