@@ -98,6 +98,7 @@ def test_db_upgrade_migrates_and_says_which_version(store_url: str) -> None:
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert answer["schema_version"] >= 4
+    assert answer["store"].startswith(("SQLiteStore(/", "PostgresStore(127.0.0.1/test"))
     again = CliRunner().invoke(app, ["db", "upgrade", "--store", store_url])
     assert again.exit_code == 0
     assert f"is at schema version {answer['schema_version']}" in again.output

@@ -222,9 +222,10 @@ class _Listener:
 
     def _ended(self, task: asyncio.Task[None], poll_interval: timedelta) -> None:
         error = None if task.cancelled() else task.exception()
-        if error is not None:  # returned without error: the store cannot hear, it is polled
-            log.warning("not hearing other processes' writes; polling: %s", error)
-            self._retry_at = self._clock.now() + poll_interval
+        if error is None:
+            return  # stopped, or a store that cannot hear (it returns at once): polled
+        log.warning("not hearing other processes' writes; polling: %s", error)
+        self._retry_at = self._clock.now() + poll_interval
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -61,6 +61,9 @@ class SQLiteStore(NamedReads):
         self._db: sqlite3.Connection | None = None
         self._plans = PlanCache()
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._path})"
+
     # plumbing
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
