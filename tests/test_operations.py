@@ -543,3 +543,10 @@ async def test_serve_no_worker_answers_webhooks_and_runs_no_escalations(
     assert await _exit_code(process, err) == 0, err.read_text()
     async with _client(store_url, SystemClock(), templates_dir) as ox:
         assert (await ox.get(due.id)).status is Status.PENDING  # nobody ran it
+
+
+@pytest.mark.parametrize("command", [["worker"], ["serve", "--no-worker"], ["db", "upgrade"]])
+def test_a_store_url_of_no_known_kind_is_refused_by_every_command(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--store", "mysql://db/x"])
+    assert result.exit_code == 2
+    assert "unknown store URL 'mysql://db/x'" in result.output
