@@ -28,8 +28,10 @@ app.add_typer(db, name="db")
 def upgrade(
     store: StoreOption = None, app_path: AppOption = None, as_json: JsonOption = False
 ) -> None:
-    """Apply the store's migrations (under a lock: safe while other processes start) and say
-    which schema version it is at. Every process also does this when it opens the store."""
+    """Apply the store's migrations and say which schema version it is at.
+
+    Safe while other processes start (they migrate under the same lock when they open it).
+    """
     client = build_client(app_path, store)
 
     async def go() -> int:
@@ -65,11 +67,12 @@ def prune(
     app_path: AppOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete the personal data of finished notifications (recipients' phone numbers, email
-    addresses and attributes, template contexts, attempts' addresses, reply texts).
+    """Delete old finished notifications' personal data; keep what reports count.
 
-    What reports count stays: statuses, times, steps, channels, choices, errors. Notifications
-    still running are never touched; each is pruned once.
+    Removed: recipients' phone numbers, email addresses, time zones and attributes, template
+    contexts, attempts' addresses, reply texts. Kept: recipient ids, statuses, times, steps,
+    channels, choices, errors. Notifications still running are never touched; each is pruned
+    once.
     """
     age = _age(older_than)
     client = existing_store(build_client(app_path, store))
