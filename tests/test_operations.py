@@ -117,21 +117,29 @@ def test_db_upgrade_of_an_unreachable_server_fails_with_the_reason() -> None:
 
 async def _seed(url: str, templates: Path) -> dict[str, str]:
     """Long ago: one acknowledged (after a reply that matched nothing), one cancelled, one
-    still active; recently: one cancelled. The ids by role."""
+    still active; one started long ago and cancelled recently; one started and cancelled
+    recently. The ids by role."""
     long_ago = FakeClock(LONG_AGO)
     async with _client(url, long_ago, templates) as ox:
-        acked, cancelled, active = [
+        acked, cancelled, active, late = [
             await ox.start(pax(i), ONE_TEXT, context=CONTEXT, key=f"old-{i}", campaign="c")
-            for i in range(3)
+            for i in range(4)
         ]
         await ox.run_due()
         await ox.inbound.record_reply(acked.id, via="sms", text="my number is +16175559999")
         await ox.acknowledge(acked.id, via="sms", choice=None)
         await ox.cancel(cancelled.id, reason="flight restored")
     async with _client(url, SystemClock(), templates) as ox:
-        recent = await ox.start(pax(3), ONE_TEXT, context=CONTEXT, key="new-3", campaign="c")
+        recent = await ox.start(pax(4), ONE_TEXT, context=CONTEXT, key="new-4", campaign="c")
         await ox.cancel(recent.id)
-    return {"acked": acked.id, "cancelled": cancelled.id, "active": active.id, "recent": recent.id}
+        await ox.cancel(late.id)
+    return {
+        "acked": acked.id,
+        "cancelled": cancelled.id,
+        "active": active.id,
+        "late": late.id,
+        "recent": recent.id,
+    }
 
 
 def _report(url: str) -> dict[str, Any]:
@@ -152,7 +160,7 @@ async def test_prune_removes_personal_data_of_old_finished_notifications_and_kee
         CliRunner().invoke, app, ["db", "prune", "--older-than", "90d", "--store", store_url]
     )
     assert result.exit_code == 0, result.output
-    assert "pruned 2 finished notification(s)" in result.output
+    assert "pruned 2 notification(s) finished before" in result.output
 
     assert await asyncio.to_thread(_report, store_url) == before
     async with _client(store_url, SystemClock(), templates_dir) as ox:
@@ -164,7 +172,7 @@ async def test_prune_removes_personal_data_of_old_finished_notifications_and_kee
             assert n.context == {}
             assert all(a.address is None for a in n.attempts)
         assert (await ox.get(ids["acked"])).status is Status.ACKNOWLEDGED
-        for role in ("active", "recent"):  # running, or finished too recently: untouched
+        for role in ("active", "late", "recent"):  # running, or finished too recently
             n = await ox.get(ids[role])
             assert n.recipient.phone is not None
             assert n.context == CONTEXT

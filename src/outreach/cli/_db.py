@@ -60,7 +60,7 @@ def prune(
     older_than: Annotated[
         str,
         typer.Option(
-            "--older-than", help="Prune finished notifications started longer ago, e.g. 90d."
+            "--older-than", help="Prune notifications that finished longer ago, e.g. 90d."
         ),
     ],
     store: StoreOption = None,
@@ -84,9 +84,8 @@ def prune(
 
     pruned, before = run_command(go())
     if as_json:
-        typer.echo(json.dumps({"pruned": pruned, "started_before": before.isoformat()}))
+        typer.echo(json.dumps({"pruned": pruned, "finished_before": before.isoformat()}))
         return
     typer.echo(
-        f"pruned {pruned} finished notification(s) started before "
-        f"{before.isoformat(timespec='seconds')}"
+        f"pruned {pruned} notification(s) finished before {before.isoformat(timespec='seconds')}"
     )

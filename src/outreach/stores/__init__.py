@@ -122,9 +122,9 @@ class Store(Protocol):
         the runner polls, and calls it again later."""
         ...
 
-    async def prune(self, started_before: datetime, *, batch: int = 500) -> int:
-        """Remove the personal data of finished notifications started before
-        ``started_before`` (``stores._prune`` says what is kept: what reports count); how
+    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+        """Remove the personal data of notifications that finished before
+        ``finished_before`` (``stores._prune`` says what is kept: what reports count); how
         many were pruned. Each is pruned once."""
         ...
 

@@ -342,11 +342,11 @@ class PostgresStore(NamedReads):
             row = await cur.fetchone()
         return int((row[0] if row else None) or 0)
 
-    async def prune(self, started_before: datetime, *, batch: int = 500) -> int:
+    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
         pruned = 0
         while True:
             async with self._cursor(transaction=True) as cur:
-                query = {"before": started_before, "statuses": list(_prune.FINISHED)}
+                query = {"before": finished_before, "statuses": list(_prune.FINISHED)}
                 await cur.execute(_SQL["prunable"], {**query, "limit": batch})
                 rows = await cur.fetchall()
                 keys = [{"id": nid, "version": version} for nid, version, _ in rows]

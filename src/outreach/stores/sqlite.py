@@ -303,15 +303,20 @@ class SQLiteStore(NamedReads):
         """SQLite cannot tell other processes' writes: runners poll (same-process starts
         wake the client's own runner directly)."""
 
-    async def prune(self, started_before: datetime, *, batch: int = 500) -> int:
+    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
         pruned = 0
-        while found := await self._call(self._prune_batch, to_micros(started_before), batch):
+        while found := await self._call(self._prune_batch, finished_before, batch):
             pruned += found
         return pruned
 
-    def _prune_batch(self, before: int, batch: int) -> int:
+    def _prune_batch(self, before: datetime, batch: int) -> int:
         """Prune up to ``batch`` notifications in one transaction; how many."""
-        query = {"before": before, "statuses": json.dumps(_prune.FINISHED), "limit": batch}
+        query = {
+            "before": to_micros(before),
+            "before_iso": before.isoformat(),
+            "statuses": json.dumps(_prune.FINISHED),
+            "limit": batch,
+        }
         with self._write() as db:
             rows = db.execute(_SQL["prunable"], query).fetchall()
             for notification_id, version, body in rows:

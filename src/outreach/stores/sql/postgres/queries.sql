@@ -157,9 +157,12 @@ DELETE FROM suppressions WHERE medium = %(medium)s AND address = %(address)s
 SELECT pg_notify(%(channel)s, '')
 
 -- name: prunable --
--- Finished notifications started before %(before)s whose personal data is still stored.
+-- Notifications finished before %(before)s (and so started before it, which the index
+-- narrows to) whose personal data is still stored.
 SELECT id, version, body FROM notifications
 WHERE NOT pruned AND created_at < %(before)s AND status = ANY(%(statuses)s)
+  AND COALESCE(body::jsonb ->> 'finished_at', body::jsonb ->> 'created_at')::timestamptz
+      < %(before)s
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 

@@ -125,11 +125,13 @@ VALUES (:medium, :address, :reason, :created_at)
 DELETE FROM suppressions WHERE medium = :medium AND address = :address
 
 -- name: prunable --
--- Finished notifications started before :before whose personal data is still stored
--- (:statuses is a JSON list of the finished statuses).
+-- Notifications finished before :before_iso (and so started before :before, which the index
+-- narrows to) whose personal data is still stored (:statuses lists the finished statuses).
 SELECT id, version, body FROM notifications
 WHERE pruned = 0 AND created_at < :before
   AND status IN (SELECT value FROM json_each(:statuses))
+  AND julianday(COALESCE(json_extract(body, '$.finished_at'), json_extract(body, '$.created_at')))
+      < julianday(:before_iso)
 LIMIT :limit
 
 -- name: prune_notification --
