@@ -13,7 +13,8 @@ own (created when missing), through the connections' ``search_path``; a URL's ow
 ``?options=-csearch_path%3Dname`` works too, for a schema that exists.
 
 Runners sleep until the next due time; a transaction that makes work due sooner (a start, a
-follow-up, an acknowledgement or cancellation) sends one ``NOTIFY`` from the application, and
+follow-up, an acknowledgement or cancellation, a provider's report that escalates at once)
+sends one ``NOTIFY`` from the application (never a trigger: it would serialise commits), and
 :meth:`PostgresStore.watch` (``LISTEN`` on a connection of its own) wakes them. ``?notify=off``
 in the URL (or ``notify=False``) sends and hears none, for PgBouncer in transaction mode,
 where a ``LISTEN`` would not last: runners then poll.
