@@ -50,7 +50,6 @@ from outreach.exceptions import (
     InvalidChoice,
     InvalidContext,
     NotFound,
-    OutreachError,
 )
 from outreach.stores import Store, open_store
 from outreach.stores._codec import as_stored
@@ -393,6 +392,19 @@ class AsyncClient:
 
     # running
 
+    @property
+    def concurrency(self) -> int:
+        """How many notifications ``run()`` and ``run_due()`` drive at once: claimed and in
+        progress, topped up as they finish (sends are further capped per channel by its
+        ``max_in_flight``)."""
+        return self._runner.batch_size
+
+    @concurrency.setter
+    def concurrency(self, value: int) -> None:
+        if value < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, not {value}")
+        self._runner.batch_size = value
+
     async def run_due(self) -> int:
         """Run everything due now, then return how many notifications were handled.
 
@@ -417,24 +429,15 @@ class AsyncClient:
         """Run escalations until cancelled, sleeping until the next due time.
 
         Work started by this client wakes the loop at once; work written by another process
-        to the same store is noticed within ``poll_interval``. Cancelled, it stops as
+        to the same store is noticed within ``poll_interval`` (on PostgreSQL, at once:
+        ``LISTEN/NOTIFY``, unless the URL says ``?notify=off``). Cancelled, it stops as
         ``run_due`` does.
         """
         with self._tracked():
             await self._run_forever()
 
     async def _run_forever(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.run_due()
-                due = await self.store.next_due()
-            except OutreachError:
-                # A locked or unreachable store, say: logged, retried after the poll interval.
-                log.exception("running due notifications failed; trying again shortly")
-                due = None
-            poll = self.clock.now() + self.poll_interval
-            await self.clock.sleep_until(poll if due is None else min(due, poll), self._wake)
+        await self._runner.run_forever(self._wake, self.poll_interval)
 
 
 def _loopback(url: str) -> bool:

@@ -92,6 +92,7 @@ class EventKind(StrEnum):
     FAILED = "failed"
     FOLLOW_UP_STARTED = "follow_up_started"
     OPTED_OUT = "opted_out"
+    STUCK = "stuck"
 
 
 def _describe(exc: ValidationError) -> str:

@@ -3,7 +3,8 @@
 Each claimed notification is driven until the engine has nothing more to send now: the
 attempt is recorded as ``sending`` before the provider is called, the outcome is fed back to
 the engine, and every write is version-checked. Writes from concurrent sends are grouped into
-one transaction (group commit), which is what makes SQLite keep up.
+one transaction (group commit), which is what makes SQLite keep up. Between rounds the runner
+sleeps until the next due time, a bounded poll, or a wake-up (:meth:`Runner.run_forever`).
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
 from outreach._senders import SenderChoice
+from outreach._sweeper import Sweeper
 from outreach._telemetry import Telemetry
 from outreach.channels import Channel
 from outreach.exceptions import (
     ConcurrencyError,
     ConfigurationError,
+    OutreachError,
     PermanentDeliveryError,
     RateLimited,
     StoreError,
@@ -192,6 +195,47 @@ class _GroupCommit:
                 start = end
 
 
+class _Listener:
+    """Runs the store's :meth:`~outreach.stores.Store.watch` in a task of its own while the
+    runner loops: what it hears sets the runner's wake-up. A store that cannot hear is polled;
+    one that stopped hearing (a lost connection) is polled, and listened to again after a poll
+    interval."""
+
+    def __init__(self, store: Store, wake: asyncio.Event, clock: Clock) -> None:
+        self._store = store
+        self._wake = wake
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._retry_at: datetime | None = None
+        self.heard = False
+        """Whether a wake-up came from another process since the runner last looked."""
+
+    def _heard(self) -> None:
+        self.heard = True
+        self._wake.set()
+
+    def keep_listening(self, poll_interval: timedelta) -> None:
+        """Start listening; after a failure, start again once its retry time has come."""
+        if self._task is None or (
+            self._retry_at is not None and self._clock.now() >= self._retry_at
+        ):
+            self._retry_at = None
+            self._task = asyncio.create_task(self._store.watch(self._heard))
+            self._task.add_done_callback(lambda task: self._ended(task, poll_interval))
+
+    def _ended(self, task: asyncio.Task[None], poll_interval: timedelta) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is None:
+            return  # stopped, or a store that cannot hear (it returns at once): polled
+        log.warning("not hearing other processes' writes; polling: %s", error)
+        self._retry_at = self._clock.now() + poll_interval
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
 @dataclass
 class Runner:
     """Drives due notifications; shared by ``run_due``, ``run`` and the client's writes."""
@@ -213,8 +257,11 @@ class Runner:
     alerts: ChannelWatch = field(default_factory=ChannelWatch)
     """Per channel, the recent outcomes by failure code: spikes raise ``on_channel_alert``."""
     telemetry: Telemetry = field(default_factory=Telemetry)
+    wake_debounce: timedelta = timedelta(milliseconds=50)
+    """The shortest time between two rounds that wake-ups from other processes start."""
 
     def __post_init__(self) -> None:
+        self.sweeper = Sweeper(self.store, self.clock)
         self._commits = _GroupCommit(self.store)
         self._senders = SenderChoice(self.store, self.clock)
         self._in_flight = {
@@ -292,6 +339,36 @@ class Runner:
         except asyncio.CancelledError:
             await self.stop(running, claimed)
             raise
+
+    async def run_forever(self, wake: asyncio.Event, poll_interval: timedelta) -> None:
+        """Run what is due, then sleep until the next due time, for at most ``poll_interval``,
+        or until ``wake`` is set: by this process's own writes, or when the store hears
+        another process's (:meth:`~outreach.stores.Store.watch`, PostgreSQL's ``LISTEN``).
+        However many wake-ups other processes send, they start at most one round per
+        ``wake_debounce``. After each round the sweeper looks for stuck notifications (at
+        most once a minute). Cancelled, it stops as :meth:`run_due` does."""
+        listener = _Listener(self.store, wake, self.clock)
+        try:
+            while True:
+                listener.keep_listening(poll_interval)
+                wake.clear()
+                listener.heard = False
+                started = self.clock.now()
+                try:
+                    await self.run_due()
+                    due = await self.store.next_due()
+                except OutreachError:
+                    # A locked or unreachable store, say: logged, retried after the poll interval.
+                    log.exception("running due notifications failed; trying again shortly")
+                    due = None
+                await self.sweeper.sweep_if_due()
+                poll = self.clock.now() + poll_interval
+                await self.clock.sleep_until(poll if due is None else min(due, poll), wake)
+                rest = started + self.wake_debounce - self.clock.now()
+                if listener.heard and rest > timedelta(0):
+                    await self.clock.sleep(rest)  # a burst of wake-ups: one round, not many
+        finally:
+            await listener.stop()
 
     async def stop(self, running: Mapping[asyncio.Task[None], str], claimed: Sequence[str]) -> None:
         """Stop claiming; let requests already handed over finish (for up to

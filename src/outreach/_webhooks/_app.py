@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -26,11 +27,14 @@ from outreach._webhooks._common import (
     TwilioVerifier,
 )
 from outreach._webhooks._pages import Pages
-from outreach.exceptions import ConfigurationError
+from outreach.exceptions import ConfigurationError, OutreachError
 
 log = logging.getLogger("outreach.webhooks")
 
 Handler = Callable[[Ctx, Request], Awaitable[Response]]
+
+HEALTH_TIMEOUT = 2.0
+"""Seconds ``/healthz`` waits for the store before it says the store is unreachable."""
 
 
 def _secret(value: str | SecretStr | None) -> str | None:
@@ -133,7 +137,10 @@ def create_app(
         endpoint.__name__ = getattr(handler, "__name__", "endpoint")
         return endpoint
 
-    routes = [Route("/healthz", _healthz, methods=["GET"])]
+    async def healthz(request: Request) -> Response:
+        return await _healthz(ctx, request)
+
+    routes = [Route("/healthz", healthz, methods=["GET"])]
     if twilio:
         routes += [
             Route("/twilio/sms", bind(_twilio.inbound_sms), methods=["POST"]),
@@ -156,8 +163,19 @@ def create_app(
     )
 
 
-async def _healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+async def _healthz(ctx: Ctx, request: Request) -> Response:
+    """200 when the store answers a cheap read within ``HEALTH_TIMEOUT``; else 503 and why
+    (a load balancer then sends requests elsewhere)."""
+    try:
+        await asyncio.wait_for(ctx.client.store.schema_version(), HEALTH_TIMEOUT)
+    except TimeoutError:
+        reason = f"the store did not answer within {HEALTH_TIMEOUT:g} s"
+    except OutreachError as error:
+        reason = str(error)
+    else:
+        return JSONResponse({"status": "ok"})
+    log.warning("health check failed: %s", reason)
+    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
 
 
 async def _rejected(request: Request, exc: Exception) -> Response:

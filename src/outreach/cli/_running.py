@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import signal
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from outreach._client import AsyncClient
 from outreach._telemetry import install_prometheus
 from outreach.cli._app import app
 from outreach.cli._common import (
@@ -21,7 +25,8 @@ from outreach.cli._common import (
     LogFormatOption,
     LogLevel,
     LogLevelOption,
-    client_from_app,
+    StoreOption,
+    build_client,
     fail,
     log_to_stderr,
     require_secret_key,
@@ -32,34 +37,64 @@ from outreach.demo import run_story
 from outreach.demo._report import LiveBoard, print_summary, print_timeline, summary
 from outreach.exceptions import ConfigurationError
 
+log = logging.getLogger("outreach.cli")
+
+Concurrency = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency",
+        min=1,
+        help="Notifications this process drives at once, claimed and in progress (default 500).",
+    ),
+]
+
+
+def _client(app_path: str | None, store: str | None, concurrency: int | None) -> AsyncClient:
+    client = build_client(app_path, store)
+    if concurrency is not None:
+        client.concurrency = concurrency
+    return client
+
 
 @app.command()
 def worker(
+    store: StoreOption = None,
+    concurrency: Concurrency = None,
     app_path: AppOption = None,
     insecure_dev_key: InsecureDevKey = False,
     log_level: LogLevelOption = LogLevel.INFO,
     log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
-    """Run escalations until SIGTERM or Ctrl-C (no webhooks; see `serve`).
+    """Run escalations until SIGTERM or Ctrl-C (no webhooks; see `serve --no-worker`).
 
-    On either it stops claiming, lets requests already handed to a provider finish, gives
-    everything else back to the store for another process, and exits 0.
+    Any number of workers may share one PostgreSQL store (or one SQLite file). Each drives up
+    to --concurrency notifications at once. On SIGTERM or Ctrl-C it stops claiming, lets
+    requests already handed to a provider finish, gives everything else back to the store for
+    another process, and exits 0.
     """
     log_to_stderr(log_level, log_format)
-    client = client_from_app(app_path)
+    client = _client(app_path, store, concurrency)
     require_secret_key(client, "worker", insecure_dev_key=insecure_dev_key)
 
-    async def go() -> None:
+    async def work() -> None:
         async with client as ox:
-            await until_signalled(ox.run())
+            log.info("worker running on %r, %d notification(s) at once", ox.store, ox.concurrency)
+            await ox.run()
 
-    run_command(go())
+    run_command(until_signalled(work()))  # a signal while the store opens stops it cleanly too
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker", help="Serve the webhooks only; `outreach worker` runs escalations."
+        ),
+    ] = False,
+    store: StoreOption = None,
     insecure_dev: Annotated[
         bool, typer.Option("--insecure-dev", help="Skip webhook signature checks (local only!).")
     ] = False,
@@ -72,7 +107,8 @@ def serve(
         typer.Option("--metrics", help="Serve Prometheus metrics at /metrics (outreach[otel])."),
     ] = False,
 ) -> None:
-    """Serve the webhooks and run escalations in one process (the embedded default)."""
+    """Serve the webhooks and run escalations in one process (the embedded default), or,
+    with --no-worker, the webhooks alone (behind a load balancer, say, with workers apart)."""
     import uvicorn
 
     from outreach.webhooks import create_app
@@ -84,7 +120,7 @@ def serve(
             scrape = install_prometheus()  # before the client makes its instruments
         except ConfigurationError as error:
             fail(str(error))
-    client = client_from_app(app_path)
+    client = _client(app_path, store, None)
     require_secret_key(client, "serve", insecure_dev_key=insecure_dev_key or insecure_dev)
     web = create_app(
         client,
@@ -99,8 +135,16 @@ def serve(
     # As JSON, uvicorn's own lines go through the same handler (its config would format them).
     uvicorn_logging = None if log_format is LogFormat.JSON else uvicorn.config.LOGGING_CONFIG
 
+    class Server(uvicorn.Server):
+        """uvicorn's own signal handling raises SIGTERM again after its graceful shutdown
+        (exit status -15); here the command's handlers ask for the shutdown, and it exits 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     async def go() -> None:
-        server = uvicorn.Server(
+        server = Server(
             uvicorn.Config(
                 web,
                 host=host,
@@ -110,16 +154,38 @@ def serve(
                 log_config=uvicorn_logging,
             )
         )
-        async with client:  # closing it stops the escalations gracefully, as worker does
-            escalations = asyncio.create_task(client.run())
-            try:
-                await server.serve()  # uvicorn handles SIGTERM and Ctrl-C itself
-            finally:
-                escalations.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await escalations
+
+        def shut_down() -> None:
+            server.should_exit = True
+
+        with signals_call(shut_down):
+            async with client:  # closing it stops the escalations gracefully, as worker does
+                if no_worker:
+                    log.info("webhooks only (--no-worker): `outreach worker` runs the escalations")
+                    await server.serve()
+                    return
+                escalations = asyncio.create_task(client.run())
+                try:
+                    await server.serve()
+                finally:
+                    escalations.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await escalations
 
     run_command(go())
+
+
+@contextlib.contextmanager
+def signals_call(handler: Callable[[], None]) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT call ``handler`` (on the running loop)."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, handler)
+    try:
+        yield
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
 
 
 @app.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -28,6 +28,14 @@ class Change:
     opt_outs: Sequence[tuple[Medium, str]] = ()
     owner: str | None = None
     attempts: Sequence[Attempt] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Stuck:
+    """A notification no runner will move on by itself, and why (for the sweeper)."""
+
+    notification_id: str
+    reason: str
 
 
 class Store(Protocol):
@@ -109,6 +117,29 @@ class Store(Protocol):
 
     async def next_due(self) -> datetime | None:
         """The earliest scheduled time of any notification."""
+        ...
+
+    async def schema_version(self) -> int:
+        """The newest migration applied: a cheap read that proves the store answers."""
+        ...
+
+    async def watch(self, heard: Callable[[], None]) -> None:
+        """Until cancelled, call ``heard()`` whenever another process may have made work due
+        sooner (a start, an acknowledgement, a cancellation). A store that cannot hear other
+        processes returns at once: runners then poll it. Raising means it stopped hearing:
+        the runner polls, and calls it again later."""
+        ...
+
+    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+        """Remove the personal data of notifications that finished before
+        ``finished_before`` (``stores._prune`` says what is kept: what reports count); how
+        many were pruned. Each is pruned once."""
+        ...
+
+    async def sweep(self, now: datetime, *, lapsed_before: datetime, limit: int) -> list[Stuck]:
+        """Up to ``limit`` notifications no runner will move on, each logged as a ``stuck``
+        event: ``active`` with nothing scheduled and no live lease, or with an attempt
+        ``sending`` whose lease ran out before ``lapsed_before`` without a takeover."""
         ...
 
     async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:

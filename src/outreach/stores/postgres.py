@@ -12,25 +12,33 @@ that processes starting together do not race. ``schema=`` keeps the tables in a 
 own (created when missing), through the connections' ``search_path``; a URL's own
 ``?options=-csearch_path%3Dname`` works too, for a schema that exists.
 
+Runners sleep until the next due time; a transaction that makes work due sooner (a start, a
+follow-up, an acknowledgement or cancellation, a provider's report that escalates at once)
+sends one ``NOTIFY`` from the application (never a trigger: it would serialise commits), and
+:meth:`PostgresStore.watch` (``LISTEN`` on a connection of its own) wakes them. ``?notify=off``
+in the URL (or ``notify=False``) sends and hears none, for PgBouncer in transaction mode,
+where a ``LISTEN`` would not last: runners then poll.
+
 Writing only the columns a change touched (and not the whole body) is a later optimisation.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from outreach._models import Event, Medium, Notification
+from outreach._models import Event, EventKind, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
-from outreach.stores import Change, _queries
+from outreach.stores import Change, Stuck, _prune, _queries, _stuck
 from outreach.stores._codec import load_event
 from outreach.stores._rows import Encoder, NamedReads, Params, PlanCache, Rows
 
@@ -39,6 +47,35 @@ _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _ENCODER = Encoder(lambda when: when)
 
 _Cursor = psycopg.AsyncCursor[Any]
+_WAKING = frozenset({EventKind.ACKNOWLEDGED, EventKind.CANCELLED})  # and any follow-up started
+
+
+def _wakes(change: Change) -> bool:
+    """Whether a change may make work due sooner for runners elsewhere: a follow-up, an
+    acknowledgement or cancellation, or a provider's report that ends a wait at once (an
+    undelivered text escalates now)."""
+    if change.children or any(e.kind in _WAKING for e in change.events):
+        return True
+    n = change.notification
+    due_now = n.due_at is not None and n.due_at <= n.updated_at
+    return due_now and any(e.kind is EventKind.ATTEMPT_STATUS for e in change.events)
+
+
+def notify_option(url: str) -> tuple[str, bool]:
+    """``url`` without its ``notify=`` query option (libpq knows no such thing), and whether
+    it leaves NOTIFY on (``notify=off``/``false``/``0``/``no`` turns it off)."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url, True
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = [value for name, value in query if name == "notify"]
+    if not given:
+        return url, True
+    value = given[-1].lower()
+    if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise ConfigurationError(f"store URL option notify={given[-1]!r}: use notify=on or off")
+    rest = urlencode([(name, v) for name, v in query if name != "notify"])
+    return urlunsplit(parts._replace(query=rest)), value in ("on", "true", "1", "yes")
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -68,7 +105,8 @@ class PostgresStore(NamedReads):
 
     ``url`` is a libpq URL or conninfo string (``postgresql://user@host:5432/db``); ``schema``
     puts the tables in that schema (created when missing); ``max_connections`` bounds the pool;
-    :meth:`open` waits up to ``connect_timeout`` seconds for the server.
+    :meth:`open` waits up to ``connect_timeout`` seconds for the server. ``notify=False`` (or
+    ``?notify=off`` in the URL) is the poll-only mode, for PgBouncer in transaction mode.
     """
 
     encoder = _ENCODER
@@ -80,12 +118,16 @@ class PostgresStore(NamedReads):
         schema: str | None = None,
         max_connections: int = 10,
         connect_timeout: float = 10.0,
+        notify: bool = True,
     ) -> None:
         if schema is not None and not _SCHEMA.fullmatch(schema):
             raise ConfigurationError(
                 f"PostgreSQL schema name {schema!r}: use letters, digits and underscores"
             )
-        self._url = url
+        self._url, notify_in_url = notify_option(url)
+        self.notify = notify and notify_in_url
+        """Whether this store sends and hears wake-ups (False: poll-only mode)."""
+        self._channel = "outreach" if schema is None else f"outreach.{schema}"
         self._schema = schema
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
@@ -212,6 +254,8 @@ class PostgresStore(NamedReads):
                 taken.append(old)
             fresh = [e for e in _ENCODER.events(events) if e["notification_id"] in created]
             await _run_many(cur, _SQL["insert_event"], fresh)
+            if created:
+                await self._notify(cur)
         self._plans.committed(plans)
         return [new if old is None else old for new, old in zip(notifications, taken, strict=True)]
 
@@ -251,6 +295,8 @@ class PostgresStore(NamedReads):
             await _run_many(cur, _SQL["upsert_attempt"], [r for c in kept for r in c.attempts])
             await _run_many(cur, _SQL["insert_event"], [r for c in kept for r in c.events])
             await _run_many(cur, _SQL["insert_suppression"], [r for c in kept for r in c.opt_outs])
+            if any(_wakes(change) for change, ok in zip(changes, saved, strict=True) if ok):
+                await self._notify(cur)
         self._plans.committed(plans)
         return [e.stored if ok else None for e, ok in zip(encoded, saved, strict=True)]
 
@@ -266,6 +312,67 @@ class PostgresStore(NamedReads):
 
     async def forget(self, key: str) -> None:
         await self._write("forget", key=key)
+
+    # wake-ups and operations
+
+    async def _notify(self, cur: _Cursor) -> None:
+        """Wake listening runners when this transaction commits (once per transaction)."""
+        if self.notify:
+            await cur.execute(_SQL["notify"], {"channel": self._channel})
+
+    async def watch(self, heard: Callable[[], None]) -> None:
+        """``LISTEN`` on a connection of its own and call ``heard()`` on every notification
+        (and once when listening starts: what was written before is not heard). In poll-only
+        mode, return at once. A lost connection raises :class:`StoreError`."""
+        if not self.notify:
+            return
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self._url, autocommit=True, connect_timeout=max(1, round(self._connect_timeout))
+            ) as conn:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                heard()
+                async for _ in conn.notifies():
+                    heard()
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store {self!r}: stopped listening: {exc}") from exc
+
+    async def schema_version(self) -> int:
+        async with self._cursor() as cur:
+            await cur.execute(_SQL["schema_version"])
+            row = await cur.fetchone()
+        return int((row[0] if row else None) or 0)
+
+    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+        pruned = 0
+        while True:
+            async with self._cursor(transaction=True) as cur:
+                query = {"before": finished_before, "statuses": list(_prune.FINISHED)}
+                await cur.execute(_SQL["prunable"], {**query, "limit": batch})
+                rows = await cur.fetchall()
+                keys = [{"id": nid, "version": version} for nid, version, _ in rows]
+                bodies = [_prune.anonymized(body) for _, _, body in rows]
+                await _run_many(
+                    cur,
+                    _SQL["prune_notification"],
+                    [{**key, "body": body} for key, body in zip(keys, bodies, strict=True)],
+                )
+                await _run_many(cur, _SQL["prune_attempts"], keys)
+                await _run_many(cur, _SQL["prune_replies"], keys)
+            if not rows:
+                return pruned
+            pruned += len(rows)
+
+    async def sweep(self, now: datetime, *, lapsed_before: datetime, limit: int) -> list[Stuck]:
+        times = {"now": now, "before": lapsed_before, "limit": limit}
+        async with self._cursor(transaction=True) as cur:
+            found: list[tuple[str, str]] = []
+            for query, reason in _stuck.QUERIES:
+                await cur.execute(_SQL[query], times)
+                found += [(row[0], reason) for row in await cur.fetchall()]
+            stuck = _stuck.distinct(found)[:limit]
+            await _run_many(cur, _SQL["insert_event"], _ENCODER.events(_stuck.events(stuck, now)))
+        return stuck
 
     # event log and suppressions
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from outreach._models import Event, Medium, Notification
 from outreach.exceptions import IdempotencyConflict, StoreError
-from outreach.stores import Change, _queries
+from outreach.stores import Change, Stuck, _prune, _queries, _stuck
 from outreach.stores._codec import from_micros, load_event, to_micros
 from outreach.stores._rows import Encoded, Encoder, NamedReads, Params, PlanCache, Rows
 
@@ -60,6 +60,9 @@ class SQLiteStore(NamedReads):
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._plans = PlanCache()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._path})"
 
     # plumbing
 
@@ -287,6 +290,57 @@ class SQLiteStore(NamedReads):
     def _forget(self, key: str) -> None:
         with self._write() as db:
             db.execute(_SQL["forget"], {"key": key})
+
+    # operations
+
+    async def schema_version(self) -> int:
+        return await self._call(self._schema_version)
+
+    def _schema_version(self) -> int:
+        return int(self.db.execute(_SQL["schema_version"]).fetchone()[0] or 0)
+
+    async def watch(self, heard: Callable[[], None]) -> None:
+        """SQLite cannot tell other processes' writes: runners poll (same-process starts
+        wake the client's own runner directly)."""
+
+    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+        pruned = 0
+        while found := await self._call(self._prune_batch, finished_before, batch):
+            pruned += found
+        return pruned
+
+    def _prune_batch(self, before: datetime, batch: int) -> int:
+        """Prune up to ``batch`` notifications in one transaction; how many."""
+        query = {
+            "before": to_micros(before),
+            "before_iso": before.isoformat(),
+            "statuses": json.dumps(_prune.FINISHED),
+            "limit": batch,
+        }
+        with self._write() as db:
+            rows = db.execute(_SQL["prunable"], query).fetchall()
+            for notification_id, version, body in rows:
+                row = {"id": notification_id, "version": version}
+                db.execute(_SQL["prune_notification"], {**row, "body": _prune.anonymized(body)})
+                db.execute(_SQL["prune_attempts"], row)
+                db.execute(_SQL["prune_replies"], row)
+        return len(rows)
+
+    async def sweep(self, now: datetime, *, lapsed_before: datetime, limit: int) -> list[Stuck]:
+        return await self._call(self._sweep, now, lapsed_before, limit)
+
+    def _sweep(self, now: datetime, lapsed_before: datetime, limit: int) -> list[Stuck]:
+        """Reads first: the write lock is taken only when there is something to log."""
+        times = {"now": to_micros(now), "before": to_micros(lapsed_before), "limit": limit}
+        found = _stuck.distinct(
+            (row[0], reason)
+            for query, reason in _stuck.QUERIES
+            for row in self.db.execute(_SQL[query], times).fetchall()
+        )[:limit]
+        if found:
+            with self._write() as db:
+                db.executemany(_SQL["insert_event"], _ENCODER.events(_stuck.events(found, now)))
+        return found
 
     # event log and suppressions
 

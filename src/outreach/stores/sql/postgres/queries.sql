@@ -162,3 +162,44 @@ ON CONFLICT (medium, address) DO UPDATE SET
 
 -- name: unsuppress --
 DELETE FROM suppressions WHERE medium = %(medium)s AND address = %(address)s
+
+-- name: notify --
+-- Wake the runners listening on %(channel)s. Sent by the application, once per transaction
+-- that made work due sooner (never from a trigger: a trigger's NOTIFY serialises commits).
+SELECT pg_notify(%(channel)s, '')
+
+-- name: prunable --
+-- Notifications finished before %(before)s (and so started before it, which the index
+-- narrows to) whose personal data is still stored.
+SELECT id, version, body FROM notifications
+WHERE NOT pruned AND created_at < %(before)s AND status = ANY(%(statuses)s)
+  AND COALESCE(body::jsonb ->> 'finished_at', body::jsonb ->> 'created_at')::timestamptz
+      < %(before)s
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+
+-- name: prune_notification --
+-- Replace a record by its anonymous copy, unless another writer moved it on meanwhile.
+UPDATE notifications SET body = %(body)s, version = version + 1, pruned = TRUE
+WHERE id = %(id)s AND version = %(version)s
+
+-- name: prune_attempts --
+UPDATE attempts SET address = NULL WHERE notification_id = %(id)s
+
+-- name: prune_replies --
+UPDATE events SET data = (data::jsonb - 'text')::text
+WHERE notification_id = %(id)s AND kind = 'reply'
+
+-- name: stuck_active --
+-- Active notifications with nothing scheduled and no live lease: no runner will ever look at
+-- them again.
+SELECT id FROM notifications
+WHERE status = 'active' AND due_at IS NULL AND (lease_until IS NULL OR lease_until <= %(now)s)
+LIMIT %(limit)s
+
+-- name: stuck_sending --
+-- Notifications with an attempt `sending` whose lease ran out before %(before)s and that no
+-- runner took over since.
+SELECT id FROM notifications
+WHERE lease_until < %(before)s AND body::jsonb -> 'attempts' @> '[{"status": "sending"}]'
+LIMIT %(limit)s

@@ -135,3 +135,42 @@ VALUES (:medium, :address, :reason, :created_at)
 
 -- name: unsuppress --
 DELETE FROM suppressions WHERE medium = :medium AND address = :address
+
+-- name: prunable --
+-- Notifications finished before :before_iso (and so started before :before, which the index
+-- narrows to) whose personal data is still stored (:statuses lists the finished statuses).
+SELECT id, version, body FROM notifications
+WHERE pruned = 0 AND created_at < :before
+  AND status IN (SELECT value FROM json_each(:statuses))
+  AND julianday(COALESCE(json_extract(body, '$.finished_at'), json_extract(body, '$.created_at')))
+      < julianday(:before_iso)
+LIMIT :limit
+
+-- name: prune_notification --
+-- Replace a record by its anonymous copy, unless another writer moved it on meanwhile.
+UPDATE notifications SET body = :body, version = version + 1, pruned = 1
+WHERE id = :id AND version = :version
+
+-- name: prune_attempts --
+UPDATE attempts SET address = NULL WHERE notification_id = :id
+
+-- name: prune_replies --
+UPDATE events SET data = json_remove(data, '$.text')
+WHERE notification_id = :id AND kind = 'reply'
+
+-- name: stuck_active --
+-- Active notifications with nothing scheduled and no live lease: no runner will ever look at
+-- them again.
+SELECT id FROM notifications
+WHERE status = 'active' AND due_at IS NULL AND (lease_until IS NULL OR lease_until <= :now)
+LIMIT :limit
+
+-- name: stuck_sending --
+-- Notifications with an attempt `sending` whose lease ran out before :before and that no
+-- runner took over since.
+SELECT id FROM notifications
+WHERE lease_until < :before
+  AND EXISTS (
+      SELECT 1 FROM json_each(body, '$.attempts') WHERE json_extract(value, '$.status') = 'sending'
+  )
+LIMIT :limit

@@ -1,0 +1,32 @@
+"""What ``outreach db prune`` keeps of a finished notification: what reports count, no one's
+personal data.
+
+A stored record (the JSON body both SQL stores share) loses its recipient's addresses, time
+zone and attributes, its template context and its attempts' addresses; it keeps the
+recipient's id (the caller's own reference, which reports list), the statuses, times, steps,
+choices and errors. Replies in the event log lose their text (``prune_replies`` in each
+store's ``queries.sql``). The record's version moves on, so a writer holding the old copy
+cannot put the data back.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from outreach._models import Status
+
+FINISHED = tuple(status.value for status in Status if status.is_terminal)
+"""The statuses a notification can be pruned in."""
+
+
+def anonymized(body: str) -> str:
+    """A stored notification record without personal data, one version on."""
+    data: dict[str, Any] = json.loads(body)
+    data["version"] = data.get("version", 0) + 1
+    recipient = data.get("recipient") or {}
+    data["recipient"] = {"id": recipient.get("id", ""), "locale": recipient.get("locale", "en")}
+    data["context"] = {}
+    for attempt in data.get("attempts") or []:
+        attempt["address"] = None
+    return json.dumps(data, separators=(",", ":"))
