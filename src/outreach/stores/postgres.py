@@ -18,7 +18,7 @@ Writing only the columns a change touched (and not the whole body) is a later op
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,8 +30,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from outreach._models import Event, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
-from outreach.stores import Change, _queries
+from outreach.stores import Change, Claimed, Limit, _queries
 from outreach.stores._codec import load_event
+from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
 from outreach.stores._rows import Encoder, NamedReads, Params, PlanCache, Rows
 
 _SQL = _queries.load("postgres")
@@ -39,6 +40,21 @@ _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _ENCODER = Encoder(lambda when: when)
 
 _Cursor = psycopg.AsyncCursor[Any]
+_RANK_BITS = 24  # an event's cursor: its transaction id << 24, plus its rank in it
+
+
+def _charge_params(charge: Charge, clock: Params) -> Params:
+    limit = charge.limit
+    return {
+        **clock,
+        **_limit_params(limit),
+        "after": charge.after,
+        "tolerance": limit.tolerance,
+    }
+
+
+def _limit_params(limit: Limit) -> Params:
+    return {"scope": limit.scope, "key": limit.key, "step": limit.step}
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -91,6 +107,7 @@ class PostgresStore(NamedReads):
         self._connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._plans = PlanCache()
+        self._paced = 0  # sends paced since the last sweep of spent buckets
 
     def __repr__(self) -> str:
         where = conninfo_to_dict(self._url)
@@ -228,10 +245,26 @@ class PostgresStore(NamedReads):
 
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
-    ) -> list[Notification]:
-        return await self._read(
-            "claim_due", owner=owner, lease_until=now + lease, now=now, limit=limit
-        )
+    ) -> Claimed:
+        claim = {"owner": owner, "lease_until": now + lease, "now": now, "limit": limit}
+        async with self._cursor() as cur:
+            await cur.execute(_SQL["claim_due"], claim)
+            rows = await cur.fetchall()
+            read = await self._with_plans(cur, [(plan_id, body) for _, _, plan_id, body in rows])
+        return Claimed(self._plans.decode(read), {nid: epoch for nid, epoch, _, _ in rows})
+
+    async def renew(self, leases: Mapping[str, int], *, owner: str, until: datetime) -> set[str]:
+        if not leases:
+            return set()
+        renewal = {
+            "owner": owner,
+            "lease_until": until,
+            "ids": list(leases),
+            "epochs": list(leases.values()),
+        }
+        async with self._cursor() as cur:
+            await cur.execute(_SQL["renew"], renewal)
+            return {row[0] for row in await cur.fetchall()}
 
     async def release(self, notification_ids: Sequence[str], *, owner: str) -> int:
         return await self._write("release", ids=list(notification_ids), owner=owner)
@@ -270,10 +303,38 @@ class PostgresStore(NamedReads):
     # event log and suppressions
 
     async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
+        feed = {"since": since, "since_txid": max(since, 0) >> _RANK_BITS, "limit": limit}
         async with self._cursor() as cur:
-            await cur.execute(_SQL["events"], {"since": since, "limit": limit})
+            await cur.execute(_SQL["events"], feed)
             rows = await cur.fetchall()
         return [load_event(seq, at.astimezone(UTC), *rest) for seq, at, *rest in rows]
+
+    # pacing
+
+    async def pace(
+        self, sends: Sequence[Sequence[Limit]], *, now: datetime | None, horizon: timedelta
+    ) -> list[timedelta]:
+        if not any(sends):
+            return [timedelta(0)] * len(sends)
+        walk = PaceWalk(sends, horizon)
+        clock: Params = {"now": now, "horizon": horizon}
+        # One transaction: now() is the same instant for every statement in it.
+        async with self._cursor(transaction=True) as cur:
+            while charges := walk.next_round():
+                params = [_charge_params(charge, clock) for charge in charges]
+                answers = await _run_many(cur, _SQL["pace"], params)
+                walk.answer(charges, [rows[0][0] for rows in answers])
+            await _run_many(cur, _SQL["charge"], [_limit_params(r) for r in walk.refunds])
+            self._paced += len(sends)
+            if self._paced >= SWEEP_EVERY:
+                self._paced = 0
+                await cur.execute(_SQL["sweep_pacing"], {"now": now})
+        return walk.delays
+
+    async def charge(self, limits: Sequence[Limit]) -> None:
+        if limits:
+            async with self._cursor(transaction=True) as cur:
+                await _run_many(cur, _SQL["charge"], [_limit_params(limit) for limit in limits])
 
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
         wanted = set(addresses)
