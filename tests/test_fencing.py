@@ -120,7 +120,7 @@ async def test_a_long_send_keeps_its_lease(
         await other.open()
         for step in range(1, 7):
             clock.advance(LEASE / 3)
-            await until(lambda step=step: len(renewals) >= step)  # type: ignore[misc]
+            await until(lambda step=step: len(renewals) >= step)
             assert await other.claim_due(clock.now(), owner="b", lease=LEASE, limit=10) == []
         await other.close()
         sms.release.set()
