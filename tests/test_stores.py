@@ -640,6 +640,12 @@ async def postgres(postgres_url: str, postgres_schema: str) -> AsyncIterator[Sto
     await store.close()
 
 
+async def _join_writers(db: Any, store: Any) -> None:
+    """What the store's writers do first: join the event writers' lock; then take an id."""
+    await db.execute("SELECT pg_advisory_xact_lock_shared(%s)", (store._events_key,))
+    await db.execute("SELECT pg_current_xact_id()")
+
+
 async def _log(db: Any, notification_id: str) -> None:
     await db.execute(
         "INSERT INTO events (at, notification_id, kind, data) VALUES (%s, %s, 'created', '{}')",
@@ -647,36 +653,44 @@ async def _log(db: Any, notification_id: str) -> None:
     )
 
 
-@pytest.mark.parametrize("first_writer", ["early", "late"])
+@pytest.mark.parametrize("older", ["early", "late"])
 async def test_a_reader_never_skips_an_event_committed_after_a_later_seq(
-    postgres: Store, postgres_url: str, postgres_schema: str, first_writer: str
+    postgres: Store, postgres_url: str, postgres_schema: str, older: str
 ) -> None:
-    """Two real connections: `early` takes seq 1 and commits last, `late` takes seq 2 and
-    commits first. A reader that kept its cursor from the first read still gets both."""
+    """Real connections: `early` logs first (the smaller seq) and commits last, `late` logs
+    second and commits first; either may hold the older transaction id. A reader that keeps
+    its cursor gets both, and a transaction that logs nothing does not hold the feed back."""
     import psycopg
 
     options = f"-c search_path={postgres_schema}"
+    connect = psycopg.AsyncConnection.connect
     async with (
-        await psycopg.AsyncConnection.connect(postgres_url, options=options) as early,
-        await psycopg.AsyncConnection.connect(postgres_url, options=options) as late,
+        await connect(postgres_url, options=options) as bystander,
+        await connect(postgres_url, options=options) as early,
+        await connect(postgres_url, options=options) as late,
     ):
-        # Which one gets the older transaction id: the feed must not depend on it.
-        xid_first, xid_second = (early, late) if first_writer == "early" else (late, early)
-        await xid_first.execute("SELECT pg_current_xact_id()")
-        await xid_second.execute("SELECT pg_current_xact_id()")
-        await _log(early, "n-early")  # seq 1
-        await _log(late, "n-late")  # seq 2
+        await bystander.execute("SELECT pg_current_xact_id()")  # open all along, logs nothing
+        first, second = (early, late) if older == "early" else (late, early)
+        await _join_writers(first, postgres)
+        await _join_writers(second, postgres)
+        await _log(early, "n-early")
+        await _log(late, "n-late")
         await late.commit()
         seen = await postgres.events()
-        assert all(e.notification_id != "n-early" for e in seen)
+        assert "n-early" not in [e.notification_id for e in seen]
         cursor = seen[-1].seq if seen else 0
         await early.commit()
-    after = await postgres.events(since=cursor)
-    for _ in range(100):  # another test's transaction on this server may hold the feed back
-        if len(seen) + len(after) == 2:
-            break
-        await asyncio.sleep(0.05)
         after = await postgres.events(since=cursor)
-    everything = [e.notification_id for e in [*seen, *after]]
-    assert sorted(everything) == ["n-early", "n-late"]
-    assert [e.seq for e in await postgres.events()] == sorted(e.seq for e in [*seen, *after])
+        assert sorted(e.notification_id for e in [*seen, *after]) == ["n-early", "n-late"]
+        assert [e.seq for e in await postgres.events()] == [e.seq for e in [*seen, *after]]
+        assert [e.seq for e in [*seen, *after]] == sorted(e.seq for e in [*seen, *after])
+
+
+def test_the_feed_horizon_widens_32_bit_writer_ids_across_an_epoch() -> None:
+    pytest.importorskip("psycopg")
+    from outreach.stores.postgres import horizon
+
+    epoch = 3 << 32
+    assert horizon(epoch | 500, []) == epoch | 500
+    assert horizon(epoch | 500, [400, 450]) == epoch | 400
+    assert horizon(epoch | 5, [2**32 - 10]) == (2 << 32) | (2**32 - 10)  # before the wrap

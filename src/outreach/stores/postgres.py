@@ -41,6 +41,17 @@ _ENCODER = Encoder(lambda when: when)
 
 _Cursor = psycopg.AsyncCursor[Any]
 _RANK_BITS = 24  # an event's cursor: its transaction id << 24, plus its rank in it
+_EVENTS_LOCK = 0x6F757472  # with the events table's oid, the key of its writers' shared lock
+_XID_BITS = 32
+
+
+def horizon(next_xid: int, writers: Sequence[int]) -> int:
+    """The oldest transaction id (64-bit) that may still log an event: the next to be handed
+    out, or an older one holding the event writers' lock. ``writers`` are 32-bit ids, from
+    the epoch of ``next_xid`` or, when larger than its low bits, the epoch before."""
+    epoch, low = next_xid >> _XID_BITS, next_xid & ((1 << _XID_BITS) - 1)
+    full = [((epoch if xid < low else epoch - 1) << _XID_BITS) | xid for xid in writers]
+    return min([next_xid, *full])
 
 
 def _charge_params(charge: Charge, clock: Params) -> Params:
@@ -108,6 +119,7 @@ class PostgresStore(NamedReads):
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._plans = PlanCache()
         self._paced = 0  # sends paced since the last sweep of spent buckets
+        self._events_key = 0  # the event writers' lock (set by open())
 
     def __repr__(self) -> str:
         where = conninfo_to_dict(self._url)
@@ -199,6 +211,13 @@ class PostgresStore(NamedReads):
                 if version > current:
                     await cur.execute(script.encode())  # several statements: no parameters
                     await cur.execute(_SQL["record_migration"], {"version": version})
+            await cur.execute(_SQL["events_table"])
+            [(table,)] = await cur.fetchall()
+            self._events_key = (_EVENTS_LOCK << _XID_BITS) | table
+
+    async def _lock_events(self, cur: _Cursor) -> None:
+        """Join the event writers (see ``lock_events``): first thing in a transaction."""
+        await cur.execute(_SQL["lock_events"], {"key": self._events_key})
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -214,6 +233,8 @@ class PostgresStore(NamedReads):
         rows = [_ENCODER.insert(n, plans.fingerprints[id(n.plan)]) for n in notifications]
         taken: list[Notification | None] = []
         async with self._cursor(transaction=True) as cur:
+            if events:
+                await self._lock_events(cur)
             await _run_many(cur, _SQL["insert_plan"], plans.rows())
             inserted = await _run_many(cur, _SQL["insert_notification"], rows)
             created = {row[0] for rows_of_one in inserted for row in rows_of_one}
@@ -273,6 +294,8 @@ class PostgresStore(NamedReads):
         plans = self._plans.of([child for change in changes for child in change.children])
         encoded = [_ENCODER.change(change, plans.fingerprints) for change in changes]
         async with self._cursor(transaction=True) as cur:
+            if any(e.events for e in encoded):
+                await self._lock_events(cur)
             await _run_many(cur, _SQL["insert_plan"], plans.rows())
             # In order, as SQLite does: two changes of one notification in a group are checked
             # against each other's versions. One statement per table for the whole group.
@@ -303,8 +326,16 @@ class PostgresStore(NamedReads):
     # event log and suppressions
 
     async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
-        feed = {"since": since, "since_txid": max(since, 0) >> _RANK_BITS, "limit": limit}
         async with self._cursor() as cur:
+            # Two statements, so the entries are read in a snapshot taken after the horizon.
+            await cur.execute(_SQL["events_horizon"], {"key": self._events_key})
+            [(next_xid, writers)] = await cur.fetchall()
+            feed = {
+                "since": since,
+                "since_txid": max(since, 0) >> _RANK_BITS,
+                "horizon": horizon(int(next_xid), writers),
+                "limit": limit,
+            }
             await cur.execute(_SQL["events"], feed)
             rows = await cur.fetchall()
         return [load_event(seq, at.astimezone(UTC), *rest) for seq, at, *rest in rows]

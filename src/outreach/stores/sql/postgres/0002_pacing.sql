@@ -13,7 +13,8 @@ CREATE TABLE pacing (
 
 -- The transaction that wrote each event. Identity values are handed out before commit, so a
 -- transaction holding seq 11 may commit before one holding seq 10; readers order by
--- (txid, seq) instead and only read below the oldest transaction still running, which no
--- later commit can precede. Rows logged before this migration share its transaction id.
+-- (txid, seq) instead, and only read below the oldest transaction that may still log an
+-- entry (writers hold a shared advisory lock: queries.sql, lock_events), which no later
+-- commit can precede. Rows logged before this migration share its transaction id.
 ALTER TABLE events ADD COLUMN txid xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX events_txid ON events (txid, seq);

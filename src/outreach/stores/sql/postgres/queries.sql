@@ -138,19 +138,44 @@ DELETE FROM webhook_receipts WHERE key = %(key)s
 INSERT INTO events (at, notification_id, kind, attempt_id, data)
 VALUES (%(at)s, %(notification_id)s, %(kind)s, %(attempt_id)s, %(data)s)
 
+-- name: events_table --
+-- The events table's oid: with a constant, the key of the advisory lock its writers share.
+SELECT 'events'::regclass::oid::bigint
+
+-- name: lock_events --
+-- Taken by every transaction that logs events, before its first write (so before it has a
+-- transaction id), held to its end: readers see who may still commit entries.
+SELECT pg_advisory_xact_lock_shared(%(key)s)
+
+-- name: events_horizon --
+-- Who may still log entries: the next transaction id to be handed out, and the (32-bit) ids
+-- of the transactions holding the event writers' lock %(key)s. Read in a statement of its
+-- own, before the read of the entries (whose snapshot is then later than this).
+SELECT
+    pg_snapshot_xmax(pg_current_snapshot())::text,
+    ARRAY(
+        SELECT t.transactionid::text::bigint
+        FROM pg_locks AS a
+        JOIN pg_locks AS t
+          ON t.virtualtransaction = a.virtualtransaction
+         AND t.locktype = 'transactionid' AND t.granted
+        WHERE a.locktype = 'advisory' AND a.granted AND a.objsubid = 1
+          AND a.classid = (%(key)s >> 32)::oid AND a.objid = (%(key)s & 4294967295)::oid
+    )
+
 -- name: events --
 -- Entries after the cursor %(since)s, gap-free: ordered by writing transaction, then seq, and
--- only from transactions older than the oldest one still running (all of them committed or
--- rolled back, so nothing can still appear before what is returned). An entry's cursor is its
--- transaction id shifted left 24 bits plus its rank in that transaction; %(since_txid)s is
--- %(since)s's transaction (since >> 24).
+-- only from transactions older than %(horizon)s (events_horizon: every writer that could
+-- still commit an entry is that new or newer). An entry's cursor is its transaction id
+-- shifted left 24 bits plus its rank in that transaction; %(since_txid)s is %(since)s's
+-- transaction (since >> 24).
 SELECT position, at, notification_id, kind, attempt_id, data FROM (
     SELECT (txid::text::bigint << 24) + row_number() OVER (PARTITION BY txid ORDER BY seq)
                AS position,
            txid, seq, at, notification_id, kind, attempt_id, data
     FROM events
     WHERE txid >= %(since_txid)s::bigint::text::xid8
-      AND txid < pg_snapshot_xmin(pg_current_snapshot())
+      AND txid < %(horizon)s::bigint::text::xid8
 ) AS feed
 WHERE position > %(since)s
 ORDER BY txid, seq LIMIT %(limit)s
