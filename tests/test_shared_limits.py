@@ -132,7 +132,8 @@ def fleet(tmp_path: Path, templates_dir: Path, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture
 async def postgres_store(postgres_url: str, postgres_schema: str) -> AsyncIterator[Store]:
-    """The test's schema, created and migrated before any worker starts."""
+    """The test's schema, created and migrated before any worker starts (ask for it before
+    ``fleet``: the workers stop before the schema is dropped)."""
     from outreach.stores.postgres import PostgresStore
 
     store = PostgresStore(postgres_url, schema=postgres_schema)
@@ -192,7 +193,7 @@ async def paced_run(
 
 
 async def test_four_workers_on_postgres_send_one_senders_rate_together(
-    fleet: Fleet, postgres_store: Store, postgres_url: str, postgres_schema: str
+    postgres_store: Store, postgres_url: str, postgres_schema: str, fleet: Fleet
 ) -> None:
     rate = 10.0
     for _ in range(4):
@@ -214,7 +215,7 @@ async def test_four_workers_on_postgres_send_one_senders_rate_together(
 
 
 async def test_the_recipient_cap_holds_across_processes(
-    fleet: Fleet, postgres_store: Store, postgres_url: str, postgres_schema: str
+    postgres_store: Store, postgres_url: str, postgres_schema: str, fleet: Fleet
 ) -> None:
     """The test's own process texts one number twice; six more notices to that number go to
     two workers: only one more text is sent, the rest wait for the cap (an hour)."""
