@@ -30,7 +30,7 @@ import pytest
 
 from outreach import AsyncClient, Plan, Recipient, Step
 from outreach.stores import Store
-from outreach.testing import InMemoryChannel
+from outreach.testing import FakeClock, InMemoryChannel
 from process_app import read_log
 
 pytestmark = pytest.mark.integration
@@ -46,6 +46,13 @@ SECONDS = float(os.environ.get("OUTREACH_PACING_SECONDS", "20"))
 WAIT = 60.0  # seconds: the bound of every poll
 _MINUTES_50 = timedelta(minutes=50)
 JITTER = 2  # sends a loaded machine may bunch into one second, late for their slots
+
+
+def paced(sender: str) -> InMemoryChannel:
+    """An SMS channel at one text a second, from ``sender``."""
+    sms = InMemoryChannel(name="sms", rate=1)
+    sms.sender = sender
+    return sms
 
 
 def pax(number: int, prefix: str = "pax") -> Recipient:
@@ -190,6 +197,65 @@ async def paced_run(
     await feeding
     window = [e for e in fleet.sends() if e["at"] < first + seconds]
     return len(window), busiest_second([e["at"] for e in window]), {e["pid"] for e in window}
+
+
+async def test_a_second_client_on_the_file_defers_behind_the_first_ones_slots(
+    tmp_path: Path, templates_dir: Path
+) -> None:
+    """On virtual clocks: A reserves its 60 s horizon of one sender's 1/s; B, at the same
+    instant, has its text to someone else deferred in the store to after them (due then, no
+    attempt), not sent; another sender is not held back."""
+    store = f"sqlite:///{tmp_path / 'o.db'}"
+    started = FakeClock().now()
+
+    def client(sms: InMemoryChannel) -> AsyncClient:
+        return AsyncClient(
+            store=store, channels={"sms": sms}, templates=templates_dir, clock=FakeClock(started)
+        )
+
+    first, second, other_sender = paced("+15550001"), paced("+15550001"), paced("+15550002")
+    async with client(first) as a, client(second) as b, client(other_sender) as c:
+        await a.start_many(ONE_TEXT, [pax(i) for i in range(61)], context=CONTEXT)
+        await a.run_due()
+        assert len(first.outbox) == 61  # slots 0 s to 60 s: all within its horizon
+        late = await b.start(pax(99), ONE_TEXT, context=CONTEXT)
+        await b.run_due()
+        waiting = await b.get(late.id)
+        assert second.outbox == []
+        assert waiting.attempts == ()
+        assert waiting.due_at is not None
+        assert waiting.due_at >= started + timedelta(seconds=61)
+        await c.start(pax(98), ONE_TEXT, context=CONTEXT)
+        await c.run_due()
+        assert len(other_sender.outbox) == 1
+
+
+async def test_a_long_sms_costs_its_segments_for_every_process(
+    tmp_path: Path, templates_dir: Path
+) -> None:
+    clock = FakeClock()
+    (templates_dir / "long").mkdir()
+    (templates_dir / "long" / "sms.txt").write_text("x" * 300)  # 2 segments of 153 characters
+    store = f"sqlite:///{tmp_path / 'o.db'}"
+    long_text = Plan(name="long", steps=[Step(channel="sms", template="long")])
+    sms = paced("+15550001")
+    async with AsyncClient(
+        store=store, channels={"sms": sms}, templates=templates_dir, clock=clock
+    ) as a:
+        await a.start(pax(1), long_text)
+        await a.run_due()
+    [message] = sms.outbox
+    assert message.segments == 2
+    other = paced("+15550001")
+    async with AsyncClient(
+        store=store, channels={"sms": other}, templates=templates_dir, clock=clock
+    ) as b:
+        n = await b.start(pax(2), ONE_TEXT, context=CONTEXT)
+        before = clock.now()
+        await b.run_due()
+        [sent] = (await b.get(n.id)).attempts
+    assert sent.sent_at is not None
+    assert sent.sent_at - before >= timedelta(seconds=1.9)
 
 
 async def test_four_workers_on_postgres_send_one_senders_rate_together(
