@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from outreach._models import Medium
+from outreach.exceptions import ConfigurationError
 from outreach.stores import Limit
 
 
@@ -29,6 +30,12 @@ class RecipientCap:
     count: int = 3
     per: timedelta = timedelta(hours=1)
     media: frozenset[Medium] = frozenset({Medium.SMS, Medium.VOICE})
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ConfigurationError(f"RecipientCap: count must be at least 1, got {self.count}")
+        if self.per <= timedelta(0):
+            raise ConfigurationError(f"RecipientCap: per must be a positive time, got {self.per}")
 
 
 DEFAULT_CAP = RecipientCap()

@@ -166,6 +166,7 @@ class _GroupCommit:
         self._flusher: asyncio.Task[None] | None = None
 
     async def save(self, change: Change) -> Notification | None:
+        """Store one change (with whatever else is queued); None if it lost its check."""
         [stored] = await self.save_many([change])
         return stored
 
@@ -553,6 +554,7 @@ class Runner:
         return change_for(paced.decision, now, owner=self.owner if release else None, fence=fence)
 
     async def save(self, change: Change) -> Notification | None:
+        """Store one change (with whatever else is queued); None if it lost its check."""
         [stored] = await self.save_many([change])
         return stored
 
@@ -615,6 +617,7 @@ class Runner:
 
     @property
     def horizon(self) -> timedelta:
+        """The longest a paced send waits in process; later ones are deferred in the store."""
         return self.pacer.horizon
 
     def _limits(self, due: Attempt) -> tuple[Limit, ...]:

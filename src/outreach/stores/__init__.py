@@ -61,6 +61,13 @@ class Limit:
     burst: int = 1
     cost: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.interval <= timedelta(0) or self.burst < 1:
+            raise ConfigurationError(
+                f"pacing {self.scope} {self.key!r}: the interval must be positive and the"
+                f" burst at least 1 (got {self.interval} and {self.burst})"
+            )
+
     @property
     def step(self) -> timedelta:
         """How far this send moves the bucket's theoretical arrival time."""
