@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from engine_sqlite import (
@@ -35,7 +35,7 @@ from engine_sqlite import (
 from outreach import Medium, Notification
 from outreach._models import Attempt, Event
 from outreach.channels import Message
-from outreach.stores import Change
+from outreach.stores import Change, Claimed, Limit
 from outreach.testing import FakeClock
 
 
@@ -60,15 +60,27 @@ class DictStore:
 
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
-    ) -> list[Notification]:
-        claimed = []
+    ) -> Claimed:
+        claimed: list[Notification] = []
         for n in self.rows.values():
             if n.due_at is not None and n.due_at <= now and n.id not in self.leased:
                 claimed.append(n)
                 self.leased.add(n.id)
                 if len(claimed) == limit:
                     break
-        return claimed
+        return Claimed(claimed, {n.id: 1 for n in claimed})
+
+    async def renew(self, leases: Mapping[str, int], *, owner: str, until: datetime) -> set[str]:
+        return set(leases)
+
+    async def pace(
+        self, sends: Sequence[Sequence[Limit]], *, now: datetime | None, horizon: timedelta
+    ) -> list[timedelta]:
+        """No limits are kept: every send may start at once."""
+        return [timedelta(0)] * len(sends)
+
+    async def charge(self, limits: Sequence[Limit]) -> None:
+        pass
 
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
         saved: list[Notification | None] = []

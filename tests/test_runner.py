@@ -286,6 +286,12 @@ async def test_one_person_is_not_texted_more_than_three_times_an_hour(
     assert len(channels["sms"].outbox) == 3
     clock.advance("1m")
     await client.run_due()
+    assert len(channels["sms"].outbox) == 4  # after a burst of three, one an hour
+    clock.advance("59m")
+    await client.run_due()
+    assert len(channels["sms"].outbox) == 4
+    clock.advance("1m")
+    await client.run_due()
     assert len(channels["sms"].outbox) == 5
 
 

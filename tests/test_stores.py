@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from outreach import Notification, Plan, Recipient, Status, Step
 from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium
 from outreach.exceptions import IdempotencyConflict, StoreError
-from outreach.stores import Change, Store
+from outreach.stores import Change, Limit, Store
 from outreach.stores.memory import MemoryStore
 from outreach.stores.sqlite import SQLiteStore
 
@@ -474,3 +475,247 @@ async def test_as_stored_is_what_the_store_gives_back(store: Store) -> None:
     stored = await store.get(n.id)
     assert stored is not None
     assert as_stored(context) == stored.context
+
+
+# fencing: a runner that lost its lease cannot finish a step twice
+
+
+async def test_a_worker_whose_lease_was_taken_over_cannot_save(
+    stores: tuple[Store, Store],
+) -> None:
+    """A claims, its lease lapses, B claims: A's write is refused even though the version it
+    read is still the stored one; B's goes through."""
+    a, b = stores
+    await a.create([notification(1)], [])
+    [mine] = claimed_a = await a.claim_due(NOW, owner="a", lease=LEASE, limit=1)
+    [theirs] = claimed_b = await b.claim_due(NOW + LEASE, owner="b", lease=LEASE, limit=1)
+    assert claimed_b.epochs["n1"] > claimed_a.epochs["n1"]
+    attempt = sending(mine)
+    late = mine.model_copy(update={"attempts": (attempt,)})
+    [refused] = await a.save([Change(late, owner="a", fence=claimed_a.epochs["n1"])])
+    assert refused is None
+    stored = await b.get("n1")
+    assert stored is not None
+    assert stored.attempts == ()
+    [saved] = await b.save([Change(theirs, owner="b", fence=claimed_b.epochs["n1"])])
+    assert saved is not None
+
+
+async def test_an_acknowledgement_commits_while_another_worker_holds_the_lease(
+    stores: tuple[Store, Store],
+) -> None:
+    """The webhook process needs no lease; the worker's next write then loses its version."""
+    a, b = stores
+    await a.create([notification(1)], [])
+    claimed = await a.claim_due(NOW, owner="a", lease=LEASE, limit=1)
+    acked = claimed[0].model_copy(update={"status": Status.ACKNOWLEDGED, "due_at": None})
+    [stored] = await b.save([Change(acked)])
+    assert stored is not None
+    assert stored.status is Status.ACKNOWLEDGED
+    [worker] = await a.save([Change(claimed[0], owner="a", fence=claimed.epochs["n1"])])
+    assert worker is None
+    cancelled = stored.model_copy(update={"status": Status.CANCELLED})
+    assert (await b.save([Change(cancelled)]))[0] is not None
+
+
+async def test_leases_are_renewed_in_one_call_and_only_while_held(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    await a.create([notification(i) for i in range(3)], [])
+    claimed = await a.claim_due(NOW, owner="a", lease=LEASE, limit=3)
+    later = NOW + timedelta(minutes=4)
+    renewed = await a.renew(claimed.epochs, owner="a", until=later + LEASE)
+    assert renewed == {"n0", "n1", "n2"}
+    assert await b.claim_due(NOW + LEASE, owner="b", lease=LEASE, limit=3) == []
+    assert await b.renew(claimed.epochs, owner="b", until=later + LEASE) == set()  # not b's
+    taken = await b.claim_due(later + LEASE, owner="b", lease=LEASE, limit=1)
+    [lost] = taken
+    held = await a.renew(claimed.epochs, owner="a", until=later + 2 * LEASE)
+    assert held == {"n0", "n1", "n2"} - {lost.id}
+    assert await a.renew({}, owner="a", until=later) == set()
+
+
+# pacing: one set of limits for every process on the store
+
+SMS_RATE = Limit("rate:sms", "+15550001", timedelta(seconds=0.5))
+
+
+def cap(address: str, *, count: int = 3) -> Limit:
+    return Limit("cap:sms", address, timedelta(hours=1), burst=count)
+
+
+HORIZON = timedelta(seconds=60)
+
+
+async def test_a_rate_is_shared_by_two_stores_on_one_database(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    first = await a.pace([[SMS_RATE], [SMS_RATE]], now=NOW, horizon=HORIZON)
+    second = await b.pace([[SMS_RATE]], now=NOW, horizon=HORIZON)
+    assert [*first, *second] == [timedelta(seconds=s) for s in (0, 0.5, 1.0)]
+    other_sender = Limit("rate:sms", "+15550002", timedelta(seconds=0.5))
+    assert await b.pace([[other_sender]], now=NOW, horizon=HORIZON) == [timedelta(0)]
+    later = NOW + timedelta(seconds=10)  # the bucket has drained: no debt carried over
+    assert await a.pace([[SMS_RATE]], now=later, horizon=HORIZON) == [timedelta(0)]
+
+
+async def test_long_sms_are_charged_per_segment(store: Store) -> None:
+    await store.pace([[SMS_RATE]], now=NOW, horizon=HORIZON)
+    await store.charge([replace(SMS_RATE, cost=2)])  # that one was three segments
+    assert await store.pace([[SMS_RATE]], now=NOW, horizon=HORIZON) == [timedelta(seconds=1.5)]
+
+
+async def test_a_burst_lets_sends_go_back_to_back_after_a_quiet_spell(store: Store) -> None:
+    bursty = replace(SMS_RATE, burst=3)
+    delays = await store.pace([[bursty]] * 5, now=NOW, horizon=HORIZON)
+    assert delays == [timedelta(seconds=s) for s in (0, 0, 0, 0.5, 1.0)]
+
+
+async def test_beyond_the_horizon_nothing_is_charged(store: Store) -> None:
+    slow = Limit("rate:voice", "+15550001", timedelta(minutes=2))
+    assert await store.pace([[slow]], now=NOW, horizon=HORIZON) == [timedelta(0)]
+    for _ in range(3):  # asked again and again: the same answer, no debt piles up
+        assert await store.pace([[slow]], now=NOW, horizon=HORIZON) == [timedelta(minutes=2)]
+    later = NOW + timedelta(minutes=2)
+    assert await store.pace([[slow]], now=later, horizon=HORIZON) == [timedelta(0)]
+
+
+async def test_the_cap_allows_count_per_period_per_address(store: Store) -> None:
+    address = "+16175550123"
+    for minute in range(3):
+        now = NOW + timedelta(minutes=minute)
+        assert await store.pace([[cap(address)]], now=now, horizon=HORIZON) == [timedelta(0)]
+    five = NOW + timedelta(minutes=5)
+    [wait] = await store.pace([[cap(address)]], now=five, horizon=HORIZON)
+    assert five + wait == NOW + timedelta(hours=1)
+    assert await store.pace([[cap("+16175550999")]], now=five, horizon=HORIZON) == [timedelta(0)]
+    voice = Limit("cap:voice", address, timedelta(hours=1), burst=3)
+    assert await store.pace([[voice]], now=five, horizon=HORIZON) == [timedelta(0)]
+
+
+async def test_a_send_held_by_one_limit_holds_no_place_in_the_others(store: Store) -> None:
+    """The cap defers the send an hour: the sender's rate is left for someone else."""
+    address = "+16175550123"
+    await store.pace([[cap(address, count=1)]], now=NOW, horizon=HORIZON)
+    held, free = await store.pace(
+        [[cap(address, count=1), SMS_RATE], [cap("+16175550999"), SMS_RATE]],
+        now=NOW,
+        horizon=HORIZON,
+    )
+    assert held == timedelta(hours=1)
+    assert free == timedelta(0)
+    [second] = await store.pace([[SMS_RATE]], now=NOW, horizon=HORIZON)
+    assert second == timedelta(seconds=0.5)
+
+
+async def test_a_refused_send_gives_its_place_in_the_cap_back(store: Store) -> None:
+    address = "+16175550123"
+    for second in range(6):
+        now = NOW + timedelta(seconds=second)
+        assert await store.pace([[cap(address)]], now=now, horizon=HORIZON) == [timedelta(0)]
+        await store.charge([replace(cap(address), cost=-1)])
+    for second in range(6, 9):
+        now = NOW + timedelta(seconds=second)
+        assert await store.pace([[cap(address)]], now=now, horizon=HORIZON) == [timedelta(0)]
+    later = NOW + timedelta(seconds=10)
+    [wait] = await store.pace([[cap(address)]], now=later, horizon=HORIZON)
+    assert later + wait == NOW + timedelta(hours=1, seconds=6)
+
+
+async def test_racing_pacers_get_distinct_slots(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+
+    async def ask(s: Store) -> list[timedelta]:
+        got: list[timedelta] = []
+        for _ in range(10):
+            got += await s.pace([[SMS_RATE]], now=NOW, horizon=HORIZON)
+            await asyncio.sleep(0)
+        return got
+
+    mine, theirs = await asyncio.gather(ask(a), ask(b))
+    assert sorted(mine + theirs) == [timedelta(seconds=0.5 * i) for i in range(20)]
+
+
+async def test_sends_with_no_limit_need_no_answer_from_the_store(new_store: Factory) -> None:
+    unopened = new_store()
+    assert await unopened.pace([[], []], now=NOW, horizon=HORIZON) == [timedelta(0)] * 2
+
+
+async def test_a_refusal_after_a_charge_gives_the_charge_back(store: Store) -> None:
+    slow = Limit("rate:voice", "+15550001", timedelta(minutes=2))
+    address = "+16175550123"
+    await store.pace([[slow]], now=NOW, horizon=HORIZON)
+    [held] = await store.pace([[cap(address, count=1), slow]], now=NOW, horizon=HORIZON)
+    assert held == timedelta(minutes=2)
+    assert await store.pace([[cap(address, count=1)]], now=NOW, horizon=HORIZON) == [timedelta(0)]
+
+
+# the event feed on PostgreSQL: commits out of seq order leave no gap for a reader
+
+
+@pytest.fixture
+async def postgres(postgres_url: str, postgres_schema: str) -> AsyncIterator[Store]:
+    from outreach.stores.postgres import PostgresStore
+
+    store = PostgresStore(postgres_url, schema=postgres_schema)
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def _join_writers(db: Any, store: Any) -> None:
+    """What the store's writers do first: join the event writers' lock; then take an id."""
+    await db.execute("SELECT pg_advisory_xact_lock_shared(%s)", (store._events_key,))
+    await db.execute("SELECT pg_current_xact_id()")
+
+
+async def _log(db: Any, notification_id: str) -> None:
+    await db.execute(
+        "INSERT INTO events (at, notification_id, kind, data) VALUES (%s, %s, 'created', '{}')",
+        (NOW, notification_id),
+    )
+
+
+@pytest.mark.parametrize("older", ["early", "late"])
+async def test_a_reader_never_skips_an_event_committed_after_a_later_seq(
+    postgres: Store, postgres_url: str, postgres_schema: str, older: str
+) -> None:
+    """Real connections: `early` logs first (the smaller seq) and commits last, `late` logs
+    second and commits first; either may hold the older transaction id. A reader that keeps
+    its cursor gets both, and a transaction that logs nothing does not hold the feed back."""
+    import psycopg
+
+    options = f"-c search_path={postgres_schema}"
+    connect = psycopg.AsyncConnection.connect
+    async with (
+        await connect(postgres_url, options=options) as bystander,
+        await connect(postgres_url, options=options) as early,
+        await connect(postgres_url, options=options) as late,
+    ):
+        await bystander.execute("SELECT pg_current_xact_id()")  # open all along, logs nothing
+        first, second = (early, late) if older == "early" else (late, early)
+        await _join_writers(first, postgres)
+        await _join_writers(second, postgres)
+        await _log(early, "n-early")
+        await _log(late, "n-late")
+        await late.commit()
+        seen = await postgres.events()
+        assert "n-early" not in [e.notification_id for e in seen]
+        cursor = seen[-1].seq if seen else 0
+        await early.commit()
+        after = await postgres.events(since=cursor)
+        assert sorted(e.notification_id for e in [*seen, *after]) == ["n-early", "n-late"]
+        assert [e.seq for e in await postgres.events()] == [e.seq for e in [*seen, *after]]
+        assert [e.seq for e in [*seen, *after]] == sorted(e.seq for e in [*seen, *after])
+
+
+def test_the_feed_horizon_widens_32_bit_writer_ids_across_an_epoch() -> None:
+    pytest.importorskip("psycopg")
+    from outreach.stores.postgres import horizon
+
+    epoch = 3 << 32
+    assert horizon(epoch | 500, []) == epoch | 500
+    assert horizon(epoch | 500, [400, 450]) == epoch | 400
+    assert horizon(epoch | 5, [2**32 - 10]) == (2 << 32) | (2**32 - 10)  # before the wrap

@@ -140,6 +140,7 @@ class AsyncClient:
             pacer=Pacer(
                 {name: c.rate for name, c in self.channels.items()},
                 recipient_cap,
+                senders={name: c.sender for name, c in self.channels.items()},
             ),
             drain_timeout=drain_timeout,
             health=ChannelHealth(channel_probe_after, channel_probe_max),

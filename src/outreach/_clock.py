@@ -100,8 +100,10 @@ class FakeClock:
             self._waiters.append((loop, moved))
             woken = asyncio.ensure_future(wake.wait())
             waiting: set[asyncio.Future[Any]] = {moved, woken}
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            woken.cancel()
+            try:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # a cancelled sleeper leaves no task behind
+                woken.cancel()
 
 
 def _settle(future: asyncio.Future[None]) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from outreach._alerts import ChannelWatch, failure_code
-from outreach._clock import Clock
+from outreach._clock import Clock, SystemClock
 from outreach._engine import (
     CancelCall,
     Decision,
@@ -57,7 +57,7 @@ from outreach.exceptions import (
     TemplateError,
     TransientDeliveryError,
 )
-from outreach.stores import Change, Store
+from outreach.stores import Change, Limit, Store
 
 log = logging.getLogger("outreach.runner")
 
@@ -123,9 +123,11 @@ class Paced:
     start_at: datetime | None = None
 
 
-def change_for(decision: Decision, now: datetime, *, owner: str | None) -> Change:
+def change_for(
+    decision: Decision, now: datetime, *, owner: str | None, fence: int | None = None
+) -> Change:
     """What to store for a decision: the new state, the attempts it touched, its log,
-    follow-ups and opt-outs."""
+    follow-ups and opt-outs (``owner`` releases that lease; ``fence`` is the lease's counter)."""
     children = [
         follow_up_of(decision.notification, action, now)
         for action in decision.actions
@@ -148,10 +150,17 @@ def change_for(decision: Decision, now: datetime, *, owner: str | None) -> Chang
         for action in decision.actions
         if isinstance(action, RecordOptOut)
     ]
-    return Change(decision.notification, events, children, opt_outs, owner, decision.attempts)
+    return Change(
+        decision.notification, events, children, opt_outs, owner, decision.attempts, fence
+    )
 
 
 _Answer = asyncio.Future[list[Notification | None]]  # per change, the stored state or None
+
+
+class LeaseLost(Exception):
+    """Another runner claimed this notification after this one's lease lapsed: it is theirs
+    to drive now (the write that found out was refused)."""
 
 
 class _GroupCommit:
@@ -163,6 +172,7 @@ class _GroupCommit:
         self._flusher: asyncio.Task[None] | None = None
 
     async def save(self, change: Change) -> Notification | None:
+        """Store one change (with whatever else is queued); None if it lost its check."""
         [stored] = await self.save_many([change])
         return stored
 
@@ -270,6 +280,7 @@ class Runner:
         }
         self._channel_errors: dict[str, tuple[str, Exception]] = {}  # attempt id -> hook args
         self._handed_over: set[str] = set()  # handing over, or outcome not yet stored
+        self._leases: dict[str, int] = {}  # notification id -> fencing counter of our lease
         self._stopping = False
 
     def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
@@ -310,6 +321,7 @@ class Runner:
         failures: list[BaseException] = []
         refill_below = max(self.batch_size // 2, 1)
         drained = False  # the last claim found nothing due
+        renewal = asyncio.create_task(self.keep_leases(running))
         try:
             while True:
                 if not drained and len(running) < refill_below and not failures:
@@ -339,6 +351,36 @@ class Runner:
         except asyncio.CancelledError:
             await self.stop(running, claimed)
             raise
+        finally:
+            renewal.cancel()
+            await asyncio.gather(renewal, return_exceptions=True)
+
+    async def keep_leases(self, running: Mapping[asyncio.Task[None], str]) -> None:
+        """Renew the leases of the notifications being driven (waiting for pacing or a slot,
+        or with a request in flight), every third of a lease, in one statement per round. A
+        lease found taken over is not asked for again; its writes keep their fencing counter,
+        so the store refuses them."""
+        never = asyncio.Event()
+        lost: set[str] = set()
+        while True:
+            await self.clock.sleep_until(self.clock.now() + self.lease / 3, never)
+            held = {
+                nid: self._leases[nid]
+                for nid in running.values()
+                if nid in self._leases and nid not in lost
+            }
+            if not held:
+                continue
+            try:
+                kept = await self.store.renew(
+                    held, owner=self.owner, until=self.clock.now() + self.lease
+                )
+            except StoreError as error:
+                log.warning("leases could not be renewed: %s", error)
+                continue
+            for notification_id in held.keys() - kept:
+                log.warning("notification %s: lease taken over by another runner", notification_id)
+                lost.add(notification_id)
 
     async def run_forever(self, wake: asyncio.Event, poll_interval: timedelta) -> None:
         """Run what is due, then sleep until the next due time, for at most ``poll_interval``,
@@ -384,7 +426,10 @@ class Runner:
             for task in late:
                 task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-        handed_back = await self.store.release([*running.values(), *claimed], owner=self.owner)
+        given_back = [*running.values(), *claimed]
+        handed_back = await self.store.release(given_back, owner=self.owner)
+        for notification_id in given_back:
+            self._leases.pop(notification_id, None)
         log.info("stopped: %d notification(s) handed back for another runner", handed_back)
 
     async def claim(self, limit: int) -> tuple[list[Notification], dict[str, frozenset[Medium]]]:
@@ -392,6 +437,7 @@ class Runner:
         batch = await self.store.claim_due(
             self.clock.now(), owner=self.owner, lease=self.lease, limit=limit
         )
+        self._leases.update(batch.epochs)
         return batch, await self.opted_out(batch) if batch else {}
 
     async def begin(
@@ -407,19 +453,27 @@ class Runner:
         now = self.clock.now()
         sending: list[tuple[Notification, Paced]] = []
         quiet: list[tuple[Notification, Paced]] = []
+        decided: list[tuple[Notification, State, Decision]] = []
         for notification in batch:
             try:
-                paced = self.decide(notification, Tick(), opted_out[notification.id], now)
+                state = State(notification, self.facts(opted_out[notification.id]))
+                decided.append((notification, state, decide(state, Tick(), now)))
             except Exception as error:
                 log.error("notification %s could not be driven", notification.id, exc_info=error)
                 failures.append(error)
-                continue
+        try:
+            paced_batch = await self.pace([(state, Tick(), d) for _, state, d in decided], now)
+        except Exception as error:
+            log.error("a claimed batch could not be paced", exc_info=error)
+            failures.append(error)
+            return []
+        for (notification, _, _), paced in zip(decided, paced_batch, strict=True):
             (quiet if paced.due is None else sending).append((notification, paced))
         work = [(n.id, self.drive(n, paced, opted_out[n.id], stored=False)) for n, paced in sending]
         if not quiet:
             return work
         try:
-            saved = await self._commits.save_many([self.change(p, now) for _, p in quiet])
+            saved = await self.save_many([self.change(p, now) for _, p in quiet])
         except Exception as error:
             log.error("a claimed batch could not be stored", exc_info=error)
             failures.append(error)
@@ -446,7 +500,11 @@ class Runner:
             return
         fresh = await self.store.get(notification.id)  # another writer got there first
         if fresh is not None:
-            paced, stored = await self.apply(fresh, Tick(), opted_out)
+            try:
+                paced, stored = await self.apply(fresh, Tick(), opted_out)
+            except LeaseLost as lost:
+                log.warning("%s", lost)
+                return
             await self.drive(stored, paced, opted_out)
 
     async def drive(
@@ -463,7 +521,18 @@ class Runner:
         ``paced`` was decided from ``notification``. Unless ``stored``, its decision is written
         together with the handover, so a claim's tick and its send cost one write.
         """
-        unsaved = None if stored else paced.decision
+        try:
+            await self._drive(notification, paced, opted_out, None if stored else paced.decision)
+        except LeaseLost as lost:
+            log.warning("%s", lost)
+
+    async def _drive(
+        self,
+        notification: Notification,
+        paced: Paced,
+        opted_out: frozenset[Medium],
+        unsaved: Decision | None,
+    ) -> None:
         while paced.due is not None and not self._stopping:
             due = paced.due
             if paced.start_at is not None and paced.start_at > self.clock.now():
@@ -509,18 +578,20 @@ class Runner:
         for _ in range(_SAVE_TRIES):
             now = self.clock.now()
             base = notification if unsaved is None else unsaved.notification
-            paced = self.decide(base, HandOver(due.id), opted_out, now)
+            paced = await self.decide(base, HandOver(due.id), opted_out, now)
             decision = paced.decision if unsaved is None else _then(unsaved, paced.decision)
             paced = replace(paced, decision=decision)
             if paced.due is not None:
                 return notification, paced, decision
             handed = _send_of(decision) is not None
-            stored = await self._commits.save(self.change(paced, now, leased=not handed))
+            change = self.change(paced, now, fenced=True, leased=not handed)
+            stored = await self.save(change)
             if stored is not None:
                 if not handed:
                     await self.after_commit(stored, decision)
                     return None
                 return stored, paced, None
+            await self.check_lease(change)
             fresh = await self.store.get(notification.id)
             if fresh is None:
                 return None
@@ -542,43 +613,106 @@ class Runner:
         """
         for _ in range(_SAVE_TRIES):
             now = self.clock.now()
-            paced = self.decide(notification, event, opted_out, now)
-            stored = await self._commits.save(self.change(paced, now, leased=leased))
+            paced = await self.decide(notification, event, opted_out, now)
+            change = self.change(paced, now, fenced=leased, leased=leased)
+            stored = await self.save(change)
             if stored is not None:
                 await self.after_commit(stored, paced.decision)
                 return paced, stored
+            await self.check_lease(change)
             fresh = await self.store.get(notification.id)
             if fresh is None:
                 break
             notification = fresh
         raise ConcurrencyError(f"notification {notification.id}: too many concurrent writers")
 
-    def change(self, paced: Paced, now: datetime, *, leased: bool = True) -> Change:
+    def change(
+        self, paced: Paced, now: datetime, *, fenced: bool = True, leased: bool = True
+    ) -> Change:
         """What to store for a decision, releasing the runner's lease (when it holds one)
-        unless an attempt is due or being handed over."""
+        unless an attempt is due or being handed over. A ``fenced`` write (the runner's own,
+        on a notification it claimed) is refused once another claim took it over."""
+        notification_id = paced.decision.notification.id
         release = leased and paced.due is None
-        return change_for(paced.decision, now, owner=self.owner if release else None)
+        fence = self._leases.get(notification_id) if fenced else None
+        return change_for(paced.decision, now, owner=self.owner if release else None, fence=fence)
 
-    def decide(
+    async def save(self, change: Change) -> Notification | None:
+        """Store one change (with whatever else is queued); None if it lost its check."""
+        [stored] = await self.save_many([change])
+        return stored
+
+    async def save_many(self, changes: Sequence[Change]) -> list[Notification | None]:
+        """Store changes (one group commit); forget the leases they gave back."""
+        saved = await self._commits.save_many(changes)
+        for change, stored in zip(changes, saved, strict=True):
+            if stored is not None and change.owner is not None:
+                self._leases.pop(change.notification.id, None)
+        return saved
+
+    async def check_lease(self, change: Change) -> None:
+        """After a fenced write was refused: raise :class:`LeaseLost` if the lease is no
+        longer ours (else the version moved on, and the caller decides again)."""
+        if change.fence is None:
+            return
+        notification_id = change.notification.id
+        until = self.clock.now() + self.lease
+        held = await self.store.renew(
+            {notification_id: change.fence}, owner=self.owner, until=until
+        )
+        if notification_id not in held:
+            self._leases.pop(notification_id, None)
+            raise LeaseLost(
+                f"notification {notification_id}: another runner took it over after this "
+                "one's lease lapsed; this runner's write was refused"
+            )
+
+    async def decide(
         self, notification: Notification, event: Input, opted_out: frozenset[Medium], now: datetime
     ) -> Paced:
         """The engine's decision, with a due attempt held back when pacing says it is not yet
         time; a due attempt within the pacing horizon gets its start time."""
         state = State(notification, self.facts(opted_out))
-        decision = decide(state, event, now)
-        due = _due_of(decision)
-        if due is None:
-            return Paced(decision)
+        [paced] = await self.pace([(state, event, decide(state, event, now))], now)
+        return paced
+
+    async def pace(
+        self, decided: Sequence[tuple[State, Input, Decision]], now: datetime
+    ) -> list[Paced]:
+        """Pace the attempts these decisions say are due, in one call to the store (whose
+        limits every process shares). Within the horizon an attempt gets its start time;
+        beyond it the decision is made again, knowing the channel is held till then (the
+        event's own effects stay; only the attempt becomes a deferral, stored as the
+        notification's due time)."""
+        dues = [_due_of(decision) for _, _, decision in decided]
+        sends = [() if due is None else self._limits(due) for due in dues]
+        delays = await self.store.pace(sends, now=self._pacing_clock(now), horizon=self.horizon)
+        paced = []
+        for (state, event, decision), due, delay in zip(decided, dues, delays, strict=True):
+            if due is None:
+                paced.append(Paced(decision))
+            elif delay <= self.horizon:
+                paced.append(Paced(decision, due, now + delay))
+            else:
+                held = replace(state.facts, held={due.channel: now + delay})
+                again = decide(replace(state, facts=held), event, now)
+                paced.append(Paced(again, _due_of(again)))
+        return paced
+
+    @property
+    def horizon(self) -> timedelta:
+        """The longest a paced send waits in process; later ones are deferred in the store."""
+        return self.pacer.horizon
+
+    def _limits(self, due: Attempt) -> tuple[Limit, ...]:
         assert due.medium is not None
         assert due.address is not None
-        start = self.pacer.admit(due.channel, due.medium, due.address, now)
-        if start - now <= self.pacer.horizon:
-            return Paced(decision, due, start)
-        # Too far off to wait in process: decide again, knowing the channel is held till then
-        # (the event's own effects stay; only the attempt becomes a deferral).
-        held = replace(state.facts, held={due.channel: start})
-        decision = decide(State(notification, held), event, now)
-        return Paced(decision, _due_of(decision))
+        return self.pacer.limits(due.channel, due.medium, due.address)
+
+    def _pacing_clock(self, now: datetime) -> datetime | None:
+        """On the real clock the store's own (PostgreSQL's: one clock for every host); a
+        virtual clock's time otherwise."""
+        return None if isinstance(self.clock, SystemClock) else now
 
     async def after_commit(self, notification: Notification, decision: Decision) -> None:
         for action in decision.actions:
@@ -626,7 +760,7 @@ class Runner:
             log.error("attempt %s: %s", attempt.id, error)
             return SendFailed(attempt.id, Failure.PERMANENT, str(error), tries=0)
         if message.segments and message.segments > 1:
-            self.pacer.charge_extra(attempt.channel, message.segments - 1)
+            await self.store.charge(self.pacer.rate(attempt.channel, message.segments - 1))
         channel = self.channels[attempt.channel]
         sender = await self._senders.choose(notification, attempt, channel.senders)
         if sender is not None:
@@ -667,7 +801,8 @@ class Runner:
         error, tries = gave_up.error, gave_up.tries
         retry_at = None if gave_up.retry_in is None else self.clock.now() + gave_up.retry_in
         if attempt.medium is not None and attempt.address is not None:
-            self.pacer.refund(attempt.medium, attempt.address)  # the send reached no one
+            # The send reached no one: it gives its place in the cap back.
+            await self.store.charge(self.pacer.capped(attempt.medium, attempt.address, -1))
         text = f"{type(error).__name__}: {error}"
         if isinstance(error, ConfigurationError):
             off_for = self.health.failed(attempt.channel, str(error), self.clock.now())

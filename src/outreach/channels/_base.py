@@ -63,6 +63,8 @@ class Channel:
       under (``"sms"``, ``"email"``, ``"voice"``) says.
     - ``rate``: sends (SMS: segments) per second per sender that the runner paces it to;
       ``None`` (default): no pacing.
+    - ``sender``: the number or address it sends from; the rate is kept per (channel name,
+      sender) in the store, shared by every process. ``None`` (default): one for the channel.
     - ``max_in_flight``: concurrent requests the runner allows it; ``None`` (default): the
       runner's own limit.
     - ``base_url``: where its provider is reached; ``None`` (default): no remote provider.
@@ -75,6 +77,7 @@ class Channel:
     name: str = "channel"
     medium: Medium | None = None
     rate: float | None = None
+    sender: str | None = None
     max_in_flight: int | None = None
     base_url: str | None = None
     senders: tuple[str, ...] = ()
@@ -98,7 +101,7 @@ class _Adopted(Channel):
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.name = inner.name
-        for attribute in ("medium", "rate", "max_in_flight", "base_url", "senders"):
+        for attribute in ("medium", "rate", "sender", "max_in_flight", "base_url", "senders"):
             if hasattr(inner, attribute):
                 setattr(self, attribute, getattr(inner, attribute))
 

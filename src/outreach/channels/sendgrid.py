@@ -106,6 +106,7 @@ class SendGridEmail(Channel):
         self.list_unsubscribe = list_unsubscribe
         self.from_email = from_email
         self._sender = parseaddr(from_email)[1]
+        self.sender = self._sender
         self.base_url = check_base_url("SendGridEmail", base_url, _URL_SETTING)
         self._url = f"{self.base_url}/v3/mail/send"
         self._headers = {"Authorization": f"Bearer {key}"}

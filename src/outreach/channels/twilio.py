@@ -466,6 +466,7 @@ class TwilioSMS(_Twilio):
             )
         self.from_ = None if service else sender
         self.messaging_service_sid = service
+        self.sender = service or sender
         self._sender: dict[str, str] = (
             {"messaging_service_sid": service} if service else {"from_": str(sender)}
         )
@@ -609,6 +610,7 @@ class TwilioVoice(_Twilio):
                 "OUTREACH_TWILIO_FROM) or pass from_="
             )
         self.from_ = sender
+        self.sender = sender
         self.machine_detection = machine_detection
 
     async def send(self, message: Message) -> Receipt:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -19,7 +19,10 @@ class Change:
     if the stored version moved on. ``children`` (follow-ups) are inserted unless their key is
     taken; ``opt_outs`` are added to the suppression list. ``owner`` releases that runner's lease.
     ``attempts`` are the ones the change created or updated (as in ``notification``): the store
-    indexes those, and only those, for the webhooks' look-ups.
+    indexes those, and only those, for the webhooks' look-ups. ``fence`` is the fencing counter
+    of the lease the write relies on (from :class:`Claimed`): the write is skipped, as for a
+    stale version, once another claim has taken the notification over; ``None`` (an
+    acknowledgement, a cancellation) needs no lease.
     """
 
     notification: Notification
@@ -28,6 +31,52 @@ class Change:
     opt_outs: Sequence[tuple[Medium, str]] = ()
     owner: str | None = None
     attempts: Sequence[Attempt] = ()
+    fence: int | None = None
+
+
+class Claimed(list[Notification]):
+    """What :meth:`Store.claim_due` returns: the leased notifications, and per id the fencing
+    counter (``lease_epoch``) its claim set, which the claimer's writes carry as
+    :attr:`Change.fence`."""
+
+    def __init__(self, notifications: Sequence[Notification], epochs: Mapping[str, int]) -> None:
+        super().__init__(notifications)
+        self.epochs = dict(epochs)
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One bucket a send is charged against: a row of the store's ``pacing`` table, kept by
+    the generic cell rate algorithm (GCRA) as a "theoretical arrival time".
+
+    ``scope`` and ``key`` name the row (``"rate:<channel>"`` and the sender, or
+    ``"cap:<medium>"`` and the address); ``interval`` is the emission interval (``1 / rate`` for
+    a channel, ``per`` for the per-recipient cap); ``burst`` sends may go back to back after a
+    quiet spell; ``cost`` is what this send takes (SMS segments; negative gives units back).
+    """
+
+    scope: str
+    key: str
+    interval: timedelta
+    burst: int = 1
+    cost: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.interval <= timedelta(0) or self.burst < 1:
+            raise ConfigurationError(
+                f"pacing {self.scope} {self.key!r}: the interval must be positive and the"
+                f" burst at least 1 (got {self.interval} and {self.burst})"
+            )
+
+    @property
+    def step(self) -> timedelta:
+        """How far this send moves the bucket's theoretical arrival time."""
+        return self.interval * self.cost
+
+    @property
+    def tolerance(self) -> timedelta:
+        """How far ahead of the theoretical arrival time a send may start."""
+        return self.interval * (self.burst - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +120,14 @@ class Store(Protocol):
 
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
-    ) -> list[Notification]:
-        """Lease up to ``limit`` notifications due at ``now`` that no live lease holds."""
+    ) -> Claimed:
+        """Lease up to ``limit`` notifications due at ``now`` (or whose lease lapsed) that no
+        live lease holds, bumping each one's fencing counter."""
+        ...
+
+    async def renew(self, leases: Mapping[str, int], *, owner: str, until: datetime) -> set[str]:
+        """Extend ``owner``'s leases (notification id -> fencing counter) to ``until`` in one
+        statement; the ids still held (a lease another claim took over is not renewed)."""
         ...
 
     async def release(self, notification_ids: Sequence[str], *, owner: str) -> int:
@@ -143,7 +198,26 @@ class Store(Protocol):
         ...
 
     async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
-        """Log entries with ``seq > since``, in order."""
+        """Log entries with ``seq > since``, in order, gap-free: an entry is only returned once
+        no entry before it can still commit (``seq`` is a cursor, increasing, not dense)."""
+        ...
+
+    async def pace(
+        self, sends: Sequence[Sequence[Limit]], *, now: datetime | None, horizon: timedelta
+    ) -> list[timedelta]:
+        """Per send (the limits it is charged against, in order), the delay from ``now`` after
+        which it may start, shared by every process on the store.
+
+        A send whose delay is at most ``horizon`` is charged against all its limits for a
+        start at that delay; a longer one is charged nothing (defer the step to then and ask
+        again). ``now=None`` uses the store's own clock (PostgreSQL's, so hosts whose clocks
+        disagree still pace alike); pass the caller's time for a virtual clock.
+        """
+        ...
+
+    async def charge(self, limits: Sequence[Limit]) -> None:
+        """Move each limit's bucket by its ``cost`` (the extra segments of a long SMS; a
+        negative cost gives back the place of a send that reached no one)."""
         ...
 
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:

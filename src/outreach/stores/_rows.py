@@ -74,6 +74,7 @@ class Encoder:
             "owner": change.owner,
             "id": n.id,
             "version": n.version,
+            "fence": change.fence,
         }
 
     def attempts(self, change: Change) -> list[Params]:

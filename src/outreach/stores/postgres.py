@@ -25,7 +25,7 @@ Writing only the columns a change touched (and not the whole body) is a later op
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,8 +38,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from outreach._models import Event, EventKind, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
-from outreach.stores import Change, Stuck, _prune, _queries, _stuck
+from outreach.stores import Change, Claimed, Limit, Stuck, _prune, _queries, _stuck
 from outreach.stores._codec import load_event
+from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
 from outreach.stores._rows import Encoder, NamedReads, Params, PlanCache, Rows
 
 _SQL = _queries.load("postgres")
@@ -76,6 +77,34 @@ def notify_option(url: str) -> tuple[str, bool]:
         raise ConfigurationError(f"store URL option notify={given[-1]!r}: use notify=on or off")
     rest = urlencode([(name, v) for name, v in query if name != "notify"])
     return urlunsplit(parts._replace(query=rest)), value in ("on", "true", "1", "yes")
+
+
+_RANK_BITS = 24  # an event's cursor: its transaction id << 24, plus its rank in it
+_EVENTS_LOCK = 0x6F757472  # with the events table's oid, the key of its writers' shared lock
+_XID_BITS = 32
+
+
+def horizon(next_xid: int, writers: Sequence[int]) -> int:
+    """The oldest transaction id (64-bit) that may still log an event: the next to be handed
+    out, or an older one holding the event writers' lock. ``writers`` are 32-bit ids, from
+    the epoch of ``next_xid`` or, when larger than its low bits, the epoch before."""
+    epoch, low = next_xid >> _XID_BITS, next_xid & ((1 << _XID_BITS) - 1)
+    full = [((epoch if xid < low else epoch - 1) << _XID_BITS) | xid for xid in writers]
+    return min([next_xid, *full])
+
+
+def _charge_params(charge: Charge, clock: Params) -> Params:
+    limit = charge.limit
+    return {
+        **clock,
+        **_limit_params(limit),
+        "after": charge.after,
+        "tolerance": limit.tolerance,
+    }
+
+
+def _limit_params(limit: Limit) -> Params:
+    return {"scope": limit.scope, "key": limit.key, "step": limit.step}
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -133,6 +162,8 @@ class PostgresStore(NamedReads):
         self._connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._plans = PlanCache()
+        self._paced = 0  # sends paced since the last sweep of spent buckets
+        self._events_key = 0  # the event writers' lock (set by open())
 
     def __repr__(self) -> str:
         where = conninfo_to_dict(self._url)
@@ -224,6 +255,13 @@ class PostgresStore(NamedReads):
                 if version > current:
                     await cur.execute(script.encode())  # several statements: no parameters
                     await cur.execute(_SQL["record_migration"], {"version": version})
+            await cur.execute(_SQL["events_table"])
+            [(table,)] = await cur.fetchall()
+            self._events_key = (_EVENTS_LOCK << _XID_BITS) | table
+
+    async def _lock_events(self, cur: _Cursor) -> None:
+        """Join the event writers (see ``lock_events``): first thing in a transaction."""
+        await cur.execute(_SQL["lock_events"], {"key": self._events_key})
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -239,6 +277,8 @@ class PostgresStore(NamedReads):
         rows = [_ENCODER.insert(n, plans.fingerprints[id(n.plan)]) for n in notifications]
         taken: list[Notification | None] = []
         async with self._cursor(transaction=True) as cur:
+            if events:
+                await self._lock_events(cur)
             await _run_many(cur, _SQL["insert_plan"], plans.rows())
             inserted = await _run_many(cur, _SQL["insert_notification"], rows)
             created = {row[0] for rows_of_one in inserted for row in rows_of_one}
@@ -272,10 +312,26 @@ class PostgresStore(NamedReads):
 
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
-    ) -> list[Notification]:
-        return await self._read(
-            "claim_due", owner=owner, lease_until=now + lease, now=now, limit=limit
-        )
+    ) -> Claimed:
+        claim = {"owner": owner, "lease_until": now + lease, "now": now, "limit": limit}
+        async with self._cursor() as cur:
+            await cur.execute(_SQL["claim_due"], claim)
+            rows = await cur.fetchall()
+            read = await self._with_plans(cur, [(plan_id, body) for _, _, plan_id, body in rows])
+        return Claimed(self._plans.decode(read), {nid: epoch for nid, epoch, _, _ in rows})
+
+    async def renew(self, leases: Mapping[str, int], *, owner: str, until: datetime) -> set[str]:
+        if not leases:
+            return set()
+        renewal = {
+            "owner": owner,
+            "lease_until": until,
+            "ids": list(leases),
+            "epochs": list(leases.values()),
+        }
+        async with self._cursor() as cur:
+            await cur.execute(_SQL["renew"], renewal)
+            return {row[0] for row in await cur.fetchall()}
 
     async def release(self, notification_ids: Sequence[str], *, owner: str) -> int:
         return await self._write("release", ids=list(notification_ids), owner=owner)
@@ -284,6 +340,8 @@ class PostgresStore(NamedReads):
         plans = self._plans.of([child for change in changes for child in change.children])
         encoded = [_ENCODER.change(change, plans.fingerprints) for change in changes]
         async with self._cursor(transaction=True) as cur:
+            if any(e.events for e in encoded):
+                await self._lock_events(cur)
             await _run_many(cur, _SQL["insert_plan"], plans.rows())
             # In order, as SQLite does: two changes of one notification in a group are checked
             # against each other's versions. One statement per table for the whole group.
@@ -366,6 +424,7 @@ class PostgresStore(NamedReads):
     async def sweep(self, now: datetime, *, lapsed_before: datetime, limit: int) -> list[Stuck]:
         times = {"now": now, "before": lapsed_before, "limit": limit}
         async with self._cursor(transaction=True) as cur:
+            await self._lock_events(cur)
             found: list[tuple[str, str]] = []
             for query, reason in _stuck.QUERIES:
                 await cur.execute(_SQL[query], times)
@@ -378,9 +437,45 @@ class PostgresStore(NamedReads):
 
     async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
         async with self._cursor() as cur:
-            await cur.execute(_SQL["events"], {"since": since, "limit": limit})
+            # Two statements, so the entries are read in a snapshot taken after the horizon.
+            await cur.execute(_SQL["events_horizon"], {"key": self._events_key})
+            [(next_xid, writers)] = await cur.fetchall()
+            feed = {
+                "since": since,
+                "since_txid": max(since, 0) >> _RANK_BITS,
+                "horizon": horizon(int(next_xid), writers),
+                "limit": limit,
+            }
+            await cur.execute(_SQL["events"], feed)
             rows = await cur.fetchall()
         return [load_event(seq, at.astimezone(UTC), *rest) for seq, at, *rest in rows]
+
+    # pacing
+
+    async def pace(
+        self, sends: Sequence[Sequence[Limit]], *, now: datetime | None, horizon: timedelta
+    ) -> list[timedelta]:
+        if not any(sends):
+            return [timedelta(0)] * len(sends)
+        walk = PaceWalk(sends, horizon)
+        clock: Params = {"now": now, "horizon": horizon}
+        # One transaction: now() is the same instant for every statement in it.
+        async with self._cursor(transaction=True) as cur:
+            while charges := walk.next_round():
+                params = [_charge_params(charge, clock) for charge in charges]
+                answers = await _run_many(cur, _SQL["pace"], params)
+                walk.answer(charges, [rows[0][0] for rows in answers])
+            await _run_many(cur, _SQL["charge"], [_limit_params(r) for r in walk.refunds])
+            self._paced += len(sends)
+            if self._paced >= SWEEP_EVERY:
+                self._paced = 0
+                await cur.execute(_SQL["sweep_pacing"], {"now": now})
+        return walk.delays
+
+    async def charge(self, limits: Sequence[Limit]) -> None:
+        if limits:
+            async with self._cursor(transaction=True) as cur:
+                await _run_many(cur, _SQL["charge"], [_limit_params(limit) for limit in limits])
 
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
         wanted = set(addresses)

@@ -15,17 +15,19 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from outreach._clock import SystemClock
 from outreach._models import Event, Medium, Notification
 from outreach.exceptions import IdempotencyConflict, StoreError
-from outreach.stores import Change, Stuck, _prune, _queries, _stuck
+from outreach.stores import Change, Claimed, Limit, Stuck, _prune, _queries, _stuck
 from outreach.stores._codec import from_micros, load_event, to_micros
+from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
 from outreach.stores._rows import Encoded, Encoder, NamedReads, Params, PlanCache, Rows
 
 T = TypeVar("T")
@@ -33,6 +35,15 @@ T = TypeVar("T")
 _SQL = _queries.load("sqlite")
 _OLDEST_SQLITE = (3, 35, 0)  # claims use UPDATE ... RETURNING
 _ENCODER = Encoder(to_micros)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(delay: timedelta) -> int:
+    return delay // _MICROSECOND
+
+
+def _limit_params(limit: Limit) -> Params:
+    return {"scope": limit.scope, "key": limit.key, "step": round(limit.step / _MICROSECOND)}
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -60,6 +71,7 @@ class SQLiteStore(NamedReads):
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._plans = PlanCache()
+        self._paced = 0  # sends paced since the last sweep of spent buckets
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._path})"
@@ -213,10 +225,13 @@ class SQLiteStore(NamedReads):
 
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
-    ) -> list[Notification]:
-        return self._plans.decode(await self._call(self._claim_due, now, owner, lease, limit))
+    ) -> Claimed:
+        read, epochs = await self._call(self._claim_due, now, owner, lease, limit)
+        return Claimed(self._plans.decode(read), epochs)
 
-    def _claim_due(self, now: datetime, owner: str, lease: timedelta, limit: int) -> Rows:
+    def _claim_due(
+        self, now: datetime, owner: str, lease: timedelta, limit: int
+    ) -> tuple[Rows, dict[str, int]]:
         claim = {
             "owner": owner,
             "lease_until": to_micros(now + lease),
@@ -225,7 +240,19 @@ class SQLiteStore(NamedReads):
         }
         with self._write() as db:
             rows = db.execute(_SQL["claim_due"], claim).fetchall()
-        return self._with_plans(rows)
+        epochs = {nid: epoch for nid, epoch, _, _ in rows}
+        return self._with_plans([(plan_id, body) for _, _, plan_id, body in rows]), epochs
+
+    async def renew(self, leases: Mapping[str, int], *, owner: str, until: datetime) -> set[str]:
+        if not leases:
+            return set()
+        return await self._call(self._renew, dict(leases), owner, until)
+
+    def _renew(self, leases: dict[str, int], owner: str, until: datetime) -> set[str]:
+        held = json.dumps([[nid, epoch] for nid, epoch in leases.items()])
+        renewal = {"owner": owner, "lease_until": to_micros(until), "held": held}
+        with self._write() as db:
+            return {row[0] for row in db.execute(_SQL["renew"], renewal).fetchall()}
 
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
         plans = self._plans.of([child for change in changes for child in change.children])
@@ -341,6 +368,51 @@ class SQLiteStore(NamedReads):
             with self._write() as db:
                 db.executemany(_SQL["insert_event"], _ENCODER.events(_stuck.events(found, now)))
         return found
+
+    # pacing
+
+    async def pace(
+        self, sends: Sequence[Sequence[Limit]], *, now: datetime | None, horizon: timedelta
+    ) -> list[timedelta]:
+        if not any(sends):
+            return [timedelta(0)] * len(sends)
+        return await self._call(self._pace, sends, now or SystemClock().now(), horizon)
+
+    def _pace(
+        self, sends: Sequence[Sequence[Limit]], now: datetime, horizon: timedelta
+    ) -> list[timedelta]:
+        walk = PaceWalk(sends, horizon)
+        clock = {"now": to_micros(now), "horizon": _micros(horizon)}
+        with self._write() as db:
+            while charges := walk.next_round():
+                delays = [self._charge_one(db, charge, clock) for charge in charges]
+                walk.answer(charges, delays)
+            db.executemany(_SQL["charge"], [_limit_params(limit) for limit in walk.refunds])
+            self._paced += len(sends)
+            if self._paced >= SWEEP_EVERY:
+                self._paced = 0
+                db.execute(_SQL["sweep_pacing"], {"now": clock["now"]})
+        return walk.delays
+
+    @staticmethod
+    def _charge_one(db: sqlite3.Connection, charge: Charge, clock: Params) -> timedelta:
+        limit = charge.limit
+        params = {
+            **clock,
+            **_limit_params(limit),
+            "after": _micros(charge.after),
+            "tolerance": _micros(limit.tolerance),
+        }
+        (delay,) = db.execute(_SQL["pace"], params).fetchone()
+        return timedelta(microseconds=delay)
+
+    async def charge(self, limits: Sequence[Limit]) -> None:
+        if limits:
+            await self._call(self._charge, [_limit_params(limit) for limit in limits])
+
+    def _charge(self, rows: list[Params]) -> None:
+        with self._write() as db:
+            db.executemany(_SQL["charge"], rows)
 
     # event log and suppressions
 

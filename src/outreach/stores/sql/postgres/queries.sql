@@ -68,9 +68,17 @@ WITH due AS (
     UPDATE notifications AS n
     SET lease_owner = %(owner)s, lease_until = %(lease_until)s, lease_epoch = n.lease_epoch + 1
     FROM due WHERE n.id = due.id
-    RETURNING n.due_at, n.plan_id, n.body
+    RETURNING n.due_at, n.id, n.lease_epoch, n.plan_id, n.body
 )
-SELECT plan_id, body FROM claimed ORDER BY due_at
+SELECT id, lease_epoch, plan_id, body FROM claimed ORDER BY due_at
+
+-- name: renew --
+-- Extend %(owner)s's leases to %(lease_until)s, for the (id, fencing counter) pairs in
+-- %(ids)s and %(epochs)s: a lease another claim took over is left alone.
+UPDATE notifications AS n SET lease_until = %(lease_until)s
+FROM unnest(%(ids)s::text[], %(epochs)s::bigint[]) AS held (id, epoch)
+WHERE n.id = held.id AND n.lease_epoch = held.epoch AND n.lease_owner = %(owner)s
+RETURNING n.id
 
 -- name: release --
 -- Give back %(owner)s's leases on the notifications in %(ids)s (a stopping runner).
@@ -78,12 +86,14 @@ UPDATE notifications SET lease_owner = NULL, lease_until = NULL
 WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s)
 
 -- name: update_notification --
--- A version-checked write of a notification's new state; releases %(owner)s's lease.
+-- A version-checked write of a notification's new state; releases %(owner)s's lease. With a
+-- %(fence)s, only while no other claim has taken the notification over since.
 UPDATE notifications SET
     status = %(status)s, due_at = %(due_at)s, version = %(new_version)s, body = %(body)s,
     lease_until = CASE WHEN lease_owner = %(owner)s THEN NULL ELSE lease_until END,
     lease_owner = CASE WHEN lease_owner = %(owner)s THEN NULL ELSE lease_owner END
 WHERE id = %(id)s AND version = %(version)s
+  AND (%(fence)s::bigint IS NULL OR lease_epoch = %(fence)s)
 RETURNING id
 
 -- name: upsert_attempt --
@@ -140,9 +150,47 @@ DELETE FROM webhook_receipts WHERE key = %(key)s
 INSERT INTO events (at, notification_id, kind, attempt_id, data)
 VALUES (%(at)s, %(notification_id)s, %(kind)s, %(attempt_id)s, %(data)s)
 
+-- name: events_table --
+-- The events table's oid: with a constant, the key of the advisory lock its writers share.
+SELECT 'events'::regclass::oid::bigint
+
+-- name: lock_events --
+-- Taken by every transaction that logs events, before its first write (so before it has a
+-- transaction id), held to its end: readers see who may still commit entries.
+SELECT pg_advisory_xact_lock_shared(%(key)s)
+
+-- name: events_horizon --
+-- Who may still log entries: the next transaction id to be handed out, and the (32-bit) ids
+-- of the transactions holding the event writers' lock %(key)s. Read in a statement of its
+-- own, before the read of the entries (whose snapshot is then later than this).
+SELECT
+    pg_snapshot_xmax(pg_current_snapshot())::text,
+    ARRAY(
+        SELECT t.transactionid::text::bigint
+        FROM pg_locks AS a
+        JOIN pg_locks AS t
+          ON t.virtualtransaction = a.virtualtransaction
+         AND t.locktype = 'transactionid' AND t.granted
+        WHERE a.locktype = 'advisory' AND a.granted AND a.objsubid = 1
+          AND a.classid = (%(key)s >> 32)::oid AND a.objid = (%(key)s & 4294967295)::oid
+    )
+
 -- name: events --
-SELECT seq, at, notification_id, kind, attempt_id, data FROM events
-WHERE seq > %(since)s ORDER BY seq LIMIT %(limit)s
+-- Entries after the cursor %(since)s, gap-free: ordered by writing transaction, then seq, and
+-- only from transactions older than %(horizon)s (events_horizon: every writer that could
+-- still commit an entry is that new or newer). An entry's cursor is its transaction id
+-- shifted left 24 bits plus its rank in that transaction; %(since_txid)s is %(since)s's
+-- transaction (since >> 24).
+SELECT position, at, notification_id, kind, attempt_id, data FROM (
+    SELECT (txid::text::bigint << 24) + row_number() OVER (PARTITION BY txid ORDER BY seq)
+               AS position,
+           txid, seq, at, notification_id, kind, attempt_id, data
+    FROM events
+    WHERE txid >= %(since_txid)s::bigint::text::xid8
+      AND txid < %(horizon)s::bigint::text::xid8
+) AS feed
+WHERE position > %(since)s
+ORDER BY txid, seq LIMIT %(limit)s
 
 -- name: opted_out --
 -- The suppressions of these addresses (%(addresses)s is a list of strings).
@@ -203,3 +251,39 @@ LIMIT %(limit)s
 SELECT id FROM notifications
 WHERE lease_until < %(before)s AND body::jsonb -> 'attempts' @> '[{"status": "sending"}]'
 LIMIT %(limit)s
+
+-- name: pace --
+-- Charge one send against one bucket (see 0002_pacing.sql) and say when it may start, in one
+-- upsert on the bucket's row. The clock is %(now)s, or the database's own when NULL. The send
+-- starts no earlier than %(after)s from now and no earlier than the bucket allows (its
+-- theoretical arrival time less %(tolerance)s); it is charged (the arrival time moves on by
+-- %(step)s) only when that start is within %(horizon)s. Returns the start's delay from now.
+INSERT INTO pacing AS p (scope, key, tat, granted)
+VALUES (
+    %(scope)s, %(key)s,
+    CASE WHEN %(after)s::interval <= %(horizon)s::interval
+         THEN COALESCE(%(now)s::timestamptz, now()) + %(after)s::interval + %(step)s::interval
+         ELSE COALESCE(%(now)s::timestamptz, now()) END,
+    COALESCE(%(now)s::timestamptz, now()) + %(after)s::interval
+)
+ON CONFLICT (scope, key) DO UPDATE SET
+    granted = GREATEST(
+        COALESCE(%(now)s::timestamptz, now()) + %(after)s::interval,
+        p.tat - %(tolerance)s::interval),
+    tat = CASE
+        WHEN GREATEST(
+                COALESCE(%(now)s::timestamptz, now()) + %(after)s::interval,
+                p.tat - %(tolerance)s::interval)
+             <= COALESCE(%(now)s::timestamptz, now()) + %(horizon)s::interval
+        THEN GREATEST(p.tat, COALESCE(%(now)s::timestamptz, now()) + %(after)s::interval)
+             + %(step)s::interval
+        ELSE p.tat END
+RETURNING granted - COALESCE(%(now)s::timestamptz, now())
+
+-- name: charge --
+-- Move a bucket's theoretical arrival time by %(step)s (negative: give a place back).
+UPDATE pacing SET tat = tat + %(step)s::interval WHERE scope = %(scope)s AND key = %(key)s
+
+-- name: sweep_pacing --
+-- Forget buckets whose theoretical arrival time has passed: they mean the same as no row.
+DELETE FROM pacing WHERE tat < COALESCE(%(now)s::timestamptz, now())

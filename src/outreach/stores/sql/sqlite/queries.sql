@@ -43,14 +43,25 @@ WHERE (:status IS NULL OR status = :status) AND (:campaign IS NULL OR campaign =
 ORDER BY created_at, id LIMIT :limit
 
 -- name: claim_due --
--- Lease up to :limit notifications due at :now that no live lease holds.
-UPDATE notifications SET lease_owner = :owner, lease_until = :lease_until
+-- Lease up to :limit notifications due at :now that no live lease holds; each claim bumps the
+-- row's fencing counter.
+UPDATE notifications
+SET lease_owner = :owner, lease_until = :lease_until, lease_epoch = lease_epoch + 1
 WHERE id IN (
     SELECT id FROM notifications
     WHERE due_at <= :now AND (lease_until IS NULL OR lease_until <= :now)
     ORDER BY due_at LIMIT :limit
 )
-RETURNING plan_id, body
+RETURNING id, lease_epoch, plan_id, body
+
+-- name: renew --
+-- Extend :owner's leases to :lease_until, for the [id, fencing counter] pairs in the JSON
+-- array :held: a lease another claim took over is left alone.
+UPDATE notifications SET lease_until = :lease_until
+WHERE lease_owner = :owner AND (id, lease_epoch) IN (
+    SELECT value ->> 0, value ->> 1 FROM json_each(:held)
+)
+RETURNING id
 
 -- name: release --
 -- Give back :owner's leases on the notifications in the JSON array :ids (a stopping runner).
@@ -58,12 +69,13 @@ UPDATE notifications SET lease_owner = NULL, lease_until = NULL
 WHERE lease_owner = :owner AND id IN (SELECT value FROM json_each(:ids))
 
 -- name: update_notification --
--- A version-checked write of a notification's new state; releases :owner's lease.
+-- A version-checked write of a notification's new state; releases :owner's lease. With a
+-- :fence, only while no other claim has taken the notification over since.
 UPDATE notifications SET
     status = :status, due_at = :due_at, version = :new_version, body = :body,
     lease_until = CASE WHEN lease_owner = :owner THEN NULL ELSE lease_until END,
     lease_owner = CASE WHEN lease_owner = :owner THEN NULL ELSE lease_owner END
-WHERE id = :id AND version = :version
+WHERE id = :id AND version = :version AND (:fence IS NULL OR lease_epoch = :fence)
 
 -- name: upsert_attempt --
 -- The index row of an attempt that went out: how webhooks find its notification.
@@ -174,3 +186,31 @@ WHERE lease_until < :before
       SELECT 1 FROM json_each(body, '$.attempts') WHERE json_extract(value, '$.status') = 'sending'
   )
 LIMIT :limit
+
+-- name: pace --
+-- Charge one send against one bucket (see 0003_pacing.sql) and say when it may start, in one
+-- upsert on the bucket's row; times are epoch microseconds from :now. The send starts no
+-- earlier than :after from now and no earlier than the bucket allows (its theoretical arrival
+-- time less :tolerance); it is charged (the arrival time moves on by :step) only when that
+-- start is within :horizon. Returns the start's delay from now.
+INSERT INTO pacing AS p (scope, key, tat, granted)
+VALUES (
+    :scope, :key,
+    CASE WHEN :after <= :horizon THEN :now + :after + :step ELSE :now END,
+    :now + :after
+)
+ON CONFLICT (scope, key) DO UPDATE SET
+    granted = MAX(:now + :after, p.tat - :tolerance),
+    tat = CASE
+        WHEN MAX(:now + :after, p.tat - :tolerance) <= :now + :horizon
+        THEN MAX(p.tat, :now + :after) + :step
+        ELSE p.tat END
+RETURNING granted - :now
+
+-- name: charge --
+-- Move a bucket's theoretical arrival time by :step (negative: give a place back).
+UPDATE pacing SET tat = tat + :step WHERE scope = :scope AND key = :key
+
+-- name: sweep_pacing --
+-- Forget buckets whose theoretical arrival time has passed: they mean the same as no row.
+DELETE FROM pacing WHERE tat < :now
