@@ -82,24 +82,32 @@ def test_plan_rules() -> None:
 
 
 @pytest.mark.parametrize("key", ["10", "#", "*", "A", " 1", "\u0661"])  # \u0661: Arabic-Indic one
-@pytest.mark.parametrize("where", ["step", "follow-up"])
+@pytest.mark.parametrize("where", ["step", "follow-up", "follow-up plan"])
 def test_a_voice_plan_refuses_option_keys_a_keypad_cannot_send(key: str, where: str) -> None:
-    """``<Gather numDigits="1">`` reads one key of 0-9 (``#`` ends input): a voice step, or a
-    voice follow-up (which offers the parent's options), needs single-digit keys."""
-    steps = [Step(channel="sms", template="t")]
-    follow_ups = []
-    if where == "step":
-        steps.append(Step(channel="voice", template="t"))
-    else:
-        follow_ups.append(FollowUp(after="1d", channel="voice", template="t"))
+    """``<Gather numDigits="1">`` reads one key of 0-9 (``#`` ends input): a voice step needs
+    single-digit keys, and so does a voice follow-up, for the options it offers itself."""
+    options = [Option(key="1", label="one"), Option(key=key, label="other")]
+    sms = Step(channel="sms", template="t")
+    voice = Step(channel="voice", template="t")
     with pytest.raises(ConfigurationError, match=f"option {key!r}") as raised:
-        Plan(
-            name="p",
-            steps=steps,
-            options=[Option(key="1", label="one"), Option(key=key, label="other")],
-            follow_ups=follow_ups,
-        )
+        if where == "step":
+            Plan(name="p", steps=[sms, voice], options=options)
+        elif where == "follow-up":
+            FollowUp(after="1d", channel="voice", template="t", options=options)
+        else:
+            FollowUp(after="1d", plan=Plan(name="c", steps=[voice], options=options))
     assert "0-9" in str(raised.value)
+
+
+def test_a_voice_follow_up_leaves_the_parents_option_keys_free() -> None:
+    """A follow-up offers only its own options, so the parent's need not be keypad digits."""
+    plan = Plan(
+        name="p",
+        steps=[Step(channel="sms", template="t")],
+        options=[Option(key="A", label="a")],
+        follow_ups=[FollowUp(after="1d", channel="voice", template="t")],
+    )
+    assert plan.follow_ups[0].as_plan(plan).options == ()
 
 
 def test_option_keys_of_a_plan_without_voice_are_free() -> None:
@@ -129,7 +137,6 @@ def test_follow_up_plan_keeps_the_parents_manners() -> None:
     assert [s.channel for s in child.steps] == ["voice"]
     assert child.steps[0].wait == timedelta(hours=1)
     assert child.quiet_hours == parent.quiet_hours
-    assert child.options == parent.options
     assert child.deadline is None
 
 

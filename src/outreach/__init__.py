@@ -7,6 +7,8 @@ from outreach._hooks import Hooks
 from outreach._models import (
     Attempt,
     AttemptStatus,
+    Attention,
+    AttentionReason,
     Event,
     EventKind,
     FollowUp,
@@ -29,6 +31,8 @@ __all__ = [
     "AsyncClient",
     "Attempt",
     "AttemptStatus",
+    "Attention",
+    "AttentionReason",
     "Client",
     "Event",
     "EventKind",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from outreach._attentions import attentions_in, with_attentions
 from outreach._clock import Clock
 from outreach._engine import (
     CancelCall,
@@ -142,7 +143,10 @@ def change_for(decision: Decision, now: datetime, *, owner: str | None) -> Chang
         for action in decision.actions
         if isinstance(action, RecordOptOut)
     ]
-    return Change(decision.notification, events, children, opt_outs, owner, decision.attempts)
+    attentions = attentions_in(events, decision.notification)
+    return Change(
+        decision.notification, events, children, opt_outs, owner, decision.attempts, attentions
+    )
 
 
 _Answer = asyncio.Future[list[Notification | None]]  # per change, the stored state or None
@@ -481,7 +485,7 @@ class Runner:
         """The engine's decision, with a due attempt held back when pacing says it is not yet
         time; a due attempt within the pacing horizon gets its start time."""
         state = State(notification, self.facts(opted_out))
-        decision = decide(state, event, now)
+        decision = with_attentions(decide(state, event, now))
         due = _due_of(decision)
         if due is None:
             return Paced(decision)
@@ -493,7 +497,7 @@ class Runner:
         # Too far off to wait in process: decide again, knowing the channel is held till then
         # (the event's own effects stay; only the attempt becomes a deferral).
         held = replace(state.facts, held={due.channel: start})
-        decision = decide(State(notification, held), event, now)
+        decision = with_attentions(decide(State(notification, held), event, now))
         return Paced(decision, _due_of(decision))
 
     async def after_commit(self, notification: Notification, decision: Decision) -> None:
@@ -514,6 +518,13 @@ class Runner:
                 EventKind.CANCELLED,
             ):
                 log.info("notification %s %s", notification.id, event.kind.value)
+            elif event.kind is EventKind.ATTENTION_OPENED:  # the detail may quote the customer
+                log.info(
+                    "notification %s needs a person (%s): attention %s",
+                    notification.id,
+                    event.data["reason"],
+                    event.data["attention_id"],
+                )
 
     async def cancel_call(self, attempt: Attempt) -> None:
         channel = self.channels.get(attempt.channel)

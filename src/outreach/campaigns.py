@@ -43,7 +43,7 @@ from outreach._models import (
     StartRequest,
     Status,
 )
-from outreach._outcome import never_reached
+from outreach.outcomes import never_reached
 from outreach._templates import not_gsm7
 from outreach.channels import resolve_media
 from outreach.exceptions import ConfigurationError, InvalidRecipient, TemplateError
@@ -446,7 +446,7 @@ def validate_campaign(
 def _plan_media(client: AsyncClient, plan: Plan) -> set[Medium]:
     """The media the plan's steps use, after checking the client has every channel."""
     media = resolve_media(client.channels)
-    names = {s.channel for s in plan.steps} | {f.channel for f in plan.follow_ups}
+    names = set(plan.channel_names())
     missing = sorted(names - set(media))
     if missing:
         raise ConfigurationError(

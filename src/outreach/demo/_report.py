@@ -14,7 +14,7 @@ from rich.table import Table
 from outreach._client import AsyncClient
 from outreach._clock import SystemClock
 from outreach._models import AttemptStatus, Event, EventKind, Notification, Status
-from outreach._outcome import never_reached, short_reason
+from outreach.outcomes import attempt_reason, never_reached
 from outreach.demo import CAMPAIGN, DEMO_START, PASSENGERS, Story
 
 
@@ -35,7 +35,7 @@ def _describe(event: Event, notification: Notification) -> str | None:
         case EventKind.ATTEMPT if data.get("status") == AttemptStatus.SKIPPED:
             return f"[dim]{channel} skipped: {data.get('error')}[/dim]"
         case EventKind.ATTEMPT if data.get("status") == AttemptStatus.FAILED and attempt:
-            return f"[red]{short_reason(attempt)}[/red]"
+            return f"[red]{attempt_reason(attempt)}[/red]"
         case EventKind.ATTEMPT:
             return f"{channel} {data['status']}"
         case EventKind.ATTEMPT_STATUS:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from outreach._models import Attempt, Event, Medium, Notification, Status
+from outreach._models import Attempt, Attention, Event, EventKind, Medium, Notification, Status
 from outreach.exceptions import ConfigurationError
 
 
@@ -19,7 +19,8 @@ class Change:
     if the stored version moved on. ``children`` (follow-ups) are inserted unless their key is
     taken; ``opt_outs`` are added to the suppression list. ``owner`` releases that runner's lease.
     ``attempts`` are the ones the change created or updated (as in ``notification``): the store
-    indexes those, and only those, for the webhooks' look-ups.
+    indexes those, and only those, for the webhooks' look-ups. ``attentions`` are opened
+    with it (their ``attention_opened`` entries are among ``events``).
     """
 
     notification: Notification
@@ -28,6 +29,17 @@ class Change:
     opt_outs: Sequence[tuple[Medium, str]] = ()
     owner: str | None = None
     attempts: Sequence[Attempt] = ()
+    attentions: Sequence[Attention] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which log entries to read: of one notification, of one recipient's notifications,
+    of some kinds only (None: no filter)."""
+
+    notification_id: str | None = None
+    recipient_id: str | None = None
+    kinds: frozenset[EventKind] | None = None
 
 
 class Store(Protocol):
@@ -103,8 +115,30 @@ class Store(Protocol):
         """The earliest scheduled time of any notification."""
         ...
 
-    async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
-        """Log entries with ``seq > since``, in order."""
+    async def events(
+        self, since: int = 0, limit: int = 1000, where: EventFilter | None = None
+    ) -> list[Event]:
+        """Log entries with ``seq > since``, in order, that ``where`` lets through."""
+        ...
+
+    async def attentions(
+        self,
+        *,
+        campaign: str | None = None,
+        open: bool | None = True,
+        recipient_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[Attention]:
+        """Attention records, oldest first: of a campaign, of a recipient, open (True),
+        resolved (False) or both (None)."""
+        ...
+
+    async def resolve_attention(
+        self, attention_id: str, *, by: str, note: str | None, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        """Close an attention record and log it, in one transaction; None if there is no such
+        record. Idempotent: resolving a resolved record changes nothing and logs nothing (the
+        event is None)."""
         ...
 
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:

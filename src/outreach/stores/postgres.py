@@ -28,17 +28,21 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from outreach._models import Event, Medium, Notification
+from outreach._models import Attention, Event, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
-from outreach.stores import Change, _queries
-from outreach.stores._codec import load_event
-from outreach.stores._rows import Encoder, NamedReads, Params, PlanCache, Rows
+from outreach.stores import Change, EventFilter, _queries
+from outreach.stores._codec import load_attention, load_event
+from outreach.stores._rows import Encoder, NamedReads, Params, PlanCache, Rows, resolved_event
 
 _SQL = _queries.load("postgres")
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _ENCODER = Encoder(lambda when: when)
 
 _Cursor = psycopg.AsyncCursor[Any]
+
+
+def _utc(when: datetime) -> datetime:
+    return when.astimezone(UTC)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -251,6 +255,7 @@ class PostgresStore(NamedReads):
             await _run_many(cur, _SQL["upsert_attempt"], [r for c in kept for r in c.attempts])
             await _run_many(cur, _SQL["insert_event"], [r for c in kept for r in c.events])
             await _run_many(cur, _SQL["insert_suppression"], [r for c in kept for r in c.opt_outs])
+            await _run_many(cur, _SQL["insert_attention"], [r for c in kept for r in c.attentions])
         self._plans.committed(plans)
         return [e.stored if ok else None for e, ok in zip(encoded, saved, strict=True)]
 
@@ -269,11 +274,56 @@ class PostgresStore(NamedReads):
 
     # event log and suppressions
 
-    async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
+    async def events(
+        self, since: int = 0, limit: int = 1000, where: EventFilter | None = None
+    ) -> list[Event]:
+        params: Params = {"since": since, "limit": limit}
+        if where is not None:
+            params |= {
+                "notification_id": where.notification_id,
+                "recipient_id": where.recipient_id,
+                "kinds": None if where.kinds is None else sorted(where.kinds),
+            }
         async with self._cursor() as cur:
-            await cur.execute(_SQL["events"], {"since": since, "limit": limit})
+            await cur.execute(_SQL["events" if where is None else "events_where"], params)
             rows = await cur.fetchall()
         return [load_event(seq, at.astimezone(UTC), *rest) for seq, at, *rest in rows]
+
+    # attention
+
+    async def attentions(
+        self,
+        *,
+        campaign: str | None = None,
+        open: bool | None = True,
+        recipient_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[Attention]:
+        params = {"campaign": campaign, "open": open, "recipient_id": recipient_id, "limit": limit}
+        async with self._cursor() as cur:
+            await cur.execute(_SQL["attentions"], params)
+            rows = await cur.fetchall()
+        return [load_attention(row, _utc) for row in rows]
+
+    async def resolve_attention(
+        self, attention_id: str, *, by: str, note: str | None, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        closing = {"id": attention_id, "resolved_at": now, "resolved_by": by, "note": note}
+        async with self._cursor(transaction=True) as cur:
+            await cur.execute(_SQL["resolve_attention"], closing)
+            changed = await cur.fetchone() is not None
+            await cur.execute(_SQL["get_attention"], {"id": attention_id})
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            attention = load_attention(row, _utc)
+            if not changed:
+                return attention, None
+            event = resolved_event(attention)
+            await cur.execute(_SQL["insert_event_returning_seq"], _ENCODER.events([event])[0])
+            inserted = await cur.fetchone()
+        assert inserted is not None
+        return attention, event.model_copy(update={"seq": inserted[0]})
 
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
         wanted = set(addresses)

@@ -22,11 +22,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from outreach._models import Event, Medium, Notification
+from outreach._models import Attention, Event, Medium, Notification
 from outreach.exceptions import IdempotencyConflict, StoreError
-from outreach.stores import Change, _queries
-from outreach.stores._codec import from_micros, load_event, to_micros
-from outreach.stores._rows import Encoded, Encoder, NamedReads, Params, PlanCache, Rows
+from outreach.stores import Change, EventFilter, _queries
+from outreach.stores._codec import from_micros, load_attention, load_event, to_micros
+from outreach.stores._rows import (
+    Encoded,
+    Encoder,
+    NamedReads,
+    Params,
+    PlanCache,
+    Rows,
+    resolved_event,
+)
 
 T = TypeVar("T")
 
@@ -237,6 +245,7 @@ class SQLiteStore(NamedReads):
         events: list[Params] = []
         children: list[Params] = []
         opt_outs: list[Params] = []
+        attentions: list[Params] = []
         with self._write() as db:
             db.executemany(_SQL["insert_plan"], plans)
             for change in changes:
@@ -248,12 +257,14 @@ class SQLiteStore(NamedReads):
                 events += change.events
                 children += change.children
                 opt_outs += change.opt_outs
+                attentions += change.attentions
             # One statement per table for the whole group: what makes group commit pay.
             # A follow-up whose key is taken was started before: it is not started twice.
             db.executemany(_SQL["insert_notification"], children)
             db.executemany(_SQL["upsert_attempt"], attempts)
             db.executemany(_SQL["insert_event"], events)
             db.executemany(_SQL["insert_suppression"], opt_outs)
+            db.executemany(_SQL["insert_attention"], attentions)
         return saved
 
     async def next_due(self) -> datetime | None:
@@ -290,12 +301,62 @@ class SQLiteStore(NamedReads):
 
     # event log and suppressions
 
-    async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
-        return await self._call(self._events, since, limit)
+    async def events(
+        self, since: int = 0, limit: int = 1000, where: EventFilter | None = None
+    ) -> list[Event]:
+        return await self._call(self._events, since, limit, where)
 
-    def _events(self, since: int, limit: int) -> list[Event]:
-        rows = self.db.execute(_SQL["events"], {"since": since, "limit": limit}).fetchall()
+    def _events(self, since: int, limit: int, where: EventFilter | None) -> list[Event]:
+        params: Params = {"since": since, "limit": limit}
+        if where is None:
+            rows = self.db.execute(_SQL["events"], params).fetchall()
+        else:
+            kinds = None if where.kinds is None else json.dumps(sorted(where.kinds))
+            params |= {
+                "notification_id": where.notification_id,
+                "recipient_id": where.recipient_id,
+                "kinds": kinds,
+            }
+            rows = self.db.execute(_SQL["events_where"], params).fetchall()
         return [load_event(*row) for row in rows]
+
+    # attention
+
+    async def attentions(
+        self,
+        *,
+        campaign: str | None = None,
+        open: bool | None = True,
+        recipient_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[Attention]:
+        params = {"campaign": campaign, "open": open, "recipient_id": recipient_id, "limit": limit}
+        rows = await self._call(self._rows, "attentions", params)
+        return [load_attention(row, from_micros) for row in rows]
+
+    def _rows(self, query: str, params: Params) -> list[tuple[Any, ...]]:
+        return self.db.execute(_SQL[query], params).fetchall()
+
+    async def resolve_attention(
+        self, attention_id: str, *, by: str, note: str | None, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        return await self._call(self._resolve_attention, attention_id, by, note, now)
+
+    def _resolve_attention(
+        self, attention_id: str, by: str, note: str | None, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        closing = {"id": attention_id, "resolved_at": to_micros(now), "resolved_by": by}
+        with self._write() as db:
+            changed = db.execute(_SQL["resolve_attention"], closing | {"note": note}).rowcount
+            row = db.execute(_SQL["get_attention"], {"id": attention_id}).fetchone()
+            if row is None:
+                return None
+            attention = load_attention(row, from_micros)
+            if not changed:
+                return attention, None
+            event = resolved_event(attention)
+            seq = db.execute(_SQL["insert_event"], _ENCODER.events([event])[0]).lastrowid
+        return attention, event.model_copy(update={"seq": seq})
 
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
         return await self._call(self._opted_out, addresses)

@@ -150,3 +150,52 @@ ON CONFLICT (medium, address) DO UPDATE SET
 
 -- name: unsuppress --
 DELETE FROM suppressions WHERE medium = %(medium)s AND address = %(address)s
+
+-- name: events_where --
+-- Log entries of one notification, of one recipient's notifications and/or of some kinds
+-- (%(kinds)s is a list of strings); a NULL filter matches everything.
+SELECT seq, at, notification_id, kind, attempt_id, data FROM events
+WHERE seq > %(since)s
+  AND (%(notification_id)s::text IS NULL OR notification_id = %(notification_id)s)
+  AND (%(recipient_id)s::text IS NULL OR notification_id IN (
+      SELECT id FROM notifications WHERE recipient_id = %(recipient_id)s
+  ))
+  AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s))
+ORDER BY seq LIMIT %(limit)s
+
+-- name: insert_attention --
+-- Opened with the change that causes it; a change written twice opens it once.
+INSERT INTO attention
+    (id, notification_id, recipient_id, campaign, reason, detail, opened_at)
+VALUES
+    (%(id)s, %(notification_id)s, %(recipient_id)s, %(campaign)s, %(reason)s, %(detail)s,
+     %(opened_at)s)
+ON CONFLICT DO NOTHING
+
+-- name: attentions --
+-- Attention records, oldest first; a NULL filter matches everything.
+SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
+       resolved_by, note
+FROM attention
+WHERE (%(campaign)s::text IS NULL OR campaign = %(campaign)s)
+  AND (%(open)s::boolean IS NULL OR (resolved_at IS NULL) = %(open)s)
+  AND (%(recipient_id)s::text IS NULL OR recipient_id = %(recipient_id)s)
+ORDER BY opened_at, id LIMIT %(limit)s
+
+-- name: get_attention --
+SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
+       resolved_by, note
+FROM attention WHERE id = %(id)s
+
+-- name: resolve_attention --
+-- Close an open record; a resolved one is left as it is.
+UPDATE attention SET resolved_at = %(resolved_at)s, resolved_by = %(resolved_by)s,
+    note = %(note)s
+WHERE id = %(id)s AND resolved_at IS NULL
+RETURNING id
+
+-- name: insert_event_returning_seq --
+-- One log entry, answering with its place in the log.
+INSERT INTO events (at, notification_id, kind, attempt_id, data)
+VALUES (%(at)s, %(notification_id)s, %(kind)s, %(attempt_id)s, %(data)s)
+RETURNING seq

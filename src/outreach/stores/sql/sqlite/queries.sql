@@ -123,3 +123,42 @@ VALUES (:medium, :address, :reason, :created_at)
 
 -- name: unsuppress --
 DELETE FROM suppressions WHERE medium = :medium AND address = :address
+
+-- name: events_where --
+-- Log entries of one notification, of one recipient's notifications and/or of some kinds
+-- (:kinds is a JSON array of strings); a NULL filter matches everything.
+SELECT seq, at, notification_id, kind, attempt_id, data FROM events
+WHERE seq > :since
+  AND (:notification_id IS NULL OR notification_id = :notification_id)
+  AND (:recipient_id IS NULL OR notification_id IN (
+      SELECT id FROM notifications WHERE recipient_id = :recipient_id
+  ))
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+ORDER BY seq LIMIT :limit
+
+-- name: insert_attention --
+-- Opened with the change that causes it; a change written twice opens it once.
+INSERT OR IGNORE INTO attention
+    (id, notification_id, recipient_id, campaign, reason, detail, opened_at)
+VALUES
+    (:id, :notification_id, :recipient_id, :campaign, :reason, :detail, :opened_at)
+
+-- name: attentions --
+-- Attention records, oldest first; a NULL filter matches everything (:open: 1 open, 0 resolved).
+SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
+       resolved_by, note
+FROM attention
+WHERE (:campaign IS NULL OR campaign = :campaign)
+  AND (:open IS NULL OR (resolved_at IS NULL) = :open)
+  AND (:recipient_id IS NULL OR recipient_id = :recipient_id)
+ORDER BY opened_at, id LIMIT :limit
+
+-- name: get_attention --
+SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
+       resolved_by, note
+FROM attention WHERE id = :id
+
+-- name: resolve_attention --
+-- Close an open record; a resolved one is left as it is.
+UPDATE attention SET resolved_at = :resolved_at, resolved_by = :resolved_by, note = :note
+WHERE id = :id AND resolved_at IS NULL
