@@ -89,13 +89,15 @@ def test_a_voice_plan_refuses_option_keys_a_keypad_cannot_send(key: str, where: 
     options = [Option(key="1", label="one"), Option(key=key, label="other")]
     sms = Step(channel="sms", template="t")
     voice = Step(channel="voice", template="t")
+    build = {
+        "step": lambda: Plan(name="p", steps=[sms, voice], options=options),
+        "follow-up": lambda: FollowUp(after="1d", channel="voice", template="t", options=options),
+        "follow-up plan": lambda: FollowUp(
+            after="1d", plan=Plan(name="c", steps=[voice], options=options)
+        ),
+    }[where]
     with pytest.raises(ConfigurationError, match=f"option {key!r}") as raised:
-        if where == "step":
-            Plan(name="p", steps=[sms, voice], options=options)
-        elif where == "follow-up":
-            FollowUp(after="1d", channel="voice", template="t", options=options)
-        else:
-            FollowUp(after="1d", plan=Plan(name="c", steps=[voice], options=options))
+        build()
     assert "0-9" in str(raised.value)
 
 

@@ -330,7 +330,8 @@ class FollowUp(_Config):
         timing and follow-ups none, and the parent's manners (quiet hours, zone, retries)."""
         if self.plan is not None:
             return self.plan
-        assert self.channel is not None and self.template is not None
+        assert self.channel is not None
+        assert self.template is not None
         return Plan(
             name=f"{parent.name}/{self.label}",
             steps=(Step(channel=self.channel, template=self.template, wait=self.wait),),

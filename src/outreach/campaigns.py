@@ -43,10 +43,10 @@ from outreach._models import (
     StartRequest,
     Status,
 )
-from outreach.outcomes import never_reached
 from outreach._templates import not_gsm7
 from outreach.channels import resolve_media
 from outreach.exceptions import ConfigurationError, InvalidRecipient, TemplateError
+from outreach.outcomes import never_reached
 
 __all__ = [
     "CampaignCheck",

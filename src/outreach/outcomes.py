@@ -57,9 +57,7 @@ def never_reached(notification: Notification) -> str:
     attempt's reason, then the channels that got no answer."""
     reasons = []
     if notification.last_reply is not None:
-        reasons.append(
-            f"replied, not understood: {quoted(notification.last_reply, _REPLY_QUOTED)}"
-        )
+        reasons.append(f"replied, not understood: {quoted(notification.last_reply, _REPLY_QUOTED)}")
     reasons += [
         attempt_reason(a)
         for a in notification.attempts

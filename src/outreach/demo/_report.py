@@ -14,8 +14,8 @@ from rich.table import Table
 from outreach._client import AsyncClient
 from outreach._clock import SystemClock
 from outreach._models import AttemptStatus, Event, EventKind, Notification, Status
-from outreach.outcomes import attempt_reason, never_reached
 from outreach.demo import CAMPAIGN, DEMO_START, PASSENGERS, Story
+from outreach.outcomes import attempt_reason, never_reached
 
 
 def _elapsed(when: datetime) -> str:
