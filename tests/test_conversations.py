@@ -12,6 +12,7 @@ from outreach import (
     AsyncClient,
     Attention,
     AttentionReason,
+    Client,
     EventKind,
     FollowUp,
     Hooks,
@@ -339,3 +340,24 @@ async def test_events_filter_by_notification_and_kind_in_the_store(
     assert [e.notification_id for e in later] == [b.id]
     with pytest.raises(ValueError, match="no event kind 'sent'"):
         [e async for e in client.events(kinds=["sent"])]
+
+
+def test_the_sync_client_lists_resolves_and_tells_the_timeline(
+    clock: FakeClock, channels: dict[str, InMemoryChannel], templates_dir: Path
+) -> None:
+    handoff = Plan(
+        name="p",
+        steps=[Step(channel="sms", template="flight_cancelled")],
+        options=[Option(key="1", label="Call me", handoff=True)],
+    )
+    with Client(store="memory://", channels=channels, templates=templates_dir, clock=clock) as ox:
+        n = ox.start(ANN, handoff, context=CONTEXT)
+        ox.run_due()
+        ox.acknowledge(n.id, choice="1")
+        [opened] = ox.attention()
+        assert opened.detail == "chose 1: Call me"
+        assert ox.resolve(opened.id, by="agent-7").resolved_by == "agent-7"
+        assert ox.attention() == []
+        kinds = [e.kind for e in ox.timeline("pax-17")]
+        assert kinds[-2:] == [EventKind.ATTENTION_OPENED, EventKind.ATTENTION_RESOLVED]
+        assert [e.kind for e in ox.events(kinds=["attention_resolved"])] == kinds[-1:]

@@ -590,11 +590,12 @@ class Client:
         """See ``AsyncClient.list``."""
         return self._call(self._async.list(**kwargs))
 
-    def events(self, since: int = 0) -> builtins.list[Event]:
-        """Every log entry after ``since``, as a list."""
+    def events(self, since: int = 0, **filters: Any) -> builtins.list[Event]:
+        """Every log entry after ``since`` (filtered as ``AsyncClient.events`` filters), as a
+        list."""
 
         async def collect() -> builtins.list[Event]:
-            return [event async for event in self._async.events(since)]
+            return [event async for event in self._async.events(since, **filters)]
 
         return self._call(collect())
 
