@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from outreach._models import Attention, Event, EventKind, Medium, Notification, Plan, Status
 from outreach.exceptions import StoreError
-from outreach.stores import Change
+from outreach.stores import Change, EventFilter
 from outreach.stores._codec import dump_data, dump_notification, load_notification
 
 Params = dict[str, Any]
@@ -240,6 +240,26 @@ class NamedReads:
             since=self.encoder.stamp(since),
             sender=sender,
         )
+
+
+def filtered_events(where: EventFilter, kinds: Any) -> tuple[str, Params]:
+    """The named query that reads the log entries ``where`` lets through by the best index,
+    and its parameters (but ``since`` and ``limit``); ``kinds`` is the kinds filter as the
+    store binds a list of strings (None: any kind)."""
+    if where == EventFilter():
+        return "events", {}
+    if where.notification_id is not None:
+        query = "events_of_notification"
+    elif where.recipient_id is not None:
+        query = "events_of_recipient"
+    else:
+        query = "events_of_kinds"
+    params = {
+        "notification_id": where.notification_id,
+        "recipient_id": where.recipient_id,
+        "kinds": kinds,
+    }
+    return query, params
 
 
 def resolved_event(attention: Attention) -> Event:

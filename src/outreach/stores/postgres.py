@@ -32,7 +32,15 @@ from outreach._models import Attention, Event, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
 from outreach.stores import Change, EventFilter, _queries
 from outreach.stores._codec import load_attention, load_event
-from outreach.stores._rows import Encoder, NamedReads, Params, PlanCache, Rows, resolved_event
+from outreach.stores._rows import (
+    Encoder,
+    NamedReads,
+    Params,
+    PlanCache,
+    Rows,
+    filtered_events,
+    resolved_event,
+)
 
 _SQL = _queries.load("postgres")
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -277,15 +285,13 @@ class PostgresStore(NamedReads):
     async def events(
         self, since: int = 0, limit: int = 1000, where: EventFilter | None = None
     ) -> list[Event]:
-        params: Params = {"since": since, "limit": limit}
+        query, params = "events", {"since": since, "limit": limit}
         if where is not None:
-            params |= {
-                "notification_id": where.notification_id,
-                "recipient_id": where.recipient_id,
-                "kinds": None if where.kinds is None else sorted(where.kinds),
-            }
+            kinds = None if where.kinds is None else sorted(where.kinds)
+            query, filters = filtered_events(where, kinds)
+            params |= filters
         async with self._cursor() as cur:
-            await cur.execute(_SQL["events" if where is None else "events_where"], params)
+            await cur.execute(_SQL[query], params)
             rows = await cur.fetchall()
         return [load_event(seq, at.astimezone(UTC), *rest) for seq, at, *rest in rows]
 

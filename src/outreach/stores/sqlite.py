@@ -33,6 +33,7 @@ from outreach.stores._rows import (
     Params,
     PlanCache,
     Rows,
+    filtered_events,
     resolved_event,
 )
 
@@ -307,17 +308,12 @@ class SQLiteStore(NamedReads):
         return await self._call(self._events, since, limit, where)
 
     def _events(self, since: int, limit: int, where: EventFilter | None) -> list[Event]:
-        params: Params = {"since": since, "limit": limit}
-        if where is None:
-            rows = self.db.execute(_SQL["events"], params).fetchall()
-        else:
+        query, params = "events", {"since": since, "limit": limit}
+        if where is not None:
             kinds = None if where.kinds is None else json.dumps(sorted(where.kinds))
-            params |= {
-                "notification_id": where.notification_id,
-                "recipient_id": where.recipient_id,
-                "kinds": kinds,
-            }
-            rows = self.db.execute(_SQL["events_where"], params).fetchall()
+            query, filters = filtered_events(where, kinds)
+            params |= filters
+        rows = self.db.execute(_SQL[query], params).fetchall()
         return [load_event(*row) for row in rows]
 
     # attention

@@ -20,7 +20,7 @@ CREATE INDEX attention_recipient ON attention (recipient_id, opened_at);
 -- One customer's timeline: their notifications by recipient id (read from the stored record,
 -- so no write has to name it), and each notification's log entries.
 ALTER TABLE notifications ADD COLUMN recipient_id TEXT
-    GENERATED ALWAYS AS ((body::jsonb) -> 'recipient' ->> 'id') STORED;
+    GENERATED ALWAYS AS ((body::json) -> 'recipient' ->> 'id') STORED;
 
 CREATE INDEX notifications_recipient ON notifications (recipient_id);
 CREATE INDEX events_notification ON events (notification_id, seq);

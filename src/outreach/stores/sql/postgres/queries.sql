@@ -151,16 +151,30 @@ ON CONFLICT (medium, address) DO UPDATE SET
 -- name: unsuppress --
 DELETE FROM suppressions WHERE medium = %(medium)s AND address = %(address)s
 
--- name: events_where --
--- Log entries of one notification, of one recipient's notifications and/or of some kinds
--- (%(kinds)s is a list of strings); a NULL filter matches everything.
+-- name: events_of_notification --
+-- One notification's log entries (of %(kinds)s unless NULL; of %(recipient_id)s's
+-- notifications only, unless NULL), by the events_notification index.
 SELECT seq, at, notification_id, kind, attempt_id, data FROM events
-WHERE seq > %(since)s
-  AND (%(notification_id)s::text IS NULL OR notification_id = %(notification_id)s)
+WHERE notification_id = %(notification_id)s AND seq > %(since)s
   AND (%(recipient_id)s::text IS NULL OR notification_id IN (
       SELECT id FROM notifications WHERE recipient_id = %(recipient_id)s
   ))
   AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s))
+ORDER BY seq LIMIT %(limit)s
+
+-- name: events_of_recipient --
+-- The log entries of one recipient's notifications (of %(kinds)s unless NULL): their
+-- notifications by recipient id, then each one's entries by the events_notification index.
+SELECT seq, at, notification_id, kind, attempt_id, data FROM events
+WHERE notification_id IN (SELECT id FROM notifications WHERE recipient_id = %(recipient_id)s)
+  AND seq > %(since)s
+  AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s))
+ORDER BY seq LIMIT %(limit)s
+
+-- name: events_of_kinds --
+-- Log entries of some kinds.
+SELECT seq, at, notification_id, kind, attempt_id, data FROM events
+WHERE seq > %(since)s AND kind = ANY(%(kinds)s)
 ORDER BY seq LIMIT %(limit)s
 
 -- name: insert_attention --

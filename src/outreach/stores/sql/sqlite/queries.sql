@@ -124,16 +124,30 @@ VALUES (:medium, :address, :reason, :created_at)
 -- name: unsuppress --
 DELETE FROM suppressions WHERE medium = :medium AND address = :address
 
--- name: events_where --
--- Log entries of one notification, of one recipient's notifications and/or of some kinds
--- (:kinds is a JSON array of strings); a NULL filter matches everything.
+-- name: events_of_notification --
+-- One notification's log entries (of :kinds, a JSON array of strings, unless NULL; of
+-- :recipient_id's notifications only, unless NULL), by the events_notification index.
 SELECT seq, at, notification_id, kind, attempt_id, data FROM events
-WHERE seq > :since
-  AND (:notification_id IS NULL OR notification_id = :notification_id)
+WHERE notification_id = :notification_id AND seq > :since
   AND (:recipient_id IS NULL OR notification_id IN (
       SELECT id FROM notifications WHERE recipient_id = :recipient_id
   ))
   AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+ORDER BY seq LIMIT :limit
+
+-- name: events_of_recipient --
+-- The log entries of one recipient's notifications (of :kinds unless NULL): their
+-- notifications by recipient id, then each one's entries by the events_notification index.
+SELECT seq, at, notification_id, kind, attempt_id, data FROM events
+WHERE notification_id IN (SELECT id FROM notifications WHERE recipient_id = :recipient_id)
+  AND seq > :since
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+ORDER BY seq LIMIT :limit
+
+-- name: events_of_kinds --
+-- Log entries of some kinds (:kinds is a JSON array of strings).
+SELECT seq, at, notification_id, kind, attempt_id, data FROM events
+WHERE seq > :since AND kind IN (SELECT value FROM json_each(:kinds))
 ORDER BY seq LIMIT :limit
 
 -- name: insert_attention --
