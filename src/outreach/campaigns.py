@@ -46,7 +46,7 @@ from outreach._models import (
 from outreach._templates import not_gsm7
 from outreach.channels import resolve_media
 from outreach.exceptions import ConfigurationError, InvalidRecipient, TemplateError
-from outreach.outcomes import never_reached
+from outreach.outcomes import describe, never_reached
 
 __all__ = [
     "CampaignCheck",
@@ -606,6 +606,7 @@ def campaign_report(
             else round((n.acknowledged_at - n.created_at) / timedelta(seconds=1)),
             "opted_out": n.id in opted,
             "never_reached": never_reached(n) if n.status in _UNREACHED else "",
+            "outcome": describe(n),
         }
         for n in roots
     ]
