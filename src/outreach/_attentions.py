@@ -29,7 +29,7 @@ def with_attentions(decision: Decision) -> Decision:
             notification_id=n.id,
             kind=EventKind.ATTENTION_OPENED,
             data={
-                "attention_id": _attention_id(n, i),
+                "attention_id": _attention_id(n, action.reason, i),
                 "reason": action.reason.value,
                 "detail": never_reached(n) if action.detail is None else action.detail,
             },
@@ -40,10 +40,12 @@ def with_attentions(decision: Decision) -> Decision:
     return replace(decision, actions=kept, events=(*decision.events, *opened))
 
 
-def _attention_id(n: Notification, index: int) -> str:
+def _attention_id(n: Notification, reason: AttentionReason, index: int) -> str:
     """Short, and the same for the same decision: a decision is stored at most once per
-    version of its notification (every write is version-checked)."""
-    return hashlib.sha256(f"{n.id}/{n.version}/{index}".encode()).hexdigest()[:16]
+    version of its notification (every write is version-checked), so the hooks, rebuilding
+    the record from the committed log, name the row the store wrote."""
+    key = f"{n.id}/{n.version}/{reason.value}/{index}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def attention_of(event: Event, notification: Notification) -> Attention:
