@@ -161,6 +161,8 @@ def test_a_follow_up_is_a_plan_or_a_channel_and_template() -> None:
         FollowUp(after="1d", channel="sms")
     with pytest.raises(ConfigurationError, match="not both"):
         FollowUp(after="1d", channel="sms", template="t", plan=Plan(name="c", steps=[step]))
+    with pytest.raises(ConfigurationError, match="deadline, wait: with plan="):
+        FollowUp(after="1d", wait="2h", deadline="1d", plan=Plan(name="c", steps=[step]))
 
 
 def test_follow_ups_nest_only_so_deep() -> None:

@@ -303,6 +303,16 @@ class FollowUp(_Config):
                     "give either plan=Plan(...) or the shorthand channel=, template= "
                     "(with options=), not both"
                 )
+            # Compared with the defaults, not "given": a stored plan spells every default out.
+            defaults = {"wait": timedelta(hours=1), "repeat": 0, "deadline": None}
+            timing = sorted(
+                name for name, value in defaults.items() if getattr(self, name) != value
+            )
+            if timing:
+                raise ValueError(
+                    f"{', '.join(timing)}: with plan=Plan(...), the plan's steps, repeat and "
+                    "deadline say this"
+                )
         elif self.channel is None or self.template is None:
             raise ValueError("a follow-up needs plan=Plan(...), or both channel= and template=")
         else:
