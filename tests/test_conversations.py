@@ -361,3 +361,26 @@ def test_the_sync_client_lists_resolves_and_tells_the_timeline(
         kinds = [e.kind for e in ox.timeline("pax-17")]
         assert kinds[-2:] == [EventKind.ATTENTION_OPENED, EventKind.ATTENTION_RESOLVED]
         assert [e.kind for e in ox.events(kinds=["attention_resolved"])] == kinds[-1:]
+
+
+async def test_a_late_answer_closes_the_unreached_case_for_the_customer(
+    client: AsyncClient, clock: FakeClock, heard: Heard
+) -> None:
+    plan = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled", wait="15m")])
+    n = await client.start(ANN, plan, context=CONTEXT)
+    await client.run_due()
+    clock.advance("15m")
+    await client.run_due()
+    [opened] = await client.attention()
+    clock.advance("1d")
+    n = await client.acknowledge(n.id, via="sms")  # within the grace period
+    assert n.status is Status.ACKNOWLEDGED
+    assert await client.attention() == []
+    [closed] = await client.attention(open=False)
+    assert (closed.id, closed.resolved_by, closed.note) == (
+        opened.id,
+        "customer",
+        "answered after all, via sms",
+    )
+    assert heard.resolved == [closed]
+    assert heard.of(n) == ["exhausted", "acknowledged"]

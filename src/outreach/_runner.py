@@ -38,7 +38,7 @@ from outreach._engine import (
 from outreach._health import ChannelHealth
 from outreach._hooks import Hooks
 from outreach._messages import Messages
-from outreach._models import Attempt, Event, EventKind, Medium, Notification
+from outreach._models import Attempt, AttentionReason, Event, EventKind, Medium, Notification
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
@@ -506,6 +506,9 @@ class Runner:
                 await self.cancel_call(action.attempt)
         await self.hooks.after_commit(notification, decision.events)
         for event in decision.events:
+            if event.kind is EventKind.ACKNOWLEDGED and event.data.get("after"):
+                await self.close_unreached(notification, event.data["via"])
+        for event in decision.events:
             reported = self._channel_errors.pop(event.attempt_id or "", None)
             if reported is not None:
                 await self.hooks.channel_error(*reported)
@@ -525,6 +528,25 @@ class Runner:
                     event.data["reason"],
                     event.data["attention_id"],
                 )
+
+    async def close_unreached(self, notification: Notification, via: str) -> None:
+        """The customer answered after all (late, within the grace period): the attention
+        record their unreached ending opened is resolved, by the customer. A separate write:
+        should it be lost, the record stays open, and a person finds the notification
+        acknowledged."""
+        cases = await self.store.attentions(recipient_id=notification.recipient.id)
+        for case in cases:
+            if (
+                case.notification_id != notification.id
+                or case.reason is not AttentionReason.UNREACHED
+            ):
+                continue
+            note = f"answered after all, via {via}"
+            found = await self.store.resolve_attention(
+                case.id, by="customer", note=note, now=self.clock.now()
+            )
+            if found is not None and found[1] is not None:
+                await self.hooks.attention_resolved(found[0])
 
     async def cancel_call(self, attempt: Attempt) -> None:
         channel = self.channels.get(attempt.channel)
