@@ -23,7 +23,7 @@ from outreach import (
     Status,
     Step,
 )
-from outreach.exceptions import InvalidChoice, NotFound, TemplateError
+from outreach.exceptions import ConfigurationError, InvalidChoice, NotFound, TemplateError
 from outreach.testing import FakeClock, InMemoryChannel
 
 ANN = Recipient(id="pax-17", phone="+16175550123", email="ann@example.com")
@@ -384,3 +384,27 @@ async def test_a_late_answer_closes_the_unreached_case_for_the_customer(
     )
     assert heard.resolved == [closed]
     assert heard.of(n) == ["exhausted", "acknowledged"]
+
+
+async def test_a_follow_up_calling_on_another_channel_name_needs_keypad_keys(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    """Only the client knows channel "phone" calls: a follow-up plan calling on it, with a
+    key no keypad sends, is refused at start() and nothing is stored."""
+    channels = {"sms": InMemoryChannel(name="sms"), "phone": InMemoryChannel(medium="voice")}
+    check = Plan(
+        name="check",
+        steps=[Step(channel="phone", template="refund_check")],
+        options=[Option(key="yes", label="Arrived")],
+    )
+    plan = Plan(
+        name="p",
+        steps=[Step(channel="sms", template="flight_cancelled")],
+        follow_ups=[FollowUp(after="3d", plan=check)],
+    )
+    async with AsyncClient(
+        store="memory://", channels=channels, templates=templates_dir, clock=clock
+    ) as ox:
+        with pytest.raises(ConfigurationError, match=r"plan 'check': option 'yes'.*'phone'"):
+            await ox.start(ANN, plan, context=CONTEXT)
+        assert await ox.list() == []

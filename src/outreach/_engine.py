@@ -560,16 +560,11 @@ class _Run:
             finished_at=self.now,
             due_at=None,
         )
-        if late:  # the ending's attention record is out of date: the shell closes it
-            self.log(
-                EventKind.ACKNOWLEDGED,
-                event.attempt_id,
-                via=event.via,
-                choice=event.choice,
-                after=n.status,
-            )
-        else:
-            self.log(EventKind.ACKNOWLEDGED, event.attempt_id, via=event.via, choice=event.choice)
+        # ``after``: the ending this answer came after; the shell closes its attention record.
+        after = {"after": n.status} if late else {}
+        self.log(
+            EventKind.ACKNOWLEDGED, event.attempt_id, via=event.via, choice=event.choice, **after
+        )
         option = None if event.choice is None else n.plan.option(event.choice)
         if option is not None and option.handoff:
             detail = f"chose {option.key}: {option.label}"
