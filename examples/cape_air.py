@@ -33,7 +33,24 @@ PLAN = Plan(
     ],
     deadline="24h",
     quiet_hours=QuietHours(start="21:00", end="08:00"),
-    follow_ups=[FollowUp(when_choice="2", after="3d", channel="voice", template="refund_check")],
+    # Three days after a refund, call to check it arrived; "2" (it did not) hands over to a
+    # person: `await ox.attention()` lists the case, `await ox.resolve(...)` closes it.
+    follow_ups=[
+        FollowUp(
+            when_choice="2",
+            after="3d",
+            name="refund_check",
+            plan=Plan(
+                name="refund-check",
+                steps=[Step(channel="voice", template="refund_check")],
+                options=[
+                    Option(key="1", label="My refund arrived"),
+                    Option(key="2", label="My refund has not arrived", handoff=True),
+                ],
+                quiet_hours=QuietHours(start="21:00", end="08:00"),
+            ),
+        )
+    ],
 )
 
 PASSENGER = Recipient(

@@ -320,7 +320,9 @@ def test_report_status_and_cancel_match_the_store(
     assert "never reached pax-2" in table.output
     lines = runner.invoke(app, ["report", "c1", "--format", "csv"]).output.splitlines()
     assert lines[0].startswith("recipient,key,status")
+    assert lines[0].endswith(",outcome")
     assert len(lines) == 4
+    assert any(line.endswith(',"exhausted: no answer to sms, email"') for line in lines)
     status = runner.invoke(app, ["status", "--campaign", "c2"])
     assert "campaign c2: pending: 1" in status.output
     cancelled = runner.invoke(app, ["cancel", "--campaign", "c2"])

@@ -21,6 +21,10 @@ def test_demo_tells_the_whole_story(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 0, result.output
     assert "4 of 6 passengers answered" in result.output
     assert "Never reached Dana Kim" in result.output
+    people = result.output[result.output.index("4 need a person") :]
+    assert "Ann Lee (handoff): chose 2: My refund has not arrived" in people
+    assert "Bo Diaz (not_understood): replied, not understood: 'my bag is lost, call me'" in people
+    assert "Dana Kim (unreached): sms: a landline" in people
     assert list(tmp_path.iterdir()) == []  # nothing left behind in the working directory
 
 
@@ -40,6 +44,54 @@ def test_demo_json_summary(tmp_path: Path) -> None:
     assert "bounced" in by_id["pax-06"]["never_reached"]
     assert "voicemail" in by_id["pax-06"]["never_reached"]
     assert by_id["pax-01"]["follow_ups"][0]["attempts"] == ["voice engaged"]
+    assert by_id["pax-05"]["follow_ups"][0]["outcome"] == (
+        "acknowledged by voice, chose 1: My refund arrived"
+    )
+    people = {case["recipient"]: case for case in summary["needs_a_person"]}
+    assert sorted(people) == ["pax-01", "pax-02", "pax-04", "pax-06"]
+    assert people["pax-01"]["reason"] == "handoff"
+    assert people["pax-02"]["detail"] == "replied, not understood: 'my bag is lost, call me'"
+
+
+def test_the_attention_queue_and_one_customers_timeline_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    store = ["--store", f"sqlite:///{tmp_path}/d.db"]
+    runner = CliRunner()
+    assert runner.invoke(app, ["demo", "--json", *store]).exit_code == 0
+    listed = runner.invoke(app, ["attention", "--json", "--campaign", "9K1042-2026-11-23", *store])
+    assert listed.exit_code == 0, listed.output
+    cases = {case["recipient_id"]: case for case in json.loads(listed.output)}
+    assert sorted(cases) == ["pax-01", "pax-02", "pax-04", "pax-06"]
+    ann = cases["pax-01"]["id"]
+
+    table = runner.invoke(app, ["attention", *store], terminal_width=200)
+    assert "my bag is lost, call me" in table.output
+    closed = runner.invoke(app, ["resolve", ann, "--by", "agent-7", "--note", "re-sent", *store])
+    assert closed.exit_code == 0, closed.output
+    assert f"attention {ann} resolved by agent-7" in closed.output
+    again = runner.invoke(app, ["resolve", ann, "--by", "agent-9", "--json", *store])
+    assert json.loads(again.output)["resolved_by"] == "agent-7"
+    left = json.loads(runner.invoke(app, ["attention", "--json", *store]).output)
+    assert sorted(case["recipient_id"] for case in left) == ["pax-02", "pax-04", "pax-06"]
+    everything = json.loads(runner.invoke(app, ["attention", "--all", "--json", *store]).output)
+    assert len(everything) == 4
+    unknown = runner.invoke(app, ["resolve", "nope", "--by", "agent-7", *store])
+    assert unknown.exit_code == 1
+    assert "no attention record with id 'nope'" in unknown.output
+
+    timeline = runner.invoke(app, ["status", "--recipient", "pax-01", *store], terminal_width=200)
+    assert timeline.exit_code == 0, timeline.output
+    lines = timeline.output.splitlines()
+    assert any("acknowledged via sms, chose 2" in line for line in lines)
+    assert any("follow-up 'refund_check' scheduled" in line for line in lines)
+    assert any(
+        "needs a person (handoff): chose 2: My refund has not arrived" in line for line in lines
+    )
+    assert "resolved by agent-7: re-sent" in lines[-1]
+    nobody = runner.invoke(app, ["status", "--recipient", "pax-99", *store])
+    assert nobody.exit_code == 1
+    assert "nothing is stored for recipient 'pax-99'" in nobody.output
 
 
 def test_cape_air_example_runs(tmp_path: Path) -> None:

@@ -36,7 +36,10 @@ from outreach._engine import (
     Failure,
     HandOver,
     Input,
+    OpenAttention,
+    OptedOut,
     RecordOptOut,
+    Reply,
     Send,
     SendFailed,
     Sent,
@@ -47,7 +50,7 @@ from outreach._engine import (
     decide,
     quiet_until,
 )
-from outreach._models import Attempt, EventKind, Medium
+from outreach._models import Attempt, AttentionReason, EventKind, Medium
 
 NEW_YORK = ZoneInfo("America/New_York")
 T0 = datetime(2026, 6, 1, 14, 0, tzinfo=UTC)  # 10:00 in New York: outside any quiet hours here
@@ -917,3 +920,57 @@ def test_tick_on_a_terminal_notification_only_clears_due_at(status: Status) -> N
     assert engine.n.due_at is None
     assert engine.n.status is status
     assert engine.n.attempts == ()
+
+
+# --- attention ------------------------------------------------------------------------------
+
+
+def attentions(decision: Decision) -> list[OpenAttention]:
+    return [action for action in decision.actions if isinstance(action, OpenAttention)]
+
+
+def test_an_unreached_ending_asks_for_a_person_and_cancelling_does_not() -> None:
+    engine, _ = started(make_plan("sms"))
+    ended = engine.tick(t(15))
+    assert engine.n.status is Status.EXHAUSTED
+    assert attentions(ended) == [OpenAttention(AttentionReason.UNREACHED)]
+    assert attentions(engine.tick(t(30))) == []  # asked once, at the ending
+
+    engine, _ = started(make_plan("sms"))
+    assert attentions(engine(Cancel("flight restored"), t(1))) == []
+
+
+def test_a_handoff_choice_acknowledges_and_asks_for_a_person() -> None:
+    plan = Plan(
+        name="p",
+        steps=[Step(channel="sms", template="t")],
+        options=[Option(key="1", label="Fine"), Option(key="2", label="Not yet", handoff=True)],
+    )
+    engine, _ = started(plan)
+    acked = engine(Ack(via="sms", choice="2"), t(1))
+    assert engine.n.status is Status.ACKNOWLEDGED
+    assert attentions(acked) == [OpenAttention(AttentionReason.HANDOFF, "chose 2: Not yet")]
+    engine, _ = started(plan)
+    assert attentions(engine(Ack(via="sms", choice="1"), t(1))) == []
+    assert attentions(engine(Ack(via="sms", choice="2"), t(2))) == []  # the first answer won
+
+
+def test_a_reply_that_matches_nothing_is_kept_and_asks_for_a_person() -> None:
+    engine, _ = started(make_plan("sms", "email"))
+    text = "my bag is lost " * 20
+    decision = engine(Reply(via="sms", text=text, unmatched=True), t(1))
+    [asked] = attentions(decision)
+    assert asked.reason is AttentionReason.NOT_UNDERSTOOD
+    assert asked.detail is not None
+    assert asked.detail.startswith("replied, not understood: 'my bag is lost my bag")
+    assert asked.detail.endswith("…'")
+    assert engine.n.last_reply == text
+    assert engine.n.status is Status.ACTIVE  # the escalation goes on
+    assert attentions(engine(Reply(via="sms", text="STOP"), t(2))) == []
+
+
+def test_an_opt_out_is_noted_on_the_attempt_it_answered() -> None:
+    engine, _ = started(make_plan("sms", "email"))
+    engine(OptedOut(Medium.SMS, "opted out (replied STOP)"), t(1))
+    assert engine.attempt(0, 0).error == "opted out (replied STOP)"
+    assert engine.n.due_at == t(1)  # no point waiting on a medium they left

@@ -9,6 +9,7 @@ import pytest
 
 from outreach import FollowUp, Option, Plan, QuietHours, Recipient, Step
 from outreach._durations import format_duration, parse_duration
+from outreach._models import MAX_FOLLOW_UP_DEPTH
 from outreach.demo import demo_plan
 from outreach.exceptions import ConfigurationError, InvalidRecipient
 
@@ -82,24 +83,34 @@ def test_plan_rules() -> None:
 
 
 @pytest.mark.parametrize("key", ["10", "#", "*", "A", " 1", "\u0661"])  # \u0661: Arabic-Indic one
-@pytest.mark.parametrize("where", ["step", "follow-up"])
+@pytest.mark.parametrize("where", ["step", "follow-up", "follow-up plan"])
 def test_a_voice_plan_refuses_option_keys_a_keypad_cannot_send(key: str, where: str) -> None:
-    """``<Gather numDigits="1">`` reads one key of 0-9 (``#`` ends input): a voice step, or a
-    voice follow-up (which offers the parent's options), needs single-digit keys."""
-    steps = [Step(channel="sms", template="t")]
-    follow_ups = []
-    if where == "step":
-        steps.append(Step(channel="voice", template="t"))
-    else:
-        follow_ups.append(FollowUp(after="1d", channel="voice", template="t"))
+    """``<Gather numDigits="1">`` reads one key of 0-9 (``#`` ends input): a voice step needs
+    single-digit keys, and so does a voice follow-up, for the options it offers itself."""
+    options = [Option(key="1", label="one"), Option(key=key, label="other")]
+    sms = Step(channel="sms", template="t")
+    voice = Step(channel="voice", template="t")
+    build = {
+        "step": lambda: Plan(name="p", steps=[sms, voice], options=options),
+        "follow-up": lambda: FollowUp(after="1d", channel="voice", template="t", options=options),
+        "follow-up plan": lambda: FollowUp(
+            after="1d", plan=Plan(name="c", steps=[voice], options=options)
+        ),
+    }[where]
     with pytest.raises(ConfigurationError, match=f"option {key!r}") as raised:
-        Plan(
-            name="p",
-            steps=steps,
-            options=[Option(key="1", label="one"), Option(key=key, label="other")],
-            follow_ups=follow_ups,
-        )
+        build()
     assert "0-9" in str(raised.value)
+
+
+def test_a_voice_follow_up_leaves_the_parents_option_keys_free() -> None:
+    """A follow-up offers only its own options, so the parent's need not be keypad digits."""
+    plan = Plan(
+        name="p",
+        steps=[Step(channel="sms", template="t")],
+        options=[Option(key="A", label="a")],
+        follow_ups=[FollowUp(after="1d", channel="voice", template="t")],
+    )
+    assert plan.follow_ups[0].as_plan(plan).options == ()
 
 
 def test_option_keys_of_a_plan_without_voice_are_free() -> None:
@@ -122,15 +133,48 @@ def test_plans_load_from_toml_and_json(tmp_path: Path) -> None:
         Plan.load(tmp_path / "plan.yaml")
 
 
-def test_follow_up_plan_keeps_the_parents_manners() -> None:
+def test_a_shorthand_follow_up_keeps_the_parents_manners_but_not_its_options() -> None:
     parent = demo_plan()
-    child = parent.follow_ups[0].as_plan(parent)
+    shorthand = FollowUp(when_choice="2", after="3d", channel="voice", template="refund_check")
+    child = shorthand.as_plan(parent)
     assert child.name == "flight-cancelled/refund_check"
     assert [s.channel for s in child.steps] == ["voice"]
     assert child.steps[0].wait == timedelta(hours=1)
     assert child.quiet_hours == parent.quiet_hours
-    assert child.options == parent.options
+    assert child.options == ()
     assert child.deadline is None
+
+
+def test_the_demo_refund_check_runs_its_own_plan() -> None:
+    parent = demo_plan()
+    [follow_up] = parent.follow_ups
+    child = follow_up.as_plan(parent)
+    assert follow_up.label == "refund_check"
+    assert [o.key for o in child.options] == ["1", "2"]
+    assert child.option("2") is not None
+    assert child.option("2").handoff  # type: ignore[union-attr]
+
+
+def test_a_follow_up_is_a_plan_or_a_channel_and_template() -> None:
+    step = Step(channel="sms", template="t")
+    with pytest.raises(ConfigurationError, match="plan=Plan"):
+        FollowUp(after="1d", channel="sms")
+    with pytest.raises(ConfigurationError, match="not both"):
+        FollowUp(after="1d", channel="sms", template="t", plan=Plan(name="c", steps=[step]))
+    with pytest.raises(ConfigurationError, match="deadline, wait: with plan="):
+        FollowUp(after="1d", wait="2h", deadline="1d", plan=Plan(name="c", steps=[step]))
+
+
+def test_follow_ups_nest_only_so_deep() -> None:
+    step = Step(channel="sms", template="t")
+    plan = Plan(name="level-0", steps=[step])
+    for level in range(1, MAX_FOLLOW_UP_DEPTH + 1):
+        plan = Plan(
+            name=f"level-{level}", steps=[step], follow_ups=[FollowUp(after="1d", plan=plan)]
+        )
+    assert plan.depth == MAX_FOLLOW_UP_DEPTH + 1
+    with pytest.raises(ConfigurationError, match=r"nest 5 levels deep \(too-deep -> level-4"):
+        Plan(name="too-deep", steps=[step], follow_ups=[FollowUp(after="1d", plan=plan)])
 
 
 def test_fingerprints_do_not_depend_on_the_hash_seed() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 import test_cape_air
 import test_client
+import test_conversations
 from outreach import AsyncClient, Plan, Recipient, Status
 from outreach._models import EventKind
 from outreach.exceptions import ConfigurationError, StoreError
@@ -110,6 +111,8 @@ test_the_cape_air_story = test_cape_air.test_sms_then_email_then_voice_then_refu
 test_a_key_sends_once = test_client.test_same_key_returns_the_same_notification_and_sends_once
 test_a_key_conflicts = test_client.test_same_key_with_another_recipient_or_plan_conflicts
 test_cancel_stops_everything = test_client.test_cancel_stops_everything
+test_one_timeline = test_conversations.test_one_customer_one_timeline_across_notifications
+test_events_filtered = test_conversations.test_events_filter_by_notification_and_kind_in_the_store
 
 
 async def test_start_run_acknowledge_and_the_event_log(

@@ -7,12 +7,16 @@ log) is tested on memory, SQLite and PostgreSQL alike in ``test_stores.py``.
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from outreach import Notification, Plan, Recipient, Step
+from outreach._models import Event, EventKind
 from outreach.exceptions import ConfigurationError, StoreError
-from outreach.stores import open_store
+from outreach.stores import EventFilter, open_store
+from outreach.stores import sqlite as module
 from outreach.stores.sqlite import SQLiteStore, migrations
 
 pytestmark = pytest.mark.integration
@@ -73,3 +77,32 @@ async def test_text_sqlite_cannot_encode_is_a_store_error_naming_the_file(tmp_pa
         assert await store.remember("sendgrid:ok", now)  # the store itself is fine
     finally:
         await store.close()
+
+
+async def test_a_file_made_before_attention_upgrades_and_finds_old_notifications_by_recipient(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recipient column is read from each stored record: rows written before the
+    migration have it too, with nothing rewritten."""
+    before = [(version, script) for version, script in migrations() if version < 3]
+    monkeypatch.setattr(module, "migrations", lambda: before)
+    now = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+    old = Notification(
+        id="n1",
+        recipient=Recipient(id="pax-17"),
+        plan=Plan(name="p", steps=[Step(channel="sms", template="t")]),
+        created_at=now,
+        updated_at=now,
+    )
+    store = SQLiteStore(tmp_path / "old.db")
+    await store.open()
+    await store.create([old], [Event(at=now, notification_id="n1", kind=EventKind.CREATED)])
+    await store.close()
+
+    monkeypatch.undo()
+    store = SQLiteStore(tmp_path / "old.db")
+    await store.open()
+    [created] = await store.events(where=EventFilter(recipient_id="pax-17"))
+    assert created.notification_id == "n1"
+    assert await store.attentions() == []
+    await store.close()

@@ -17,9 +17,17 @@ from typing import Any
 import pytest
 
 from outreach import Notification, Plan, Recipient, Status, Step
-from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium
+from outreach._models import (
+    Attempt,
+    AttemptStatus,
+    Attention,
+    AttentionReason,
+    Event,
+    EventKind,
+    Medium,
+)
 from outreach.exceptions import IdempotencyConflict, StoreError
-from outreach.stores import Change, Limit, Store
+from outreach.stores import Change, EventFilter, Limit, Store
 from outreach.stores.memory import MemoryStore
 from outreach.stores.sqlite import SQLiteStore
 
@@ -719,3 +727,86 @@ def test_the_feed_horizon_widens_32_bit_writer_ids_across_an_epoch() -> None:
     assert horizon(epoch | 500, []) == epoch | 500
     assert horizon(epoch | 500, [400, 450]) == epoch | 400
     assert horizon(epoch | 5, [2**32 - 10]) == (2 << 32) | (2**32 - 10)  # before the wrap
+
+
+def attention(n: Notification, i: int, *, campaign: str | None = None) -> Attention:
+    return Attention(
+        id=f"att-{i}",
+        notification_id=n.id,
+        recipient_id=n.recipient.id,
+        campaign=campaign,
+        reason=AttentionReason.UNREACHED,
+        detail=f"detail {i}: 'my bag…'",
+        opened_at=NOW + timedelta(minutes=i),
+    )
+
+
+async def test_attention_is_written_with_its_change_and_listed_by_filter(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    n1, n2 = notification(1), notification(2)
+    await a.create([n1, n2], [])
+    first, second = attention(n1, 1, campaign="c"), attention(n2, 2)
+    opened = Event(at=NOW, notification_id=n1.id, kind=EventKind.ATTENTION_OPENED)
+    [saved] = await a.save([Change(n1, [opened], attentions=[first])])
+    assert saved is not None
+    lost = Change(n1, attentions=[attention(n1, 9)])  # from a stale version: not written
+    await a.save([Change(n2, attentions=[second]), lost])
+    assert await b.attentions() == [first, second]
+    assert await b.attentions(campaign="c") == [first]
+    assert await b.attentions(recipient_id="r2") == [second]
+    assert await b.attentions(open=False) == []
+    assert await b.attentions(limit=1) == [first]
+
+
+async def test_resolving_attention_is_logged_once_and_idempotent(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    n = notification(1)
+    await a.create([n], [])
+    await a.save([Change(n, attentions=[attention(n, 1)])])
+    later = NOW + timedelta(hours=1)
+    found = await a.resolve_attention("att-1", by="agent-7", note="called back", now=later)
+    assert found is not None
+    closed, event = found
+    assert (closed.resolved_at, closed.resolved_by, closed.note) == (
+        later,
+        "agent-7",
+        "called back",
+    )
+    assert event is not None
+    assert event.kind is EventKind.ATTENTION_RESOLVED
+    assert event.data == {"attention_id": "att-1", "by": "agent-7", "note": "called back"}
+    assert await b.events() == [event]  # with its place in the log
+    again = await b.resolve_attention("att-1", by="someone", note=None, now=later + LEASE)
+    assert again == (closed, None)
+    assert len(await a.events()) == 1
+    assert await a.attentions() == []
+    assert await a.attentions(open=None) == [closed]
+    assert await a.resolve_attention("att-404", by="x", note=None, now=later) is None
+
+
+async def test_events_filter_by_notification_recipient_and_kind(store: Store) -> None:
+    ann = [notification(1), notification(2)]
+    bob = notification(3).model_copy(update={"recipient": Recipient(id="bob")})
+    created = [Event(at=NOW, notification_id=n.id, kind=EventKind.CREATED) for n in [*ann, bob]]
+    await store.create([*ann, bob], created)
+    cancelled = [Event(at=NOW, notification_id=n.id, kind=EventKind.CANCELLED) for n in ann]
+    await store.save([Change(ann[0], [cancelled[0]]), Change(ann[1], [cancelled[1]])])
+    everything = await store.events()
+    assert len(everything) == 5
+
+    def ids(events: list[Event]) -> list[tuple[str, EventKind]]:
+        return [(e.notification_id, e.kind) for e in events]
+
+    by_ann = await store.events(where=EventFilter(recipient_id="r1"))
+    assert ids(by_ann) == [("n1", EventKind.CREATED), ("n1", EventKind.CANCELLED)]
+    by_n2 = await store.events(where=EventFilter(notification_id="n2"))
+    assert ids(by_n2) == [("n2", EventKind.CREATED), ("n2", EventKind.CANCELLED)]
+    only = await store.events(where=EventFilter(kinds=frozenset({EventKind.CANCELLED})))
+    assert ids(only) == [("n1", EventKind.CANCELLED), ("n2", EventKind.CANCELLED)]
+    after = await store.events(everything[2].seq, 1, EventFilter(kinds=frozenset(EventKind)))
+    assert after == everything[3:4]
+    assert await store.events(where=EventFilter(recipient_id="nobody")) == []

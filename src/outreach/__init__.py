@@ -8,6 +8,8 @@ from outreach._hooks import Hooks
 from outreach._models import (
     Attempt,
     AttemptStatus,
+    Attention,
+    AttentionReason,
     Event,
     EventKind,
     FollowUp,
@@ -32,6 +34,8 @@ __all__ = [
     "AsyncClient",
     "Attempt",
     "AttemptStatus",
+    "Attention",
+    "AttentionReason",
     "ChannelAlert",
     "Client",
     "Event",

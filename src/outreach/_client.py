@@ -26,6 +26,7 @@ from outreach._hooks import Hooks
 from outreach._inbound import Inbound
 from outreach._messages import Messages, Trial
 from outreach._models import (
+    Attention,
     Event,
     EventKind,
     Medium,
@@ -51,7 +52,7 @@ from outreach.exceptions import (
     InvalidContext,
     NotFound,
 )
-from outreach.stores import Store, open_store
+from outreach.stores import EventFilter, Store, open_store
 from outreach.stores._codec import as_stored
 
 log = logging.getLogger("outreach")
@@ -271,17 +272,19 @@ class AsyncClient:
         return self._messages.trial_render(notification, self._runner.media)
 
     def _check_channels(self, plan: Plan) -> None:
-        names = plan.channel_names()
-        for name in names:
+        for name in plan.channel_names():
             if name not in self.channels:
                 raise ConfigurationError(
                     f"plan {plan.name!r} uses channel {name!r}, but the client has "
                     f"{sorted(self.channels) or 'no channels'}"
                 )
-        # The plan checked channel "voice" by name; only the client knows what else calls.
-        calls = [name for name in names if self._runner.media[name] is Medium.VOICE]
-        if calls and (problem := keypad_problem(plan.options, f"channel {calls[0]!r} (calls)")):
-            raise ConfigurationError(f"plan {plan.name!r}: {problem}")
+        # Each plan (follow-ups' too) offers its own options; it checked channel "voice" by
+        # name, and only the client knows what else calls.
+        for each in plan.plans():
+            media = self._runner.media
+            calls = [s.channel for s in each.steps if media[s.channel] is Medium.VOICE]
+            if calls and (problem := keypad_problem(each.options, f"channel {calls[0]!r} (calls)")):
+                raise ConfigurationError(f"plan {each.name!r}: {problem}")
 
     # reading
 
@@ -310,15 +313,65 @@ class AsyncClient:
             status=None if status is None else Status(status), campaign=campaign, limit=limit
         )
 
-    async def events(self, since: int = 0, *, page: int = 1000) -> AsyncIterator[Event]:
-        """Every log entry after ``since`` (an event's ``seq``), oldest first, until caught up."""
+    async def events(
+        self,
+        since: int = 0,
+        *,
+        page: int = 1000,
+        notification_id: str | None = None,
+        recipient_id: str | None = None,
+        kinds: Iterable[EventKind | str] | None = None,
+    ) -> AsyncIterator[Event]:
+        """Every log entry after ``since`` (an event's ``seq``), oldest first, until caught up;
+        only those of one notification, of one recipient's notifications, or of some
+        ``kinds``, when asked (the store filters)."""
+        where = None
+        if notification_id is not None or recipient_id is not None or kinds is not None:
+            where = EventFilter(
+                notification_id,
+                recipient_id,
+                None if kinds is None else frozenset(_kinds(kinds)),
+            )
         while True:
-            batch = await self.store.events(since, page)
+            batch = await self.store.events(since, page, where)
             for event in batch:
                 yield event
             if len(batch) < page:
                 return
             since = batch[-1].seq
+
+    async def timeline(self, recipient_id: str) -> builtins.list[Event]:
+        """Everything that happened with one customer, in order, across all of their
+        notifications (follow-ups included): attempts, status changes, replies with their
+        text, choices, follow-ups, attention opened and resolved.
+        ``outreach.outcomes.describe_event`` puts an entry into words."""
+        return [event async for event in self.events(recipient_id=recipient_id)]
+
+    async def attention(
+        self, *, campaign: str | None = None, open: bool | None = True, limit: int = 1000
+    ) -> builtins.list[Attention]:
+        """Attention records (a person should act), oldest first: open ones by default,
+        ``open=False`` for resolved ones, ``open=None`` for both; of one campaign if given."""
+        return await self.store.attentions(campaign=campaign, open=open, limit=limit)
+
+    async def resolve(self, attention_id: str, *, by: str, note: str | None = None) -> Attention:
+        """Close an attention record, saying who did (and, if given, what they did).
+
+        Idempotent: resolving it again returns it as first resolved and logs nothing; raises
+        ``NotFound`` for an unknown id.
+        """
+        if not by.strip():
+            raise ValueError("resolve(..., by=) must name who resolved it")
+        found = await self.store.resolve_attention(
+            attention_id, by=by.strip(), note=note, now=self.clock.now()
+        )
+        if found is None:
+            raise NotFound(f"no attention record with id {attention_id!r}")
+        attention, event = found
+        if event is not None:
+            log.info("attention %s resolved", attention.id)
+            await self._runner.hooks.attention_resolved(attention)
+        return attention
 
     # changing
 
@@ -381,7 +434,8 @@ class AsyncClient:
         medium = Medium(medium)
         await self.suppress(medium, address, reason=reason)
         if notification_id is not None:
-            await self._apply(await self.get(notification_id), OptedOut(medium))
+            note = "opted out" if reason == "opted out" else f"opted out ({reason})"
+            await self._apply(await self.get(notification_id), OptedOut(medium, note))
 
     async def suppress(self, medium: Medium | str, address: str, *, reason: str = "api") -> None:
         """Never send to ``address`` on ``medium`` again (until ``unsuppress``)."""
@@ -439,6 +493,15 @@ class AsyncClient:
 
     async def _run_forever(self) -> None:
         await self._runner.run_forever(self._wake, self.poll_interval)
+
+
+def _kinds(kinds: Iterable[EventKind | str]) -> Iterator[EventKind]:
+    for kind in kinds:
+        try:
+            yield EventKind(kind)
+        except ValueError:
+            known = ", ".join(k.value for k in EventKind)
+            raise ValueError(f"no event kind {kind!r}; kinds are: {known}") from None
 
 
 def _loopback(url: str) -> bool:
@@ -541,13 +604,26 @@ class Client:
         """See ``AsyncClient.list``."""
         return self._call(self._async.list(**kwargs))
 
-    def events(self, since: int = 0) -> builtins.list[Event]:
-        """Every log entry after ``since``, as a list."""
+    def events(self, since: int = 0, **filters: Any) -> builtins.list[Event]:
+        """Every log entry after ``since`` (filtered as ``AsyncClient.events`` filters), as a
+        list."""
 
         async def collect() -> builtins.list[Event]:
-            return [event async for event in self._async.events(since)]
+            return [event async for event in self._async.events(since, **filters)]
 
         return self._call(collect())
+
+    def timeline(self, recipient_id: str) -> builtins.list[Event]:
+        """See ``AsyncClient.timeline``."""
+        return self._call(self._async.timeline(recipient_id))
+
+    def attention(self, **kwargs: Any) -> builtins.list[Attention]:
+        """See ``AsyncClient.attention``."""
+        return self._call(self._async.attention(**kwargs))
+
+    def resolve(self, attention_id: str, *, by: str, note: str | None = None) -> Attention:
+        """See ``AsyncClient.resolve``."""
+        return self._call(self._async.resolve(attention_id, by=by, note=note))
 
     def acknowledge(self, notification_id: str | None = None, **kwargs: Any) -> Notification:
         """See ``AsyncClient.acknowledge``."""

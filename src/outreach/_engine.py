@@ -20,6 +20,7 @@ from outreach._models import (
     MIN_RETRY_DELAY,
     Attempt,
     AttemptStatus,
+    AttentionReason,
     Event,
     EventKind,
     FollowUp,
@@ -107,18 +108,27 @@ class Cancel:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """The customer wrote something that is not an answer: kept in the audit trail."""
+    """The customer wrote something that is not an answer: kept in the audit trail.
+
+    ``unmatched``: free text that matched no option, acknowledgement or keyword: a person
+    should read it (an attention record is opened).
+    """
 
     via: str
     text: str
     attempt_id: str | None = None
+    unmatched: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class OptedOut:
-    """The customer opted out of ``medium`` (replied STOP): a wait on that medium ends now."""
+    """The customer opted out of ``medium`` (replied STOP): a wait on that medium ends now.
+
+    ``reason`` is noted on the latest attempt sent on that medium (what reports then say).
+    """
 
     medium: Medium
+    reason: str = "opted out"
 
 
 Input = Tick | HandOver | Sent | SendFailed | StatusUpdate | Ack | Cancel | Reply | OptedOut
@@ -165,7 +175,18 @@ class RecordOptOut:
     address: str
 
 
-Action = Due | Send | StartFollowUp | CancelCall | RecordOptOut
+@dataclass(frozen=True, slots=True)
+class OpenAttention:
+    """Open an attention record for this notification, in the same write as the change.
+
+    ``detail`` is None for an unreached ending: the shell describes it (``outreach.outcomes``).
+    """
+
+    reason: AttentionReason
+    detail: str | None = None
+
+
+Action = Due | Send | StartFollowUp | CancelCall | RecordOptOut | OpenAttention
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +246,7 @@ def decide(state: State, event: Input, now: datetime) -> Decision:
         case Cancel():
             run.cancel(event)
         case Reply():
-            run.log(EventKind.REPLY, event.attempt_id, via=event.via, text=event.text)
+            run.reply(event)
         case OptedOut():
             run.opted_out(event)
     return Decision(run.n, tuple(run.actions), tuple(run.events), tuple(run.touched.values()))
@@ -256,6 +277,14 @@ _RANK = {
     AttemptStatus.SKIPPED: 5,
 }
 _LIVE_CALL = frozenset({AttemptStatus.QUEUED, AttemptStatus.SENT, AttemptStatus.ENGAGED})
+_UNREACHED = frozenset({Status.EXHAUSTED, Status.EXPIRED, Status.FAILED})
+_QUOTED = 200  # characters of a reply quoted in an attention's detail
+
+
+def quoted(text: str, limit: int = _QUOTED) -> str:
+    """``'my bag is lost…'``: a reply in quotes, cut at ``limit`` characters."""
+    text = " ".join(text.split())
+    return f"'{text if len(text) <= limit else text[: limit - 1].rstrip() + '…'}'"
 
 
 def quiet_until(quiet: QuietHours, zone: ZoneInfo, now: datetime) -> datetime | None:
@@ -369,6 +398,8 @@ class _Run:
     def finish(self, status: Status, **data: Any) -> None:
         self.update(status=status, due_at=None, finished_at=self.now)
         self.log(EventKind(status.value), **data)
+        if status in _UNREACHED:
+            self.actions.append(OpenAttention(AttentionReason.UNREACHED))
 
     # events
 
@@ -552,7 +583,15 @@ class _Run:
             finished_at=self.now,
             due_at=None,
         )
-        self.log(EventKind.ACKNOWLEDGED, event.attempt_id, via=event.via, choice=event.choice)
+        # ``after``: the ending this answer came after; the shell closes its attention record.
+        after = {"after": n.status} if late else {}
+        self.log(
+            EventKind.ACKNOWLEDGED, event.attempt_id, via=event.via, choice=event.choice, **after
+        )
+        option = None if event.choice is None else n.plan.option(event.choice)
+        if option is not None and option.handoff:
+            detail = f"chose {option.key}: {option.label}"
+            self.actions.append(OpenAttention(AttentionReason.HANDOFF, detail))
         for follow_up in n.plan.follow_ups:
             if follow_up.when_choice in (None, event.choice):
                 first_due = self.now + follow_up.after
@@ -565,8 +604,23 @@ class _Run:
         self.cancel_calls()
         self.finish(Status.CANCELLED, reason=event.reason)
 
+    def reply(self, event: Reply) -> None:
+        self.log(EventKind.REPLY, event.attempt_id, via=event.via, text=event.text)
+        if event.unmatched:
+            self.update(last_reply=event.text)
+            detail = f"replied, not understood: {quoted(event.text)}"
+            self.actions.append(OpenAttention(AttentionReason.NOT_UNDERSTOOD, detail))
+
     def opted_out(self, event: OptedOut) -> None:
         self.log(EventKind.OPTED_OUT, medium=event.medium)
+        answered = [
+            a
+            for a in self.n.attempts
+            if a.medium is event.medium and a.sent_at is not None and a.error is None
+        ]
+        if answered:  # what reports say of that attempt: not "no answer"
+            latest = max(answered, key=lambda a: a.sent_at or a.created_at)
+            self.put(latest.model_copy(update={"error": event.reason, "updated_at": self.now}))
         current = self.current()
         if self.n.status.is_terminal or current is None or current.medium is not event.medium:
             return

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from outreach._alerts import ChannelAlert
-from outreach._models import Attempt, AttemptStatus, Event, EventKind, Notification
+from outreach._attentions import attention_of
+from outreach._models import Attempt, AttemptStatus, Attention, Event, EventKind, Notification
 
 log = logging.getLogger("outreach.hooks")
 
@@ -18,15 +19,27 @@ AttemptHook = Callable[[Notification, Attempt], Awaitable[None] | None]
 ChannelErrorHook = Callable[[str, Exception], Awaitable[None] | None]
 ChannelHook = Callable[[str], Awaitable[None] | None]
 AlertHook = Callable[[ChannelAlert], Awaitable[None] | None]
+AttentionHook = Callable[[Attention], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Hooks:
     """Optional callbacks, sync or async. A hook that raises is logged and otherwise ignored:
-    the change it reports is already stored, and ``AsyncClient.events`` has it at least once."""
+    the change it reports is already stored, and ``AsyncClient.events`` has it at least once.
+
+    Every terminal status has its hook: ``on_acknowledged``, ``on_exhausted``,
+    ``on_expired``, ``on_failed`` and ``on_cancelled``, each called once per notification.
+    """
 
     on_acknowledged: NotificationHook | None = None
     on_exhausted: NotificationHook | None = None
+    on_expired: NotificationHook | None = None
+    on_failed: NotificationHook | None = None
+    on_cancelled: NotificationHook | None = None
+    on_attention: AttentionHook | None = None
+    """An attention record was opened: a person should act (``AsyncClient.attention``)."""
+    on_attention_resolved: AttentionHook | None = None
+    """Someone resolved an attention record (``AsyncClient.resolve``)."""
     on_attempt: AttemptHook | None = None
     on_channel_error: ChannelErrorHook | None = None
     """A configuration error switched a channel off (once per switch-off)."""
@@ -39,11 +52,18 @@ class Hooks:
 
     async def after_commit(self, notification: Notification, events: Sequence[Event]) -> None:
         """Fire the hooks that ``events`` (just committed for ``notification``) call for."""
+        endings = {
+            EventKind.ACKNOWLEDGED: self.on_acknowledged,
+            EventKind.EXHAUSTED: self.on_exhausted,
+            EventKind.EXPIRED: self.on_expired,
+            EventKind.FAILED: self.on_failed,
+            EventKind.CANCELLED: self.on_cancelled,
+        }
         for event in events:
-            if event.kind is EventKind.ACKNOWLEDGED:
-                await _call(self.on_acknowledged, notification)
-            elif event.kind is EventKind.EXHAUSTED:
-                await _call(self.on_exhausted, notification)
+            if event.kind in endings:
+                await _call(endings[event.kind], notification)
+            elif event.kind is EventKind.ATTENTION_OPENED:
+                await _call(self.on_attention, attention_of(event, notification))
             elif (
                 event.kind is EventKind.ATTEMPT
                 and event.data.get("status") != AttemptStatus.SENDING
@@ -51,6 +71,9 @@ class Hooks:
                 attempt = notification.attempt(event.attempt_id or "")
                 if attempt is not None:
                     await _call(self.on_attempt, notification, attempt)
+
+    async def attention_resolved(self, attention: Attention) -> None:
+        await _call(self.on_attention_resolved, attention)
 
     async def channel_error(self, channel: str, error: Exception) -> None:
         await _call(self.on_channel_error, channel, error)

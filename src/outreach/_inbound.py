@@ -90,11 +90,19 @@ class Inbound:
         return await self._store.latest_sent_to(Medium(medium), address, since=since, sender=sender)
 
     async def record_reply(
-        self, notification_id: str, *, via: str, text: str, attempt_id: str | None = None
+        self,
+        notification_id: str,
+        *,
+        via: str,
+        text: str,
+        attempt_id: str | None = None,
+        unmatched: bool = False,
     ) -> Notification:
-        """Keep a reply that answers nothing in the notification's audit trail."""
+        """Keep a reply that answers nothing in the notification's audit trail; ``unmatched``
+        (free text that matched no option, acknowledgement or keyword) also opens an attention
+        record, for a person to read it."""
         notification = await self._get(notification_id)
-        return await self._apply(notification, Reply(via, text, attempt_id))
+        return await self._apply(notification, Reply(via, text, attempt_id, unmatched))
 
     async def concurrent(
         self, notification: Notification, address: str, *, sender: str | None = None

@@ -142,33 +142,33 @@ class Messages:
         """Render every step's and follow-up's template once, with placeholder links, so a
         missing variable raises ``TemplateError`` before anything is stored.
 
-        Returns one :class:`Trial` per step, then per follow-up, in the plan's order (a
-        template used twice for one medium is rendered once).
+        Returns one :class:`Trial` per step, then per step of each follow-up (nested ones
+        included, depth first), each rendered with its own plan's options (a template used
+        twice for one medium with the same options is rendered once).
         ``notification.context`` must already be in its stored (JSON) form, as ``start()``
         builds it: a send renders what the store gives back, and so must this."""
         templates = self._folder()
-        plan = notification.plan
-        uses = [(s.channel, s.template, media[s.channel], False) for s in plan.steps]
-        uses += [(f.channel, f.template, media[f.channel], True) for f in plan.follow_ups]
         preview = self.urls.ack("preview")
-        context = template_context(
-            notification.context,
-            notification.recipient,
-            plan.options,
-            ack_url=preview,
-            option_urls={option.key: preview for option in plan.options},
-        )
-        done: dict[tuple[str, Medium], Rendered] = {}
+        done: dict[tuple[str, Medium, tuple[Option, ...]], Rendered] = {}
         trials = []
-        for channel, template, medium, follow_up in uses:
-            rendered = done.get((template, medium))
-            if rendered is None:
-                rendered = templates.render(
-                    template, medium, context, locale=notification.recipient.locale
-                )
-                done[template, medium] = rendered
-                _trial_optional(templates, template, medium, context, notification)
-            trials.append(Trial(channel, template, medium, rendered, follow_up))
+        for depth, plan in enumerate(notification.plan.plans()):
+            context = template_context(
+                notification.context,
+                notification.recipient,
+                plan.options,
+                ack_url=preview,
+                option_urls={option.key: preview for option in plan.options},
+            )
+            for step in plan.steps:
+                medium = media[step.channel]
+                rendered = done.get((step.template, medium, plan.options))
+                if rendered is None:
+                    rendered = templates.render(
+                        step.template, medium, context, locale=notification.recipient.locale
+                    )
+                    done[step.template, medium, plan.options] = rendered
+                    _trial_optional(templates, step.template, medium, context, notification)
+                trials.append(Trial(step.channel, step.template, medium, rendered, depth > 0))
         return trials
 
 

@@ -93,6 +93,19 @@ class EventKind(StrEnum):
     FOLLOW_UP_STARTED = "follow_up_started"
     OPTED_OUT = "opted_out"
     STUCK = "stuck"
+    ATTENTION_OPENED = "attention_opened"
+    ATTENTION_RESOLVED = "attention_resolved"
+
+
+class AttentionReason(StrEnum):
+    """Why a person should look at a notification."""
+
+    UNREACHED = "unreached"
+    """It ended (exhausted, expired, failed) without reaching the customer."""
+    NOT_UNDERSTOOD = "not_understood"
+    """The customer wrote something that matched no option, acknowledgement or keyword."""
+    HANDOFF = "handoff"
+    """The customer chose an option marked ``handoff=True``."""
 
 
 def _describe(exc: ValidationError) -> str:
@@ -235,12 +248,15 @@ class Option(_Config):
 
     ``labels`` gives the label in other languages (``{"fr": "Remboursement"}``): for locale
     ``fr-CA`` the label is ``labels["fr-CA"]``, else ``labels["fr"]``, else ``label``.
+    ``handoff=True``: choosing it acknowledges the notification and opens an
+    :class:`Attention` record, for a person to take over ("2: the refund has not arrived").
     """
 
     key: str = Field(min_length=1)
     label: str = Field(min_length=1)
     keywords: tuple[str, ...] = ()
     labels: dict[str, str] = Field(default_factory=dict)
+    handoff: bool = False
 
     @field_validator("labels")
     @classmethod
@@ -306,33 +322,83 @@ class QuietHours(_Config):
         return local >= self.start or local < self.end
 
 
+MAX_FOLLOW_UP_DEPTH = 4
+"""How many levels of follow-ups a plan may have (a follow-up's own follow-ups are a second)."""
+
+
 class FollowUp(_Config):
     """A later notification of its own, started when the parent is acknowledged.
 
     ``when_choice`` limits it to one choice (None: any acknowledgement); it is first due
-    ``after`` the acknowledgement.
+    ``after`` the acknowledgement. It runs ``plan`` (steps, options, quiet hours and
+    follow-ups of its own), or, in the shorthand, one step on ``channel`` with ``template``:
+    the parent's quiet hours and only the ``options`` given here (none by default), waiting
+    ``wait``, repeated ``repeat`` times, ending at its own ``deadline``.
     """
 
     after: Duration
-    channel: str = Field(min_length=1)
-    template: str = Field(min_length=1)
+    plan: Plan | None = None
+    channel: str | None = Field(default=None, min_length=1)
+    template: str | None = Field(default=None, min_length=1)
+    options: tuple[Option, ...] = ()
     when_choice: str | None = None
     name: str | None = None
     wait: Duration = timedelta(hours=1)
     repeat: int = Field(default=0, ge=0)
     deadline: Duration | None = None
 
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        shorthand = self.channel is not None or self.template is not None
+        if self.plan is not None:
+            if shorthand or self.options:
+                raise ValueError(
+                    "give either plan=Plan(...) or the shorthand channel=, template= "
+                    "(with options=), not both"
+                )
+            # Compared with the defaults, not "given": a stored plan spells every default out.
+            defaults = {"wait": timedelta(hours=1), "repeat": 0, "deadline": None}
+            timing = sorted(
+                name for name, value in defaults.items() if getattr(self, name) != value
+            )
+            if timing:
+                raise ValueError(
+                    f"{', '.join(timing)}: with plan=Plan(...), the plan's steps, repeat and "
+                    "deadline say this"
+                )
+        elif self.channel is None or self.template is None:
+            raise ValueError("a follow-up needs plan=Plan(...), or both channel= and template=")
+        else:
+            keys = [option.key for option in self.options]
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"option keys must be unique, got {keys}")
+            if self.channel == Medium.VOICE.value:
+                problem = keypad_problem(self.options, "a voice follow-up (channel 'voice')")
+                if problem:
+                    raise ValueError(problem)
+        return self
+
     @property
     def label(self) -> str:
-        """The name used in the child's key: ``name``, else the template."""
-        return self.name or self.template
+        """The name used in the child's key: ``name``, else the template (or the plan's name)."""
+        if self.name:
+            return self.name
+        if self.template is not None:
+            return self.template
+        assert self.plan is not None
+        return self.plan.name
 
     def as_plan(self, parent: Plan) -> Plan:
-        """The one-step plan the child runs: its own step and timing, the parent's manners."""
+        """The plan the child runs: its own, or the shorthand's one step with its own options,
+        timing and follow-ups none, and the parent's manners (quiet hours, zone, retries)."""
+        if self.plan is not None:
+            return self.plan
+        assert self.channel is not None
+        assert self.template is not None
         return Plan(
             name=f"{parent.name}/{self.label}",
             steps=(Step(channel=self.channel, template=self.template, wait=self.wait),),
-            options=parent.options,
+            options=self.options,
             repeat=self.repeat,
             deadline=self.deadline,
             quiet_hours=parent.quiet_hours,
@@ -383,10 +449,15 @@ class Plan(_Config):
         keys = [option.key for option in self.options]
         if len(set(keys)) != len(keys):
             raise ValueError(f"option keys must be unique, got {keys}")
-        if Medium.VOICE.value in self.channel_names():
+        if Medium.VOICE.value in [step.channel for step in self.steps]:
             problem = keypad_problem(self.options, "a voice step (channel 'voice')")
             if problem:
                 raise ValueError(problem)
+        if self.depth - 1 > MAX_FOLLOW_UP_DEPTH:
+            raise ValueError(
+                f"follow-ups nest {self.depth - 1} levels deep "
+                f"({' -> '.join(self.deepest_path())}); at most {MAX_FOLLOW_UP_DEPTH} are allowed"
+            )
         names = [follow_up.label for follow_up in self.follow_ups]
         if len(set(names)) != len(names):
             raise ValueError(f"follow-up names must be unique (they end the child's key): {names}")
@@ -399,8 +470,27 @@ class Plan(_Config):
         return self
 
     def channel_names(self) -> list[str]:
-        """The channel of every step, then of every follow-up (which offers these options)."""
-        return [step.channel for step in self.steps] + [f.channel for f in self.follow_ups]
+        """The channel of every step, then of every follow-up's steps, nested ones included."""
+        return [step.channel for plan in self.plans() for step in plan.steps]
+
+    def plans(self) -> list[Plan]:
+        """This plan, then every plan its follow-ups run, depth first."""
+        found = [self]
+        for follow_up in self.follow_ups:
+            found += follow_up.as_plan(self).plans()
+        return found
+
+    @property
+    def depth(self) -> int:
+        """1 for a plan without follow-ups; one more for each level of nesting."""
+        return 1 + max((f.as_plan(self).depth for f in self.follow_ups), default=0)
+
+    def deepest_path(self) -> list[str]:
+        """The names along the deepest chain of follow-ups, from this plan down."""
+        deepest = max(
+            (f.as_plan(self) for f in self.follow_ups), key=lambda p: p.depth, default=None
+        )
+        return [self.name] + ([] if deepest is None else deepest.deepest_path())
 
     @property
     def fingerprint(self) -> str:
@@ -480,6 +570,8 @@ class Notification(BaseModel):
     step: int = 0
     version: int = 0
     attempts: tuple[Attempt, ...] = ()
+    last_reply: str | None = None
+    """The customer's latest reply that matched nothing (kept for whoever takes over)."""
 
     def same_request(self, other: Notification) -> bool:
         """Whether ``other`` was started for the same recipient with the same plan: what a
@@ -503,3 +595,32 @@ class Event(BaseModel):
     kind: EventKind
     attempt_id: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Attention(BaseModel):
+    """A notification a person should act on: why, since when, and who closed it.
+
+    ``reason`` says what kind of case it is; ``detail`` says it in words (the truthful
+    per-channel reasons, the reply's text, the option chosen).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    notification_id: str
+    recipient_id: str
+    campaign: str | None = None
+    reason: AttentionReason
+    detail: str
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    note: str | None = None
+
+    @property
+    def open(self) -> bool:
+        """True until someone resolves it."""
+        return self.resolved_at is None
+
+
+FollowUp.model_rebuild()

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from outreach._alerts import ChannelWatch, failure_code
+from outreach._attentions import attentions_in, with_attentions
 from outreach._clock import Clock, SystemClock
 from outreach._engine import (
     CancelCall,
@@ -39,7 +40,15 @@ from outreach._engine import (
 from outreach._health import ChannelHealth
 from outreach._hooks import Hooks
 from outreach._messages import Messages
-from outreach._models import Attempt, AttemptStatus, Event, EventKind, Medium, Notification
+from outreach._models import (
+    Attempt,
+    AttemptStatus,
+    AttentionReason,
+    Event,
+    EventKind,
+    Medium,
+    Notification,
+)
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
@@ -150,8 +159,16 @@ def change_for(
         for action in decision.actions
         if isinstance(action, RecordOptOut)
     ]
+    attentions = attentions_in(events, decision.notification)
     return Change(
-        decision.notification, events, children, opt_outs, owner, decision.attempts, fence
+        decision.notification,
+        events,
+        children,
+        opt_outs,
+        owner,
+        decision.attempts,
+        fence=fence,
+        attentions=attentions,
     )
 
 
@@ -457,7 +474,7 @@ class Runner:
         for notification in batch:
             try:
                 state = State(notification, self.facts(opted_out[notification.id]))
-                decided.append((notification, state, decide(state, Tick(), now)))
+                decided.append((notification, state, with_attentions(decide(state, Tick(), now))))
             except Exception as error:
                 log.error("notification %s could not be driven", notification.id, exc_info=error)
                 failures.append(error)
@@ -673,7 +690,7 @@ class Runner:
         """The engine's decision, with a due attempt held back when pacing says it is not yet
         time; a due attempt within the pacing horizon gets its start time."""
         state = State(notification, self.facts(opted_out))
-        [paced] = await self.pace([(state, event, decide(state, event, now))], now)
+        [paced] = await self.pace([(state, event, with_attentions(decide(state, event, now)))], now)
         return paced
 
     async def pace(
@@ -695,7 +712,7 @@ class Runner:
                 paced.append(Paced(decision, due, now + delay))
             else:
                 held = replace(state.facts, held={due.channel: now + delay})
-                again = decide(replace(state, facts=held), event, now)
+                again = with_attentions(decide(replace(state, facts=held), event, now))
                 paced.append(Paced(again, _due_of(again)))
         return paced
 
@@ -724,6 +741,9 @@ class Runner:
             self.telemetry.channel_alert(alert)
             await self.hooks.channel_alert(alert)
         for event in decision.events:
+            if event.kind is EventKind.ACKNOWLEDGED and event.data.get("after"):
+                await self.close_unreached(notification, event.data["via"])
+        for event in decision.events:
             reported = self._channel_errors.pop(event.attempt_id or "", None)
             if reported is not None:
                 await self.hooks.channel_error(*reported)
@@ -736,6 +756,32 @@ class Runner:
                 EventKind.CANCELLED,
             ):
                 log.info("notification %s %s", notification.id, event.kind.value)
+            elif event.kind is EventKind.ATTENTION_OPENED:  # the detail may quote the customer
+                log.info(
+                    "notification %s needs a person (%s): attention %s",
+                    notification.id,
+                    event.data["reason"],
+                    event.data["attention_id"],
+                )
+
+    async def close_unreached(self, notification: Notification, via: str) -> None:
+        """The customer answered after all (late, within the grace period): the attention
+        record their unreached ending opened is resolved, by the customer. A separate write:
+        should it be lost, the record stays open, and a person finds the notification
+        acknowledged."""
+        cases = await self.store.attentions(recipient_id=notification.recipient.id)
+        for case in cases:
+            if (
+                case.notification_id != notification.id
+                or case.reason is not AttentionReason.UNREACHED
+            ):
+                continue
+            note = f"answered after all, via {via}"
+            found = await self.store.resolve_attention(
+                case.id, by="customer", note=note, now=self.clock.now()
+            )
+            if found is not None and found[1] is not None:
+                await self.hooks.attention_resolved(found[0])
 
     async def cancel_call(self, attempt: Attempt) -> None:
         channel = self.channels.get(attempt.channel)

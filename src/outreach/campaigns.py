@@ -43,10 +43,10 @@ from outreach._models import (
     StartRequest,
     Status,
 )
-from outreach._outcome import never_reached
 from outreach._templates import not_gsm7
 from outreach.channels import resolve_media
 from outreach.exceptions import ConfigurationError, InvalidRecipient, TemplateError
+from outreach.outcomes import describe, never_reached
 
 __all__ = [
     "CampaignCheck",
@@ -446,7 +446,7 @@ def validate_campaign(
 def _plan_media(client: AsyncClient, plan: Plan) -> set[Medium]:
     """The media the plan's steps use, after checking the client has every channel."""
     media = resolve_media(client.channels)
-    names = {s.channel for s in plan.steps} | {f.channel for f in plan.follow_ups}
+    names = set(plan.channel_names())
     missing = sorted(names - set(media))
     if missing:
         raise ConfigurationError(
@@ -606,6 +606,7 @@ def campaign_report(
             else round((n.acknowledged_at - n.created_at) / timedelta(seconds=1)),
             "opted_out": n.id in opted,
             "never_reached": never_reached(n) if n.status in _UNREACHED else "",
+            "outcome": describe(n),
         }
         for n in roots
     ]

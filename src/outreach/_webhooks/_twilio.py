@@ -226,7 +226,9 @@ async def _answer(ctx: Ctx, text: _Text, *, opted_in: bool) -> Response:
             target.id, via="sms", choice=choice, attempt_id=attempt_id
         )
         return _sms(await _confirm(ctx, text, p, target, after, choice, attempt_id))
-    await ctx.inbound.record_reply(target.id, via="sms", text=text.body, attempt_id=attempt_id)
+    await ctx.inbound.record_reply(
+        target.id, via="sms", text=text.body, attempt_id=attempt_id, unmatched=True
+    )
     return _sms(_prompt(p, target, ctx.settings.ack_words))
 
 

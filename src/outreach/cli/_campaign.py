@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from outreach._client import AsyncClient
 from outreach._messages import template_context
-from outreach._models import Medium, Notification, Option, Plan, Recipient
+from outreach._models import Event, Medium, Notification, Option, Plan, Recipient
 from outreach._templates import Templates
 from outreach.campaigns import (
     CampaignCheck,
@@ -38,6 +39,7 @@ from outreach.cli._common import (
     template_values,
 )
 from outreach.exceptions import OutreachError, TemplateError
+from outreach.outcomes import describe, describe_event
 
 
 def _print_check(check: CampaignCheck, name: str, *, dry_run: bool) -> None:
@@ -242,6 +244,28 @@ def cancel(
         typer.echo(f"{n.id} {n.status.value}")
 
 
+def print_timeline(client: AsyncClient, recipient_id: str, *, as_json: bool) -> None:
+    """Everything that happened with one customer, in order, one line per entry."""
+
+    async def go() -> list[Event]:
+        async with client as ox:
+            return await ox.timeline(recipient_id)
+
+    events = run_command(go())
+    if as_json:
+        typer.echo(json.dumps([e.model_dump(mode="json") for e in events], indent=2))
+        return
+    if not events:
+        raise bad_input(f"nothing is stored for recipient {recipient_id!r}", code=1)
+    console = Console()
+    for event in events:
+        when = event.at.isoformat(timespec="seconds")
+        console.print(
+            f"{when}  {event.notification_id[:8]}  {escape(describe_event(event))}",
+            soft_wrap=True,
+        )
+
+
 @app.command()
 def status(
     notification_id: Annotated[str | None, typer.Argument(help="Notification id.")] = None,
@@ -249,11 +273,20 @@ def status(
     campaign: Annotated[
         str | None, typer.Option(help="Count a campaign's notifications by status instead.")
     ] = None,
+    recipient: Annotated[
+        str | None,
+        typer.Option(help="Show one customer's timeline across all their notifications instead."),
+    ] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """Show one notification and its attempts, or a campaign's counts."""
+    """Show one notification and its attempts, a campaign's counts, or a customer's timeline."""
+    if recipient is not None:
+        if notification_id is not None or key is not None or campaign is not None:
+            raise bad_input("give a notification id, --key, --campaign or --recipient, not several")
+        print_timeline(existing_store(build_client(app_path, store)), recipient, as_json=as_json)
+        return
     if campaign is not None:
         if notification_id is not None or key is not None:
             raise bad_input("give a notification id, --key or --campaign, not several")
@@ -291,6 +324,7 @@ def status(
         f"campaign={escape(n.campaign or '')} status={n.status.value}"
         + (f" choice={escape(n.choice)} via={escape(n.acknowledged_via or '')}" if n.choice else "")
     )
+    console.print(f"outcome: {escape(describe(n))}")
     table = Table("attempt", "channel", "status", "sent", "error")
     for a in n.attempts:
         sent = a.sent_at.isoformat(timespec="seconds") if a.sent_at else ""

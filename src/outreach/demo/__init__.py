@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from outreach._client import AsyncClient
-from outreach._models import Event, Notification, Plan, Recipient, StartRequest
+from outreach._models import Attention, Event, Notification, Plan, Recipient, StartRequest
 from outreach._sandbox import Sandbox
 from outreach._simulator import CallBehaviour, EmailBehaviour, Persona, SmsBehaviour
 
@@ -51,17 +51,18 @@ PASSENGERS = (
         1,
         "Ann Lee",
         "America/New_York",
-        "replies 2 (refund) to the text after 4 minutes",
+        "replies 2 (refund) to the text; 3 days later the refund has not come: presses 2",
         phone="+16175550101",
         on_sms=SmsBehaviour(reply="2", reply_after="4m"),
-        on_call=CallBehaviour(answer="human"),
+        on_call=CallBehaviour(answer="human", press="2"),
     ),
     _passenger(
         2,
         "Bo Diaz",
         "America/New_York",
-        "ignores the text, picks 'rebook' in the email",
+        "picks 'rebook' in the email, then texts 'my bag is lost, call me'",
         phone="+16175550102",
+        on_sms=SmsBehaviour(reply="my bag is lost, call me", reply_after="1h"),
         on_email=EmailBehaviour(choose="1", clicks_after="8m"),
     ),
     _passenger(
@@ -85,10 +86,10 @@ PASSENGERS = (
         5,
         "Eli Ruiz",
         "America/Los_Angeles",
-        "in Los Angeles (05:30 there): texted at 08:00",
+        "in Los Angeles (05:30 there): texted at 08:00; his refund arrives",
         phone="+13105550105",
         on_sms=SmsBehaviour(reply="refund", reply_after="20m"),
-        on_call=CallBehaviour(answer="human"),
+        on_call=CallBehaviour(answer="human", press="1"),
     ),
     _passenger(
         6,
@@ -104,13 +105,15 @@ PASSENGERS = (
 
 @dataclass
 class Story:
-    """What happened: every notification of the campaign (with follow-ups) and the event log."""
+    """What happened: every notification of the campaign (with follow-ups), the event log and
+    who needs a person (the open attention records)."""
 
     plan: Plan
     notifications: list[Notification]
     events: list[Event]
     started: datetime
     passengers: dict[str, Passenger] = field(default_factory=dict)
+    attention: list[Attention] = field(default_factory=list)
 
 
 def demo_plan() -> Plan:
@@ -157,6 +160,7 @@ async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None =
             events=[event async for event in ox.events()],
             started=DEMO_START,
             passengers={p.recipient.id: p for p in PASSENGERS},
+            attention=await ox.attention(campaign=CAMPAIGN),
         )
 
 

@@ -14,8 +14,8 @@ from rich.table import Table
 from outreach._client import AsyncClient
 from outreach._clock import SystemClock
 from outreach._models import AttemptStatus, Event, EventKind, Notification, Status
-from outreach._outcome import never_reached, short_reason
 from outreach.demo import CAMPAIGN, DEMO_START, PASSENGERS, Story
+from outreach.outcomes import attempt_reason, describe, never_reached
 
 
 def _elapsed(when: datetime) -> str:
@@ -35,7 +35,7 @@ def _describe(event: Event, notification: Notification) -> str | None:
         case EventKind.ATTEMPT if data.get("status") == AttemptStatus.SKIPPED:
             return f"[dim]{channel} skipped: {data.get('error')}[/dim]"
         case EventKind.ATTEMPT if data.get("status") == AttemptStatus.FAILED and attempt:
-            return f"[red]{short_reason(attempt)}[/red]"
+            return f"[red]{attempt_reason(attempt)}[/red]"
         case EventKind.ATTEMPT:
             return f"{channel} {data['status']}"
         case EventKind.ATTEMPT_STATUS:
@@ -55,6 +55,8 @@ def _describe(event: Event, notification: Notification) -> str | None:
             return f"follow-up '{data['name']}' scheduled"
         case EventKind.EXHAUSTED | EventKind.EXPIRED | EventKind.FAILED:
             return f"[red]{event.kind.value}[/red]"
+        case EventKind.ATTENTION_OPENED:
+            return f"[yellow]needs a person: {data['detail']}[/yellow]"
         case _:
             return None
 
@@ -102,17 +104,29 @@ def summary(story: Story) -> dict[str, Any]:
                         "key": c.key,
                         "status": c.status.value,
                         "attempts": [f"{a.channel} {a.status.value}" for a in c.attempts],
+                        "outcome": describe(c),
                     }
                     for c in follow_ups
                 ],
                 "never_reached": None if answered else never_reached(n),
             }
         )
+    names = {row["recipient"]: row["name"] for row in rows}
     return {
         "campaign": CAMPAIGN,
         "passengers": rows,
         "acknowledged": sum(row["status"] == "acknowledged" for row in rows),
         "never_reached": [row["recipient"] for row in rows if row["never_reached"]],
+        "needs_a_person": [
+            {
+                "attention": a.id,
+                "recipient": a.recipient_id,
+                "name": names.get(a.recipient_id, a.recipient_id),
+                "reason": a.reason.value,
+                "detail": a.detail,
+            }
+            for a in story.attention
+        ],
     }
 
 
@@ -125,8 +139,7 @@ def print_summary(console: Console, story: Story) -> None:
     for row in data["passengers"]:
         after = "" if row["after_minutes"] is None else f"{row['after_minutes']} min"
         follow = ", ".join(
-            f"{f['key'].rsplit('/', 1)[-1]}: {', '.join(f['attempts']) or f['status']}"
-            for f in row["follow_ups"]
+            f"{f['key'].rsplit('/', 1)[-1]}: {f['outcome']}" for f in row["follow_ups"]
         )
         status = row["status"] if row["never_reached"] is None else f"[red]{row['status']}[/red]"
         table.add_row(
@@ -137,6 +150,10 @@ def print_summary(console: Console, story: Story) -> None:
     for row in data["passengers"]:
         if row["never_reached"]:
             console.print(f"[red]Never reached[/red] {row['name']}: {row['never_reached']}")
+    people = data["needs_a_person"]
+    console.print(f"[bold]{len(people)} need a person[/bold] (outreach attention):")
+    for case in people:
+        console.print(f"  [yellow]{case['name']}[/yellow] ({case['reason']}): {case['detail']}")
 
 
 class LiveBoard:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from outreach._models import Attempt, Event, Medium, Notification, Status
+from outreach._models import Attempt, Attention, Event, EventKind, Medium, Notification, Status
 from outreach.exceptions import ConfigurationError
 
 
@@ -22,7 +22,8 @@ class Change:
     indexes those, and only those, for the webhooks' look-ups. ``fence`` is the fencing counter
     of the lease the write relies on (from :class:`Claimed`): the write is skipped, as for a
     stale version, once another claim has taken the notification over; ``None`` (an
-    acknowledgement, a cancellation) needs no lease.
+    acknowledgement, a cancellation) needs no lease. ``attentions`` are opened with it (their
+    ``attention_opened`` entries are among ``events``).
     """
 
     notification: Notification
@@ -32,6 +33,7 @@ class Change:
     owner: str | None = None
     attempts: Sequence[Attempt] = ()
     fence: int | None = None
+    attentions: Sequence[Attention] = ()
 
 
 class Claimed(list[Notification]):
@@ -85,6 +87,16 @@ class Stuck:
 
     notification_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which log entries to read: of one notification, of one recipient's notifications,
+    of some kinds only (None: no filter)."""
+
+    notification_id: str | None = None
+    recipient_id: str | None = None
+    kinds: frozenset[EventKind] | None = None
 
 
 class Store(Protocol):
@@ -197,9 +209,12 @@ class Store(Protocol):
         ``sending`` whose lease ran out before ``lapsed_before`` without a takeover."""
         ...
 
-    async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
-        """Log entries with ``seq > since``, in order, gap-free: an entry is only returned once
-        no entry before it can still commit (``seq`` is a cursor, increasing, not dense)."""
+    async def events(
+        self, since: int = 0, limit: int = 1000, where: EventFilter | None = None
+    ) -> list[Event]:
+        """Log entries with ``seq > since``, in order, that ``where`` lets through; gap-free:
+        an entry is only returned once no entry before it can still commit (``seq`` is a
+        cursor, increasing, not dense)."""
         ...
 
     async def pace(
@@ -218,6 +233,26 @@ class Store(Protocol):
     async def charge(self, limits: Sequence[Limit]) -> None:
         """Move each limit's bucket by its ``cost`` (the extra segments of a long SMS; a
         negative cost gives back the place of a send that reached no one)."""
+        ...
+
+    async def attentions(
+        self,
+        *,
+        campaign: str | None = None,
+        open: bool | None = True,
+        recipient_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[Attention]:
+        """Attention records, oldest first: of a campaign, of a recipient, open (True),
+        resolved (False) or both (None)."""
+        ...
+
+    async def resolve_attention(
+        self, attention_id: str, *, by: str, note: str | None, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        """Close an attention record and log it, in one transaction; None if there is no such
+        record. Idempotent: resolving a resolved record changes nothing and logs nothing (the
+        event is None)."""
         ...
 
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
 from pydantic_core import from_json, to_json
 
-from outreach._models import Event, EventKind, Notification, Plan, Recipient
+from outreach._models import (
+    Attention,
+    AttentionReason,
+    Event,
+    EventKind,
+    Notification,
+    Plan,
+    Recipient,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -78,4 +86,22 @@ def load_event(
         kind=EventKind(kind),
         attempt_id=attempt_id,
         data=json.loads(data),
+    )
+
+
+def load_attention(row: tuple[Any, ...], when: Callable[[Any], datetime]) -> Attention:
+    """An attention record from its row (``attentions`` column order); ``when`` reads the
+    store's time columns."""
+    id_, notification_id, recipient_id, campaign, reason, detail, opened, resolved, by, note = row
+    return Attention(
+        id=id_,
+        notification_id=notification_id,
+        recipient_id=recipient_id,
+        campaign=campaign,
+        reason=AttentionReason(reason),
+        detail=detail,
+        opened_at=when(opened),
+        resolved_at=None if resolved is None else when(resolved),
+        resolved_by=by,
+        note=note,
     )

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from outreach._models import Event, Medium, Notification, Plan, Status
+from outreach._models import Attention, Event, EventKind, Medium, Notification, Plan, Status
 from outreach.exceptions import StoreError
-from outreach.stores import Change
+from outreach.stores import Change, EventFilter
 from outreach.stores._codec import dump_data, dump_notification, load_notification
 
 Params = dict[str, Any]
@@ -46,6 +46,7 @@ class Encoded:
     events: list[Params]
     children: list[Params]
     opt_outs: list[Params]
+    attentions: list[Params]
 
 
 @dataclass(slots=True)
@@ -110,6 +111,20 @@ class Encoder:
             for m, a in change.opt_outs
         ]
 
+    def attentions(self, change: Change) -> list[Params]:
+        return [
+            {
+                "id": a.id,
+                "notification_id": a.notification_id,
+                "recipient_id": a.recipient_id,
+                "campaign": a.campaign,
+                "reason": a.reason,
+                "detail": a.detail,
+                "opened_at": self.stamp(a.opened_at),
+            }
+            for a in change.attentions
+        ]
+
     def events(self, events: Sequence[Event]) -> list[Params]:
         return [
             {
@@ -146,6 +161,7 @@ class Encoder:
             self.events(change.events),
             [self.insert(child, fingerprints[id(child.plan)]) for child in change.children],
             self.opt_outs(change),
+            self.attentions(change),
         )
 
 
@@ -236,3 +252,34 @@ class NamedReads:
             since=self.encoder.stamp(since),
             limit=limit,
         )
+
+
+def filtered_events(where: EventFilter, kinds: Any) -> tuple[str, Params]:
+    """The named query that reads the log entries ``where`` lets through by the best index,
+    and its parameters (but ``since`` and ``limit``); ``kinds`` is the kinds filter as the
+    store binds a list of strings (None: any kind)."""
+    if where == EventFilter():
+        return "events", {}
+    if where.notification_id is not None:
+        query = "events_of_notification"
+    elif where.recipient_id is not None:
+        query = "events_of_recipient"
+    else:
+        query = "events_of_kinds"
+    params = {
+        "notification_id": where.notification_id,
+        "recipient_id": where.recipient_id,
+        "kinds": kinds,
+    }
+    return query, params
+
+
+def resolved_event(attention: Attention) -> Event:
+    """The log entry of closing ``attention`` (just resolved)."""
+    assert attention.resolved_at is not None
+    return Event(
+        at=attention.resolved_at,
+        notification_id=attention.notification_id,
+        kind=EventKind.ATTENTION_RESOLVED,
+        data={"attention_id": attention.id, "by": attention.resolved_by, "note": attention.note},
+    )

@@ -36,12 +36,20 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from outreach._models import Event, EventKind, Medium, Notification
+from outreach._models import Attention, Event, EventKind, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
-from outreach.stores import Change, Claimed, Limit, Stuck, _prune, _queries, _stuck
-from outreach.stores._codec import load_event
+from outreach.stores import Change, Claimed, EventFilter, Limit, Stuck, _prune, _queries, _stuck
+from outreach.stores._codec import load_attention, load_event
 from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
-from outreach.stores._rows import Encoder, NamedReads, Params, PlanCache, Rows
+from outreach.stores._rows import (
+    Encoder,
+    NamedReads,
+    Params,
+    PlanCache,
+    Rows,
+    filtered_events,
+    resolved_event,
+)
 
 _SQL = _queries.load("postgres")
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -105,6 +113,10 @@ def _charge_params(charge: Charge, clock: Params) -> Params:
 
 def _limit_params(limit: Limit) -> Params:
     return {"scope": limit.scope, "key": limit.key, "step": limit.step}
+
+
+def _utc(when: datetime) -> datetime:
+    return when.astimezone(UTC)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -353,6 +365,7 @@ class PostgresStore(NamedReads):
             await _run_many(cur, _SQL["upsert_attempt"], [r for c in kept for r in c.attempts])
             await _run_many(cur, _SQL["insert_event"], [r for c in kept for r in c.events])
             await _run_many(cur, _SQL["insert_suppression"], [r for c in kept for r in c.opt_outs])
+            await _run_many(cur, _SQL["insert_attention"], [r for c in kept for r in c.attentions])
             if any(_wakes(change) for change, ok in zip(changes, saved, strict=True) if ok):
                 await self._notify(cur)
         self._plans.committed(plans)
@@ -435,18 +448,24 @@ class PostgresStore(NamedReads):
 
     # event log and suppressions
 
-    async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
+    async def events(
+        self, since: int = 0, limit: int = 1000, where: EventFilter | None = None
+    ) -> list[Event]:
+        query, params = "events", {"since": since, "limit": limit}
+        if where is not None:
+            kinds = None if where.kinds is None else sorted(where.kinds)
+            query, filters = filtered_events(where, kinds)
+            params |= filters
         async with self._cursor() as cur:
             # Two statements, so the entries are read in a snapshot taken after the horizon.
             await cur.execute(_SQL["events_horizon"], {"key": self._events_key})
             [(next_xid, writers)] = await cur.fetchall()
             feed = {
-                "since": since,
+                **params,
                 "since_txid": max(since, 0) >> _RANK_BITS,
                 "horizon": horizon(int(next_xid), writers),
-                "limit": limit,
             }
-            await cur.execute(_SQL["events"], feed)
+            await cur.execute(_SQL[query], feed)
             rows = await cur.fetchall()
         return [load_event(seq, at.astimezone(UTC), *rest) for seq, at, *rest in rows]
 
@@ -476,6 +495,43 @@ class PostgresStore(NamedReads):
         if limits:
             async with self._cursor(transaction=True) as cur:
                 await _run_many(cur, _SQL["charge"], [_limit_params(limit) for limit in limits])
+
+    # attention
+
+    async def attentions(
+        self,
+        *,
+        campaign: str | None = None,
+        open: bool | None = True,
+        recipient_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[Attention]:
+        params = {"campaign": campaign, "open": open, "recipient_id": recipient_id, "limit": limit}
+        async with self._cursor() as cur:
+            await cur.execute(_SQL["attentions"], params)
+            rows = await cur.fetchall()
+        return [load_attention(row, _utc) for row in rows]
+
+    async def resolve_attention(
+        self, attention_id: str, *, by: str, note: str | None, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        closing = {"id": attention_id, "resolved_at": now, "resolved_by": by, "note": note}
+        async with self._cursor(transaction=True) as cur:
+            await self._lock_events(cur)
+            await cur.execute(_SQL["resolve_attention"], closing)
+            changed = await cur.fetchone() is not None
+            await cur.execute(_SQL["get_attention"], {"id": attention_id})
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            attention = load_attention(row, _utc)
+            if not changed:
+                return attention, None
+            event = resolved_event(attention)
+            await cur.execute(_SQL["insert_event_returning_seq"], _ENCODER.events([event])[0])
+            inserted = await cur.fetchone()
+        assert inserted is not None
+        return attention, event.model_copy(update={"seq": inserted[0]})
 
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
         wanted = set(addresses)

@@ -23,12 +23,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from outreach._clock import SystemClock
-from outreach._models import Event, Medium, Notification
+from outreach._models import Attention, Event, Medium, Notification
 from outreach.exceptions import IdempotencyConflict, StoreError
-from outreach.stores import Change, Claimed, Limit, Stuck, _prune, _queries, _stuck
-from outreach.stores._codec import from_micros, load_event, to_micros
+from outreach.stores import Change, Claimed, EventFilter, Limit, Stuck, _prune, _queries, _stuck
+from outreach.stores._codec import from_micros, load_attention, load_event, to_micros
 from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
-from outreach.stores._rows import Encoded, Encoder, NamedReads, Params, PlanCache, Rows
+from outreach.stores._rows import (
+    Encoded,
+    Encoder,
+    NamedReads,
+    Params,
+    PlanCache,
+    Rows,
+    filtered_events,
+    resolved_event,
+)
 
 T = TypeVar("T")
 
@@ -267,6 +276,7 @@ class SQLiteStore(NamedReads):
         events: list[Params] = []
         children: list[Params] = []
         opt_outs: list[Params] = []
+        attentions: list[Params] = []
         with self._write() as db:
             db.executemany(_SQL["insert_plan"], plans)
             for change in changes:
@@ -278,12 +288,14 @@ class SQLiteStore(NamedReads):
                 events += change.events
                 children += change.children
                 opt_outs += change.opt_outs
+                attentions += change.attentions
             # One statement per table for the whole group: what makes group commit pay.
             # A follow-up whose key is taken was started before: it is not started twice.
             db.executemany(_SQL["insert_notification"], children)
             db.executemany(_SQL["upsert_attempt"], attempts)
             db.executemany(_SQL["insert_event"], events)
             db.executemany(_SQL["insert_suppression"], opt_outs)
+            db.executemany(_SQL["insert_attention"], attentions)
         return saved
 
     async def next_due(self) -> datetime | None:
@@ -416,12 +428,57 @@ class SQLiteStore(NamedReads):
 
     # event log and suppressions
 
-    async def events(self, since: int = 0, limit: int = 1000) -> list[Event]:
-        return await self._call(self._events, since, limit)
+    async def events(
+        self, since: int = 0, limit: int = 1000, where: EventFilter | None = None
+    ) -> list[Event]:
+        return await self._call(self._events, since, limit, where)
 
-    def _events(self, since: int, limit: int) -> list[Event]:
-        rows = self.db.execute(_SQL["events"], {"since": since, "limit": limit}).fetchall()
+    def _events(self, since: int, limit: int, where: EventFilter | None) -> list[Event]:
+        query, params = "events", {"since": since, "limit": limit}
+        if where is not None:
+            kinds = None if where.kinds is None else json.dumps(sorted(where.kinds))
+            query, filters = filtered_events(where, kinds)
+            params |= filters
+        rows = self.db.execute(_SQL[query], params).fetchall()
         return [load_event(*row) for row in rows]
+
+    # attention
+
+    async def attentions(
+        self,
+        *,
+        campaign: str | None = None,
+        open: bool | None = True,
+        recipient_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[Attention]:
+        params = {"campaign": campaign, "open": open, "recipient_id": recipient_id, "limit": limit}
+        rows = await self._call(self._rows, "attentions", params)
+        return [load_attention(row, from_micros) for row in rows]
+
+    def _rows(self, query: str, params: Params) -> list[tuple[Any, ...]]:
+        return self.db.execute(_SQL[query], params).fetchall()
+
+    async def resolve_attention(
+        self, attention_id: str, *, by: str, note: str | None, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        return await self._call(self._resolve_attention, attention_id, by, note, now)
+
+    def _resolve_attention(
+        self, attention_id: str, by: str, note: str | None, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        closing = {"id": attention_id, "resolved_at": to_micros(now), "resolved_by": by}
+        with self._write() as db:
+            changed = db.execute(_SQL["resolve_attention"], closing | {"note": note}).rowcount
+            row = db.execute(_SQL["get_attention"], {"id": attention_id}).fetchone()
+            if row is None:
+                return None
+            attention = load_attention(row, from_micros)
+            if not changed:
+                return attention, None
+            event = resolved_event(attention)
+            seq = db.execute(_SQL["insert_event"], _ENCODER.events([event])[0]).lastrowid
+        return attention, event.model_copy(update={"seq": seq})
 
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
         return await self._call(self._opted_out, addresses)

@@ -287,3 +287,102 @@ UPDATE pacing SET tat = tat + %(step)s::interval WHERE scope = %(scope)s AND key
 -- name: sweep_pacing --
 -- Forget buckets whose theoretical arrival time has passed: they mean the same as no row.
 DELETE FROM pacing WHERE tat < COALESCE(%(now)s::timestamptz, now())
+
+-- name: events_of_notification --
+-- One notification's log entries (of %(kinds)s unless NULL; of %(recipient_id)s's
+-- notifications only, unless NULL), by the events_notification index.
+-- Read as the events query reads the whole log: gap-free, below %(horizon)s, by cursor (an
+-- entry's rank in its transaction is counted over all of that transaction's entries).
+SELECT position, at, notification_id, kind, attempt_id, data FROM (
+    SELECT (e.txid::text::bigint << 24) + (
+               SELECT count(*) FROM events AS same WHERE same.txid = e.txid AND same.seq <= e.seq
+           ) AS position,
+           e.txid, e.seq, e.at, e.notification_id, e.kind, e.attempt_id, e.data
+    FROM events AS e
+    WHERE e.notification_id = %(notification_id)s
+      AND (%(recipient_id)s::text IS NULL OR e.notification_id IN (
+          SELECT id FROM notifications WHERE recipient_id = %(recipient_id)s
+      ))
+      AND (%(kinds)s::text[] IS NULL OR e.kind = ANY(%(kinds)s))
+      AND e.txid >= %(since_txid)s::bigint::text::xid8
+      AND e.txid < %(horizon)s::bigint::text::xid8
+) AS feed
+WHERE position > %(since)s
+ORDER BY txid, seq LIMIT %(limit)s
+
+-- name: events_of_recipient --
+-- The log entries of one recipient's notifications (of %(kinds)s unless NULL): their
+-- notifications by recipient id, then each one's entries by the events_notification index.
+-- Read as the events query reads the whole log: gap-free, below %(horizon)s, by cursor (an
+-- entry's rank in its transaction is counted over all of that transaction's entries).
+SELECT position, at, notification_id, kind, attempt_id, data FROM (
+    SELECT (e.txid::text::bigint << 24) + (
+               SELECT count(*) FROM events AS same WHERE same.txid = e.txid AND same.seq <= e.seq
+           ) AS position,
+           e.txid, e.seq, e.at, e.notification_id, e.kind, e.attempt_id, e.data
+    FROM events AS e
+    WHERE e.notification_id IN (SELECT id FROM notifications WHERE recipient_id = %(recipient_id)s)
+      AND (%(kinds)s::text[] IS NULL OR e.kind = ANY(%(kinds)s))
+      AND e.txid >= %(since_txid)s::bigint::text::xid8
+      AND e.txid < %(horizon)s::bigint::text::xid8
+) AS feed
+WHERE position > %(since)s
+ORDER BY txid, seq LIMIT %(limit)s
+
+-- name: events_of_kinds --
+-- Log entries of some kinds.
+-- Read as the events query reads the whole log: gap-free, below %(horizon)s, by cursor (an
+-- entry's rank in its transaction is counted over all of that transaction's entries).
+SELECT position, at, notification_id, kind, attempt_id, data FROM (
+    SELECT (e.txid::text::bigint << 24) + (
+               SELECT count(*) FROM events AS same WHERE same.txid = e.txid AND same.seq <= e.seq
+           ) AS position,
+           e.txid, e.seq, e.at, e.notification_id, e.kind, e.attempt_id, e.data
+    FROM events AS e
+    WHERE e.kind = ANY(%(kinds)s)
+      AND e.txid >= %(since_txid)s::bigint::text::xid8
+      AND e.txid < %(horizon)s::bigint::text::xid8
+) AS feed
+WHERE position > %(since)s
+ORDER BY txid, seq LIMIT %(limit)s
+
+-- name: insert_attention --
+-- Opened with the change that causes it; a change written twice opens it once.
+INSERT INTO attention
+    (id, notification_id, recipient_id, campaign, reason, detail, opened_at)
+VALUES
+    (%(id)s, %(notification_id)s, %(recipient_id)s, %(campaign)s, %(reason)s, %(detail)s,
+     %(opened_at)s)
+ON CONFLICT DO NOTHING
+
+-- name: attentions --
+-- Attention records, oldest first; a NULL filter matches everything.
+SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
+       resolved_by, note
+FROM attention
+WHERE (%(campaign)s::text IS NULL OR campaign = %(campaign)s)
+  AND (%(open)s::boolean IS NULL OR (resolved_at IS NULL) = %(open)s)
+  AND (%(recipient_id)s::text IS NULL OR recipient_id = %(recipient_id)s)
+ORDER BY opened_at, id LIMIT %(limit)s
+
+-- name: get_attention --
+SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
+       resolved_by, note
+FROM attention WHERE id = %(id)s
+
+-- name: resolve_attention --
+-- Close an open record; a resolved one is left as it is.
+UPDATE attention SET resolved_at = %(resolved_at)s, resolved_by = %(resolved_by)s,
+    note = %(note)s
+WHERE id = %(id)s AND resolved_at IS NULL
+RETURNING id
+
+-- name: insert_event_returning_seq --
+-- One log entry, answering with its cursor in the feed (see events): its transaction id
+-- shifted left 24 bits plus its rank in that transaction (the subquery does not see the row
+-- being inserted, hence the 1).
+INSERT INTO events (at, notification_id, kind, attempt_id, data)
+VALUES (%(at)s, %(notification_id)s, %(kind)s, %(attempt_id)s, %(data)s)
+RETURNING (txid::text::bigint << 24) + 1 + (
+    SELECT count(*) FROM events AS same WHERE same.txid = events.txid AND same.seq < events.seq
+)

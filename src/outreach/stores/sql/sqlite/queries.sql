@@ -214,3 +214,56 @@ UPDATE pacing SET tat = tat + :step WHERE scope = :scope AND key = :key
 -- name: sweep_pacing --
 -- Forget buckets whose theoretical arrival time has passed: they mean the same as no row.
 DELETE FROM pacing WHERE tat < :now
+
+-- name: events_of_notification --
+-- One notification's log entries (of :kinds, a JSON array of strings, unless NULL; of
+-- :recipient_id's notifications only, unless NULL), by the events_notification index.
+SELECT seq, at, notification_id, kind, attempt_id, data FROM events
+WHERE notification_id = :notification_id AND seq > :since
+  AND (:recipient_id IS NULL OR notification_id IN (
+      SELECT id FROM notifications WHERE recipient_id = :recipient_id
+  ))
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+ORDER BY seq LIMIT :limit
+
+-- name: events_of_recipient --
+-- The log entries of one recipient's notifications (of :kinds unless NULL): their
+-- notifications by recipient id, then each one's entries by the events_notification index.
+SELECT seq, at, notification_id, kind, attempt_id, data FROM events
+WHERE notification_id IN (SELECT id FROM notifications WHERE recipient_id = :recipient_id)
+  AND seq > :since
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+ORDER BY seq LIMIT :limit
+
+-- name: events_of_kinds --
+-- Log entries of some kinds (:kinds is a JSON array of strings).
+SELECT seq, at, notification_id, kind, attempt_id, data FROM events
+WHERE seq > :since AND kind IN (SELECT value FROM json_each(:kinds))
+ORDER BY seq LIMIT :limit
+
+-- name: insert_attention --
+-- Opened with the change that causes it; a change written twice opens it once.
+INSERT OR IGNORE INTO attention
+    (id, notification_id, recipient_id, campaign, reason, detail, opened_at)
+VALUES
+    (:id, :notification_id, :recipient_id, :campaign, :reason, :detail, :opened_at)
+
+-- name: attentions --
+-- Attention records, oldest first; a NULL filter matches everything (:open: 1 open, 0 resolved).
+SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
+       resolved_by, note
+FROM attention
+WHERE (:campaign IS NULL OR campaign = :campaign)
+  AND (:open IS NULL OR (resolved_at IS NULL) = :open)
+  AND (:recipient_id IS NULL OR recipient_id = :recipient_id)
+ORDER BY opened_at, id LIMIT :limit
+
+-- name: get_attention --
+SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
+       resolved_by, note
+FROM attention WHERE id = :id
+
+-- name: resolve_attention --
+-- Close an open record; a resolved one is left as it is.
+UPDATE attention SET resolved_at = :resolved_at, resolved_by = :resolved_by, note = :note
+WHERE id = :id AND resolved_at IS NULL
