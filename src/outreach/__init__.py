@@ -2,7 +2,7 @@
 
 from importlib.metadata import version
 
-from outreach._client import AsyncClient, Client
+from outreach._client import AsyncClient
 from outreach._hooks import Hooks
 from outreach._models import (
     Attempt,
@@ -22,6 +22,7 @@ from outreach._models import (
     Step,
 )
 from outreach._ratelimit import RecipientCap
+from outreach._sync import Client
 
 __version__ = version("outreach")
 
