@@ -3,6 +3,7 @@
 from importlib.metadata import version
 
 from outreach._client import AsyncClient
+from outreach._factory import channels_from_settings
 from outreach._hooks import Hooks
 from outreach._models import (
     Attempt,
@@ -22,6 +23,7 @@ from outreach._models import (
     Step,
 )
 from outreach._ratelimit import RecipientCap
+from outreach._settings import Settings
 from outreach._sync import Client
 
 __version__ = version("outreach")
@@ -43,8 +45,10 @@ __all__ = [
     "Recipient",
     "RecipientCap",
     "RetryPolicy",
+    "Settings",
     "StartRequest",
     "Status",
     "Step",
     "__version__",
+    "channels_from_settings",
 ]
