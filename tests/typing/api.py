@@ -29,7 +29,16 @@ from outreach import (
     Step,
     channels_from_settings,
 )
-from outreach.channels import Channel, Console, Failover, SendGridEmail, TwilioSMS, TwilioVoice
+from outreach.channels import (
+    Channel,
+    Console,
+    Failover,
+    Message,
+    Receipt,
+    SendGridEmail,
+    TwilioSMS,
+    TwilioVoice,
+)
 from outreach.exceptions import ConfigurationError, OutreachError
 from outreach.testing import FakeClock, InMemoryChannel, ProviderSimulator, Sandbox
 from outreach.webhooks import create_app
@@ -146,3 +155,19 @@ def errors() -> None:
         pass
     except OutreachError as error:
         print(error)
+
+
+class WhatsApp(Channel):
+    """Your own channel, as docs/channels.md writes it."""
+
+    medium = outreach.Medium.SMS
+
+    def __init__(self, *, token: str, name: str = "whatsapp") -> None:
+        self.name, self._token = name, token
+
+    async def send(self, message: Message) -> Receipt:
+        print(message.to, message.body)
+        return Receipt(provider_id="wamid.123")
+
+
+AsyncClient(store="memory://", channels={"sms": WhatsApp(token="t")})
