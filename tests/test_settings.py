@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -232,6 +233,9 @@ def test_every_settings_error_names_its_variable(
 def test_a_bad_variable_is_one_line_from_every_command(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
 ) -> None:
+    # worker and serve configure logging to the runner's stderr, closed once it returns: start
+    # from no root handler (none left by another test) and leave none behind.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
     monkeypatch.chdir(tmp_path)
     (tmp_path / "templates").mkdir()
     monkeypatch.setenv("OUTREACH_SIGNATURE_MAX_AGE", "soon")

@@ -100,7 +100,10 @@ def test_run_sends_until_close_from_another_thread(plan: Plan) -> None:
     assert not _outreach_threads()
 
 
-def test_the_wrapped_async_client_is_reachable(plan: Plan) -> None:
-    with Client(store="memory://", templates=TEMPLATES) as ox:
-        assert isinstance(ox.async_client, AsyncClient)
-        assert ox.list(status=Status.ACTIVE) == []
+def test_sync_reads_pass_their_filters_through(plan: Plan) -> None:
+    channels = {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
+    with Client(store="memory://", channels=channels, templates=TEMPLATES, clock=FakeClock()) as ox:
+        ox.start(PAX, plan, context={"flight": "9K 1042"}, key="k", campaign="c1")
+        assert [n.key for n in ox.list(status=Status.PENDING, campaign="c1")] == ["k"]
+        assert ox.list(campaign="other") == []
+        assert len(ox.events(since=0, page=1)) == 1

@@ -85,11 +85,6 @@ class Client:
             self._stop_loop()
             raise
 
-    @property
-    def async_client(self) -> AsyncClient:
-        """The ``AsyncClient`` this wraps (its methods must run on this client's loop)."""
-        return self._async
-
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
