@@ -233,9 +233,10 @@ def test_every_settings_error_names_its_variable(
 def test_a_bad_variable_is_one_line_from_every_command(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
 ) -> None:
-    # worker and serve configure logging to the runner's stderr, closed once it returns: start
-    # from no root handler (none left by another test) and leave none behind.
-    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    # The commands (and uvicorn, in other tests) configure logging to a runner's stderr,
+    # closed once it returns: start from no such handler and leave none behind.
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [])
     monkeypatch.chdir(tmp_path)
     (tmp_path / "templates").mkdir()
     monkeypatch.setenv("OUTREACH_SIGNATURE_MAX_AGE", "soon")
@@ -243,4 +244,4 @@ def test_a_bad_variable_is_one_line_from_every_command(
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "OUTREACH_SIGNATURE_MAX_AGE" in result.output
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output, result.output
