@@ -65,6 +65,14 @@ def test_init_into_a_file_is_refused(tmp_path: Path) -> None:
     assert "is a file" in result.output
 
 
+def test_init_where_nothing_can_be_written_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "templates").write_text("a file where a folder goes")
+    result = CliRunner().invoke(app, ["init", str(tmp_path), "--force"])
+    assert result.exit_code == 2
+    assert "cannot write the project" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def _run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
     done = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False

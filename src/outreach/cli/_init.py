@@ -45,10 +45,13 @@ def init(
         raise bad_input(f"{folder}: {shown} already there; nothing written (--force overwrites)")
     if folder.exists() and not folder.is_dir():
         raise bad_input(f"{folder} is a file, not a folder")
-    for name, source in files.items():
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(source.read_bytes())
+    try:
+        for name, source in files.items():
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+    except OSError as error:
+        raise bad_input(f"{folder}: cannot write the project: {error}") from None
     typer.echo(f"wrote {len(files)} files to {folder}/:")
     for name in files:
         typer.echo(f"  {name}")
