@@ -101,8 +101,11 @@ def checked_secret_key(value: SecretStr | None) -> str | None:
 class Settings(BaseSettings):
     """Configuration for the client, the CLI, the channels and the webhooks.
 
-    Every field can come from ``OUTREACH_<FIELD>`` (e.g. ``OUTREACH_TWILIO_FROM``); arguments
-    passed to the constructor take precedence. No ``.env`` file is read unless a subclass or
+    Every field can come from ``OUTREACH_<FIELD>`` (e.g. ``OUTREACH_TWILIO_FROM``); the
+    Twilio credentials and the SendGrid key also from the SDKs' own ``TWILIO_ACCOUNT_SID``,
+    ``TWILIO_AUTH_TOKEN`` and ``SENDGRID_API_KEY`` when the ``OUTREACH_*`` name is unset.
+    Arguments passed to the constructor take precedence. An invalid value raises
+    ``ConfigurationError`` naming its variable. No ``.env`` file is read unless a subclass or
     the caller asks for one (``Settings(_env_file=".env")``).
     """
 
