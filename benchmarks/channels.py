@@ -16,15 +16,17 @@ SQLite store's thread counts):
 * ``floor-httpx``    the shared ``floor_httpx.py --shards 20 -c 100``: bare httpx, 20 x 5 conns.
 * ``floor-aiohttp``  the shared ``floor_aiohttp.py -c 100``: bare aiohttp, 100 in flight.
 * ``ours-twilio``    adapter only: ``TwilioSMS(rate=None, max_in_flight=100)``, 100 workers
-  calling ``send(Message(...))`` (the same To/Body per message as the floors). The default
-  ``http="httpx"`` backend: sharded httpx clients of 2 connections each (50 x 2 at c=100).
-* ``ours-twilio-aiohttp`` the same with ``http="aiohttp"``: one aiohttp session.
+  calling ``send(Message(...))`` (the same To/Body per message as the floors), with
+  ``http="httpx"``: sharded httpx clients of 2 connections each (50 x 2 at c=100).
+* ``ours-twilio-aiohttp`` the same with ``http="aiohttp"`` (the adapters' default): one
+  aiohttp session.
 * ``ours-path``      the whole path: ``AsyncClient`` on a SQLite file, a one-step SMS plan
   through the same ``TwilioSMS``, ``start_many`` N recipients (untimed, reported apart), then
   ``await ox.run_due()`` timed: claim, decide, render, sign the ack link, store the attempt,
   send, store the outcome. Verified: every notification has its attempt ``sent``/``queued``
   and the stub counted exactly N requests.
-* ``ours-path-aiohttp`` the same whole path through ``TwilioSMS(..., http="aiohttp")``.
+* ``ours-path-aiohttp`` the same whole path through ``TwilioSMS(..., http="aiohttp")``: what a
+  user gets by default.
 * ``naive-sendgrid`` the shared ``naive_sendgrid.py``: ``SendGridAPIClient.send(Mail)`` in a loop.
 * ``ours-sendgrid``  adapter only: ``SendGridEmail(max_in_flight=100)``, 100 workers.
 * ``ours-sendgrid-aiohttp`` the same with ``http="aiohttp"``.

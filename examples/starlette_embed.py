@@ -20,9 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from outreach import AsyncClient
-from outreach._factory import channels_from_settings
-from outreach._settings import Settings
+from outreach import AsyncClient, Settings, channels_from_settings
 from outreach.webhooks import create_app
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

@@ -26,6 +26,14 @@ def _secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OUTREACH_SECRET_KEY", "test-secret")
 
 
+@pytest.fixture(autouse=True)
+def _no_real_provider_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDKs' own variables are a settings fall-back: a developer's real credentials in
+    the shell must never reach a test."""
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SENDGRID_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock("2026-11-23T14:00:00+00:00")

@@ -61,12 +61,11 @@ async def test_refused_connections_raise_httpx_connect_error(backend: str) -> No
 
 
 def test_pools_are_sized_and_checked() -> None:
-    assert isinstance(make_pool(100), HttpPool)
-    assert len(make_pool(100)._clients) == 50  # type: ignore[attr-defined]  # 2 connections each
-    assert isinstance(make_pool(100, backend="aiohttp"), AiohttpPool)
+    assert isinstance(make_pool(100), AiohttpPool)  # the fast path is the default
+    assert isinstance(make_pool(100, backend="httpx"), HttpPool)
+    # 2 connections each
+    assert len(make_pool(100, backend="httpx")._clients) == 50  # type: ignore[attr-defined]
     with pytest.raises(ConfigurationError, match="'curl'"):
         make_pool(1, backend="curl")  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="httpx backend"):
-        make_pool(
-            1, backend="aiohttp", transport=httpx.MockTransport(lambda r: httpx.Response(200))
-        )
+    with pytest.raises(ConfigurationError, match='httpx backend: pass http="httpx"'):
+        make_pool(1, transport=httpx.MockTransport(lambda r: httpx.Response(200)))

@@ -95,11 +95,11 @@ def twilio_created() -> httpx.Response:
     return httpx.Response(201, json=resource | {"status": "queued"})
 
 
-TWILIO = ("sms", MESSAGES, lambda: TwilioSMS(settings=settings()), twilio_created())
+TWILIO = ("sms", MESSAGES, lambda: TwilioSMS(http="httpx", settings=settings()), twilio_created())
 SENDGRID = (
     "email",
     MAIL_SEND,
-    lambda: SendGridEmail(settings=settings()),
+    lambda: SendGridEmail(http="httpx", settings=settings()),
     httpx.Response(202, headers={"X-Message-Id": "x-msg-1"}),
 )
 

@@ -50,14 +50,16 @@ def _no_sendgrid_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def channel() -> AsyncIterator[SendGridEmail]:
-    ch = SendGridEmail(api_key=KEY, from_email=FROM, max_in_flight=SMALL)
+    ch = SendGridEmail(http="httpx", api_key=KEY, from_email=FROM, max_in_flight=SMALL)
     yield ch
     await ch.aclose()
 
 
 @pytest.fixture
 async def unsubscribing() -> AsyncIterator[SendGridEmail]:
-    ch = SendGridEmail(api_key=KEY, from_email=FROM, list_unsubscribe=True, max_in_flight=SMALL)
+    ch = SendGridEmail(
+        http="httpx", api_key=KEY, from_email=FROM, list_unsubscribe=True, max_in_flight=SMALL
+    )
     yield ch
     await ch.aclose()
 
@@ -213,7 +215,11 @@ async def test_no_unsubscribe_headers_without_a_url(
 async def test_custom_args_prefix_and_string_values(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.post(URL).mock(return_value=accepted())
     ch = SendGridEmail(
-        api_key=KEY, from_email="n@x.example", custom_args_prefix="nx_", max_in_flight=SMALL
+        http="httpx",
+        api_key=KEY,
+        from_email="n@x.example",
+        custom_args_prefix="nx_",
+        max_in_flight=SMALL,
     )
     try:
         await ch.send(Message("17", "42", Medium.EMAIL, "a@b.example", "Hi", subject="S"))
@@ -331,7 +337,9 @@ async def test_a_504_is_recorded_unknown_and_never_resent(
     plan = Plan(
         name="gateway", steps=[Step(channel="email", template="flight_cancelled", wait="30m")]
     )
-    channels = {"email": SendGridEmail(api_key=KEY, from_email=FROM, max_in_flight=SMALL)}
+    channels = {
+        "email": SendGridEmail(http="httpx", api_key=KEY, from_email=FROM, max_in_flight=SMALL)
+    }
     async with AsyncClient(
         store="memory://", channels=channels, templates=templates_dir, clock=clock
     ) as ox:
@@ -457,7 +465,9 @@ async def test_no_httpx_exception_escapes(cls: type[Exception]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise _instance(cls, request)
 
-    ch = SendGridEmail(api_key=KEY, from_email=FROM, transport=httpx.MockTransport(handler))
+    ch = SendGridEmail(
+        http="httpx", api_key=KEY, from_email=FROM, transport=httpx.MockTransport(handler)
+    )
     try:
         receipt = await ch.send(FRENCH)
     except OutreachError:
@@ -480,7 +490,9 @@ async def test_other_httpx_mappings(cls: type[Exception], expected: type[Excepti
     def handler(request: httpx.Request) -> httpx.Response:
         raise _instance(cls, request)
 
-    ch = SendGridEmail(api_key=KEY, from_email=FROM, transport=httpx.MockTransport(handler))
+    ch = SendGridEmail(
+        http="httpx", api_key=KEY, from_email=FROM, transport=httpx.MockTransport(handler)
+    )
     try:
         with pytest.raises(expected):
             await ch.send(FRENCH)
@@ -500,7 +512,7 @@ async def test_settings_from_env(
     route = respx_mock.post("https://api.eu.sendgrid.com/v3/mail/send").mock(
         return_value=accepted()
     )
-    ch = SendGridEmail()
+    ch = SendGridEmail(http="httpx")
     try:
         await ch.send(FRENCH)
     finally:
@@ -519,7 +531,11 @@ async def test_settings_argument_wins_over_env_and_arguments_over_settings(
     route = respx_mock.post(URL).mock(return_value=accepted())
     settings = Settings(sendgrid_api_key="SG.settings.key", sendgrid_from="s@capeair.example")
     ch = SendGridEmail(
-        settings=settings, from_email="arg@capeair.example", rate=10.0, max_in_flight=SMALL
+        http="httpx",
+        settings=settings,
+        from_email="arg@capeair.example",
+        rate=10.0,
+        max_in_flight=SMALL,
     )
     try:
         await ch.send(FRENCH)
@@ -555,7 +571,7 @@ def test_missing_settings_name_the_variable(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=setting):
-        SendGridEmail()
+        SendGridEmail(http="httpx")
 
 
 async def test_repr_hides_the_key(channel: SendGridEmail) -> None:
@@ -564,7 +580,7 @@ async def test_repr_hides_the_key(channel: SendGridEmail) -> None:
 
 async def test_aclose_closes_the_pool(respx_mock: respx.MockRouter) -> None:
     respx_mock.post(URL).mock(return_value=accepted())
-    ch = SendGridEmail(api_key=KEY, from_email=FROM, max_in_flight=7)
+    ch = SendGridEmail(http="httpx", api_key=KEY, from_email=FROM, max_in_flight=7)
     await ch.send(FRENCH)
     await ch.aclose()
     with pytest.raises(RuntimeError):  # httpx refuses to send on a closed client

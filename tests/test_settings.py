@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from typer.testing import CliRunner
 
-from outreach._settings import Settings
+from outreach import Settings, channels_from_settings
+from outreach._settings import FALLBACKS as _FALLBACKS
+from outreach.cli import app
 from outreach.exceptions import ConfigurationError
+
+FALLBACKS = set(_FALLBACKS.values())
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.upper().startswith("OUTREACH_"):
+        if name.upper().startswith("OUTREACH_") or name.upper() in FALLBACKS:
             monkeypatch.delenv(name)
 
 
@@ -107,7 +112,7 @@ def test_durations_from_strings(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("value", ["soon", "10 parsecs", "0s"])
 def test_bad_signature_max_age_rejected(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("OUTREACH_SIGNATURE_MAX_AGE", value)
-    with pytest.raises(ValidationError, match="signature_max_age"):
+    with pytest.raises(ConfigurationError, match=r"^invalid settings: OUTREACH_SIGNATURE_MAX_AGE:"):
         Settings()
 
 
@@ -132,3 +137,111 @@ def test_a_secret_key_set_but_empty_is_refused(monkeypatch: pytest.MonkeyPatch, 
     with pytest.raises(ConfigurationError, match="OUTREACH_SECRET_KEY"):
         Settings(secret_key=value)
     assert Settings().secret_key is None  # unset is still allowed (a throw-away key)
+
+
+@pytest.mark.parametrize(
+    ("field", "own", "sdk"),
+    [
+        ("twilio_account_sid", "OUTREACH_TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"),
+        ("twilio_auth_token", "OUTREACH_TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"),
+        ("sendgrid_api_key", "OUTREACH_SENDGRID_API_KEY", "SENDGRID_API_KEY"),
+    ],
+)
+def test_the_sdks_own_variables_are_the_fallback(
+    monkeypatch: pytest.MonkeyPatch, field: str, own: str, sdk: str
+) -> None:
+    def value(settings: Settings) -> str | None:
+        found = getattr(settings, field)
+        return found if isinstance(found, str | None) else found.get_secret_value()
+
+    monkeypatch.setenv(sdk, "from-the-sdk-variable")
+    assert value(Settings()) == "from-the-sdk-variable"
+    monkeypatch.setenv(own, "ours")
+    assert value(Settings()) == "ours"  # the OUTREACH_ name wins
+    assert value(Settings(**{field: "argument"})) == "argument"  # and an argument wins over both
+
+
+def test_pacing_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert (s.twilio_sms_rate, s.twilio_sms_max_in_flight) == (1.0, 100)
+    assert (s.twilio_voice_rate, s.twilio_voice_max_in_flight) == (1.0, 20)
+    assert (s.sendgrid_rate, s.sendgrid_max_in_flight) == (None, 100)
+    monkeypatch.setenv("OUTREACH_TWILIO_SMS_RATE", "off")
+    monkeypatch.setenv("OUTREACH_TWILIO_SMS_MAX_IN_FLIGHT", "7")
+    monkeypatch.setenv("OUTREACH_TWILIO_VOICE_RATE", "0.5")
+    monkeypatch.setenv("OUTREACH_SENDGRID_RATE", "40")
+    monkeypatch.setenv("OUTREACH_SENDGRID_MAX_IN_FLIGHT", "3")
+    s = Settings()
+    assert (s.twilio_sms_rate, s.twilio_sms_max_in_flight) == (None, 7)
+    assert s.twilio_voice_rate == 0.5
+    assert (s.sendgrid_rate, s.sendgrid_max_in_flight) == (40.0, 3)
+
+
+async def test_channels_from_settings_are_paced_as_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "token")
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.key")
+    monkeypatch.setenv("OUTREACH_TWILIO_SMS_RATE", "25")
+    monkeypatch.setenv("OUTREACH_TWILIO_VOICE_MAX_IN_FLIGHT", "4")
+    monkeypatch.setenv("OUTREACH_SENDGRID_RATE", "off")
+    settings = Settings(twilio_from="+16175550100", sendgrid_from="Air <noreply@example.com>")
+    channels = channels_from_settings(settings)
+    try:
+        assert (channels["sms"].rate, channels["sms"].max_in_flight) == (25.0, 100)
+        assert (channels["voice"].rate, channels["voice"].max_in_flight) == (1.0, 4)
+        assert channels["email"].rate is None
+    finally:
+        for channel in channels.values():
+            await channel.aclose()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OUTREACH_SIGNATURE_MAX_AGE", "soon"),
+        ("OUTREACH_GRACE", "-1d"),
+        ("OUTREACH_TWILIO_SMS_RATE", "fast"),
+        ("OUTREACH_TWILIO_VOICE_RATE", "-2"),
+        ("OUTREACH_SENDGRID_MAX_IN_FLIGHT", "0"),
+    ],
+)
+def test_every_settings_error_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=f"^invalid settings: {variable}: ") as caught:
+        Settings()
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status", "--campaign", "c"],
+        ["worker", "--insecure-dev-key"],
+        ["serve", "--insecure-dev-key"],
+        ["ack", "n1"],
+        ["cancel", "n1"],
+        ["report", "c"],
+        ["demo"],
+        ["templates", "templates"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_a_bad_variable_is_one_line_from_every_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
+) -> None:
+    # The commands (and uvicorn, in other tests) configure logging to a runner's stderr,
+    # closed once it returns: start from no such handler and leave none behind.
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "templates").mkdir()
+    monkeypatch.setenv("OUTREACH_SIGNATURE_MAX_AGE", "soon")
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "OUTREACH_SIGNATURE_MAX_AGE" in result.output
+    assert "Traceback" not in result.output, result.output

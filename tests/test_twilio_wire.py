@@ -85,14 +85,14 @@ def settings(**overrides: Any) -> Settings:
 
 @pytest.fixture
 async def sms() -> AsyncIterator[TwilioSMS]:
-    channel = TwilioSMS(settings=settings())
+    channel = TwilioSMS(http="httpx", settings=settings())
     yield channel
     await channel.aclose()
 
 
 @pytest.fixture
 async def voice() -> AsyncIterator[TwilioVoice]:
-    channel = TwilioVoice(settings=settings(twilio_voice_from="+16175550199"))
+    channel = TwilioVoice(http="httpx", settings=settings(twilio_voice_from="+16175550199"))
     yield channel
     await channel.aclose()
 
@@ -185,7 +185,7 @@ async def test_sms_body_is_utf8_percent_encoded(sms: TwilioSMS) -> None:
 
 
 async def test_sms_with_messaging_service_sends_no_from() -> None:
-    channel = TwilioSMS(settings=settings(twilio_messaging_service_sid=SERVICE))
+    channel = TwilioSMS(http="httpx", settings=settings(twilio_messaging_service_sid=SERVICE))
     try:
         with respx.mock() as router:
             route = router.post(f"{API}/Messages.json").mock(
@@ -228,7 +228,7 @@ async def test_sms_receipt_maps_twilio_status(
 
 
 async def test_base_url_redirects_the_sdk() -> None:
-    channel = TwilioSMS(settings=settings(), base_url="http://127.0.0.1:9999/sim/")
+    channel = TwilioSMS(http="httpx", settings=settings(), base_url="http://127.0.0.1:9999/sim/")
     try:
         with respx.mock(assert_all_called=True) as router:
             router.post(f"http://127.0.0.1:9999/sim/2010-04-01/Accounts/{SID}/Messages.json").mock(
@@ -538,7 +538,7 @@ async def test_a_504_is_recorded_unknown_and_never_resent(
         route = router.post(f"{API}/Messages.json").mock(
             return_value=httpx.Response(504, text="<html>Gateway Timeout</html>")
         )
-        channels = {"sms": TwilioSMS(settings=settings())}
+        channels = {"sms": TwilioSMS(http="httpx", settings=settings())}
         async with AsyncClient(
             store="memory://", channels=channels, templates=templates_dir, clock=clock
         ) as ox:
@@ -565,7 +565,7 @@ async def test_2xx_that_is_not_json_is_unknown(sms: TwilioSMS) -> None:
 
 async def test_bad_base_url_scheme_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="OUTREACH_TWILIO_BASE_URL"):
-        TwilioSMS(settings=settings(twilio_base_url="api.twilio.com"))
+        TwilioSMS(http="httpx", settings=settings(twilio_base_url="api.twilio.com"))
 
 
 def _all_exception_classes() -> list[type[Exception]]:
@@ -639,7 +639,7 @@ async def test_adapters_default_to_outreach_settings(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("OUTREACH_TWILIO_AUTH_TOKEN", TOKEN)
     monkeypatch.setenv("OUTREACH_TWILIO_FROM", FROM)
     monkeypatch.setenv("OUTREACH_TWILIO_BASE_URL", "https://api.dublin.ie1.twilio.com")
-    sms, voice = TwilioSMS(), TwilioVoice()
+    sms, voice = TwilioSMS(http="httpx"), TwilioVoice(http="httpx")
     try:
         assert (sms.account_sid, sms.from_, sms.messaging_service_sid) == (SID, FROM, None)
         assert voice.from_ == FROM  # no OUTREACH_TWILIO_VOICE_FROM: the SMS sender
@@ -665,8 +665,10 @@ async def test_arguments_and_settings_object_win_over_the_environment(
 ) -> None:
     monkeypatch.setenv("OUTREACH_TWILIO_ACCOUNT_SID", "ACenvironment")
     monkeypatch.setenv("OUTREACH_TWILIO_VOICE_FROM", "+16175550111")
-    voice = TwilioVoice(settings=settings(twilio_voice_from="+16175550199"), rate=None)
-    sms = TwilioSMS(settings=settings(), from_="+16175550222", max_in_flight=7)
+    voice = TwilioVoice(
+        http="httpx", settings=settings(twilio_voice_from="+16175550199"), rate=None
+    )
+    sms = TwilioSMS(http="httpx", settings=settings(), from_="+16175550222", max_in_flight=7)
     try:
         assert (voice.account_sid, voice.from_, voice.rate) == (SID, "+16175550199", None)
         assert (sms.from_, sms.max_in_flight) == ("+16175550222", 7)
@@ -753,6 +755,7 @@ def test_call_twiml_speaks_brazilian_portuguese_with_camila() -> None:
 
 def test_twilio_voice_takes_voices_per_language_and_refuses_a_mismatched_pair() -> None:
     voice = TwilioVoice(
+        http="httpx",
         settings=settings(twilio_voice_from="+16175550199"),
         voices={"fr-CA": "Google.fr-CA-Standard-A", "en-US": "Polly.Matthew"},
     )
@@ -771,7 +774,9 @@ def test_twilio_voice_takes_voices_per_language_and_refuses_a_mismatched_pair() 
     ]
     for voices, named in bad:
         with pytest.raises(ConfigurationError, match=re.escape(named)):
-            TwilioVoice(settings=settings(twilio_voice_from="+16175550199"), voices=voices)
+            TwilioVoice(
+                http="httpx", settings=settings(twilio_voice_from="+16175550199"), voices=voices
+            )
 
 
 def test_call_twiml_without_options_asks_for_any_key() -> None:

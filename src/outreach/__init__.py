@@ -3,7 +3,8 @@
 from importlib.metadata import version
 
 from outreach._alerts import AlertThresholds, ChannelAlert
-from outreach._client import AsyncClient, Client
+from outreach._client import AsyncClient
+from outreach._factory import channels_from_settings
 from outreach._hooks import Hooks
 from outreach._models import (
     Attempt,
@@ -25,6 +26,8 @@ from outreach._models import (
     Step,
 )
 from outreach._ratelimit import RecipientCap
+from outreach._settings import Settings
+from outreach._sync import Client
 from outreach._telemetry import Telemetry
 
 __version__ = version("outreach")
@@ -50,9 +53,11 @@ __all__ = [
     "Recipient",
     "RecipientCap",
     "RetryPolicy",
+    "Settings",
     "StartRequest",
     "Status",
     "Step",
     "Telemetry",
     "__version__",
+    "channels_from_settings",
 ]

@@ -1,4 +1,4 @@
-"""The public API: ``AsyncClient`` (the core) and ``Client`` (the same for synchronous code)."""
+"""The public API: ``AsyncClient``, the core (``outreach._sync.Client`` wraps it for sync code)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import contextlib
 import logging
 import os
 import secrets
-import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from pydantic_core import PydanticSerializationError
@@ -56,8 +55,6 @@ from outreach.stores import EventFilter, Store, open_store
 from outreach.stores._codec import as_stored
 
 log = logging.getLogger("outreach")
-
-T = TypeVar("T")
 
 
 class Started(list[Notification]):
@@ -541,115 +538,3 @@ def _storable(value: Any) -> bool:
     except PydanticSerializationError:
         return False
     return True
-
-
-class Client:
-    """``AsyncClient`` for synchronous code.
-
-    It runs its own event loop in a private thread, so it also works where a loop is already
-    running (Jupyter, a sync view inside an async app). Use it as ``with Client(...) as ox:``.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="outreach", daemon=True)
-        self._thread.start()
-        self._async: AsyncClient = self._call(_build(*args, **kwargs))
-        self._call(self._async.open())
-
-    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the client and stop its thread."""
-        if self._loop.is_closed():
-            return
-        self._call(self._async.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
-
-    def start(self, recipient: Recipient, plan: Plan, **kwargs: Any) -> Notification:
-        """See ``AsyncClient.start``."""
-        return self._call(self._async.start(recipient, plan, **kwargs))
-
-    def start_many(
-        self, plan: Plan, requests: Iterable[StartRequest | Recipient], **kwargs: Any
-    ) -> list[Notification]:
-        """See ``AsyncClient.start_many``."""
-        return self._call(self._async.start_many(plan, requests, **kwargs))
-
-    def preview(
-        self, plan: Plan, request: StartRequest | Recipient, **kwargs: Any
-    ) -> builtins.list[Trial]:
-        """See ``AsyncClient.preview``."""
-        return self._async.preview(plan, request, **kwargs)
-
-    def get(self, notification_id: str | None = None, *, key: str | None = None) -> Notification:
-        """See ``AsyncClient.get``."""
-        return self._call(self._async.get(notification_id, key=key))
-
-    def list(self, **kwargs: Any) -> builtins.list[Notification]:
-        """See ``AsyncClient.list``."""
-        return self._call(self._async.list(**kwargs))
-
-    def events(self, since: int = 0, **filters: Any) -> builtins.list[Event]:
-        """Every log entry after ``since`` (filtered as ``AsyncClient.events`` filters), as a
-        list."""
-
-        async def collect() -> builtins.list[Event]:
-            return [event async for event in self._async.events(since, **filters)]
-
-        return self._call(collect())
-
-    def timeline(self, recipient_id: str) -> builtins.list[Event]:
-        """See ``AsyncClient.timeline``."""
-        return self._call(self._async.timeline(recipient_id))
-
-    def attention(self, **kwargs: Any) -> builtins.list[Attention]:
-        """See ``AsyncClient.attention``."""
-        return self._call(self._async.attention(**kwargs))
-
-    def resolve(self, attention_id: str, *, by: str, note: str | None = None) -> Attention:
-        """See ``AsyncClient.resolve``."""
-        return self._call(self._async.resolve(attention_id, by=by, note=note))
-
-    def acknowledge(self, notification_id: str | None = None, **kwargs: Any) -> Notification:
-        """See ``AsyncClient.acknowledge``."""
-        return self._call(self._async.acknowledge(notification_id, **kwargs))
-
-    def cancel(self, notification_id: str | None = None, **kwargs: Any) -> Notification:
-        """See ``AsyncClient.cancel``."""
-        return self._call(self._async.cancel(notification_id, **kwargs))
-
-    def run_due(self) -> int:
-        """See ``AsyncClient.run_due``."""
-        return self._call(self._async.run_due())
-
-    def suppress(self, medium: Medium | str, address: str, **kwargs: Any) -> None:
-        """See ``AsyncClient.suppress``."""
-        self._call(self._async.suppress(medium, address, **kwargs))
-
-    def unsuppress(self, medium: Medium | str, address: str) -> None:
-        """See ``AsyncClient.unsuppress``."""
-        self._call(self._async.unsuppress(medium, address))
-
-    def opt_out(self, medium: Medium | str, address: str, **kwargs: Any) -> None:
-        """See ``AsyncClient.opt_out``."""
-        self._call(self._async.opt_out(medium, address, **kwargs))
-
-
-async def _build(*args: Any, **kwargs: Any) -> AsyncClient:
-    """Construct the async client on its own loop (its asyncio objects belong there)."""
-    return AsyncClient(*args, **kwargs)

@@ -46,3 +46,6 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
 """A timedelta field that also accepts ``"15m"`` and serialises back to it."""
+
+DurationInput = timedelta | str
+"""What a ``Duration`` field accepts when constructed: a timedelta or a ``"15m"``-style string."""

@@ -13,19 +13,33 @@ from outreach.exceptions import ConfigurationError
 
 
 def channels_from_settings(settings: Settings) -> dict[str, Channel]:
-    """The provider channels whose credentials are configured, under their medium's name."""
+    """The provider channels whose credentials are configured, under their medium's name
+    (``sms``, ``voice``, ``email``), paced as the settings say (``OUTREACH_TWILIO_SMS_RATE``,
+    ``OUTREACH_TWILIO_SMS_MAX_IN_FLIGHT``, ...)."""
     channels: dict[str, Channel] = {}
     if settings.twilio_account_sid and settings.twilio_auth_token:
         from outreach.channels.twilio import TwilioSMS, TwilioVoice
 
         if settings.twilio_from or settings.twilio_messaging_service_sid:
-            channels["sms"] = TwilioSMS(settings=settings)
+            channels["sms"] = TwilioSMS(
+                settings=settings,
+                rate=settings.twilio_sms_rate,
+                max_in_flight=settings.twilio_sms_max_in_flight,
+            )
         if settings.twilio_voice_from or settings.twilio_from:
-            channels["voice"] = TwilioVoice(settings=settings)
+            channels["voice"] = TwilioVoice(
+                settings=settings,
+                rate=settings.twilio_voice_rate,
+                max_in_flight=settings.twilio_voice_max_in_flight,
+            )
     if settings.sendgrid_api_key and settings.sendgrid_from:
         from outreach.channels.sendgrid import SendGridEmail
 
-        channels["email"] = SendGridEmail(settings=settings)
+        channels["email"] = SendGridEmail(
+            settings=settings,
+            rate=settings.sendgrid_rate,
+            max_in_flight=settings.sendgrid_max_in_flight,
+        )
     return channels
 
 

@@ -13,11 +13,12 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeAlias, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -32,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from outreach._durations import Duration
+from outreach._durations import Duration, DurationInput
 from outreach.exceptions import ConfigurationError, InvalidRecipient, OutreachError
 
 
@@ -115,6 +116,16 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(part) for part in error["loc"]) or "value"
         lines.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return "; ".join(lines)
+
+
+T = TypeVar("T")
+
+Many: TypeAlias = list[T] | tuple[T, ...]
+"""What a tuple field accepts when constructed: a list or a tuple (not any iterable: a ``str``
+is one, and is refused)."""
+
+TimeInput: TypeAlias = time | str
+"""What a wall-clock field accepts when constructed: a ``time`` or ``"21:00"``."""
 
 
 class _Checked(BaseModel):
@@ -223,6 +234,20 @@ class RetryPolicy(_Config):
     inline_limit: Duration = timedelta(seconds=10)
     max_total_delay: Duration = timedelta(minutes=15)
 
+    if TYPE_CHECKING:
+        # The constructor as type checkers see it: inputs (``"15m"``), not the stored types.
+        def __init__(
+            self,
+            *,
+            attempts: int = ...,
+            initial: DurationInput = ...,
+            multiplier: float = ...,
+            max_delay: DurationInput = ...,
+            jitter: DurationInput = ...,
+            inline_limit: DurationInput = ...,
+            max_total_delay: DurationInput = ...,
+        ) -> None: ...
+
 
 class Step(_Config):
     """One send of the plan: a channel name, a template and how long to wait for an answer."""
@@ -231,6 +256,17 @@ class Step(_Config):
     template: str = Field(min_length=1)
     wait: Duration = timedelta(minutes=15)
     retry: RetryPolicy | None = None
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            channel: str,
+            template: str,
+            wait: DurationInput = ...,
+            retry: RetryPolicy | None = ...,
+        ) -> None: ...
 
 
 def locale_tags(locale: str) -> tuple[str, ...]:
@@ -257,6 +293,18 @@ class Option(_Config):
     keywords: tuple[str, ...] = ()
     labels: dict[str, str] = Field(default_factory=dict)
     handoff: bool = False
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            key: str,
+            label: str,
+            keywords: Many[str] = ...,
+            labels: Mapping[str, str] = ...,
+            handoff: bool = ...,
+        ) -> None: ...
 
     @field_validator("labels")
     @classmethod
@@ -303,6 +351,16 @@ class QuietHours(_Config):
     start: time
     end: time
     media: frozenset[Medium] = frozenset({Medium.SMS, Medium.VOICE})
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            start: TimeInput,
+            end: TimeInput,
+            media: Many[Medium | str] | AbstractSet[Medium | str] = ...,
+        ) -> None: ...
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
@@ -378,6 +436,23 @@ class FollowUp(_Config):
                     raise ValueError(problem)
         return self
 
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            after: DurationInput,
+            plan: Plan | None = ...,
+            channel: str | None = ...,
+            template: str | None = ...,
+            options: Many[Option] = ...,
+            when_choice: str | None = ...,
+            name: str | None = ...,
+            wait: DurationInput = ...,
+            repeat: int = ...,
+            deadline: DurationInput | None = ...,
+        ) -> None: ...
+
     @property
     def label(self) -> str:
         """The name used in the child's key: ``name``, else the template (or the plan's name)."""
@@ -438,6 +513,24 @@ class Plan(_Config):
     follow_ups: tuple[FollowUp, ...] = ()
     grace: Duration = timedelta(days=7)
     retry: RetryPolicy = RetryPolicy()
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            name: str,
+            steps: Many[Step],
+            options: Many[Option] = ...,
+            repeat: int = ...,
+            deadline: DurationInput | None = ...,
+            quiet_hours: QuietHours | None = ...,
+            timezone: str = ...,
+            urgent: bool = ...,
+            follow_ups: Many[FollowUp] = ...,
+            grace: DurationInput = ...,
+            retry: RetryPolicy = ...,
+        ) -> None: ...
 
     @field_validator("timezone")
     @classmethod

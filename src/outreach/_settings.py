@@ -1,12 +1,26 @@
-"""Settings read from ``OUTREACH_*`` environment variables; keyword arguments win."""
+"""Settings read from ``OUTREACH_*`` environment variables; keyword arguments win.
+
+The providers' own variables (``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``,
+``SENDGRID_API_KEY``, as their SDKs read them) are the fall-back when the ``OUTREACH_*`` name is
+unset. Every invalid value is a ``ConfigurationError`` naming the variable it came from.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from outreach._durations import Duration
@@ -31,6 +45,41 @@ def _split_words(value: Any) -> Any:
     return [word.strip() for word in text.split(",") if word.strip()]
 
 
+def _off_is_none(value: Any) -> Any:
+    """``"off"`` or ``"none"`` (any case) from the environment turns pacing off."""
+    if isinstance(value, str) and value.strip().lower() in ("off", "none", ""):
+        return None
+    return value
+
+
+Rate = Annotated[float | None, BeforeValidator(_off_is_none)]
+"""Sends per second per sender; ``None`` (``off`` in the environment): no pacing."""
+
+FALLBACKS = {
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "sendgrid_api_key": "SENDGRID_API_KEY",
+}
+"""Settings that fall back to the provider SDK's own environment variable."""
+
+_PREFIX = "OUTREACH_"
+
+
+def _with_fallback(name: str) -> AliasChoices:
+    return AliasChoices(_PREFIX + name.upper(), FALLBACKS[name])
+
+
+def env_name(field: str) -> str:
+    """The environment variable a setting is read from (the one set, when it has two)."""
+    if field.upper().startswith(_PREFIX) or field.upper() in FALLBACKS.values():
+        return field.upper()  # an alias already
+    own = _PREFIX + field.upper()
+    fallback = FALLBACKS.get(field)
+    if fallback is not None and own not in os.environ and fallback in os.environ:
+        return fallback
+    return own
+
+
 def checked_secret_key(value: SecretStr | None) -> str | None:
     """The key's text (None when unset); a key set but empty or blank is refused.
 
@@ -52,12 +101,25 @@ def checked_secret_key(value: SecretStr | None) -> str | None:
 class Settings(BaseSettings):
     """Configuration for the client, the CLI, the channels and the webhooks.
 
-    Every field can come from ``OUTREACH_<FIELD>`` (e.g. ``OUTREACH_TWILIO_FROM``); arguments
-    passed to the constructor take precedence. No ``.env`` file is read unless a subclass or
+    Every field can come from ``OUTREACH_<FIELD>`` (e.g. ``OUTREACH_TWILIO_FROM``); the
+    Twilio credentials and the SendGrid key also from the SDKs' own ``TWILIO_ACCOUNT_SID``,
+    ``TWILIO_AUTH_TOKEN`` and ``SENDGRID_API_KEY`` when the ``OUTREACH_*`` name is unset.
+    Arguments passed to the constructor take precedence. An invalid value raises
+    ``ConfigurationError`` naming its variable. No ``.env`` file is read unless a subclass or
     the caller asks for one (``Settings(_env_file=".env")``).
     """
 
-    model_config = SettingsConfigDict(env_prefix="OUTREACH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", populate_by_name=True)
+
+    def __init__(self, /, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{env_name(str(error['loc'][0]))}: {error['msg'].removeprefix('Value error, ')}"
+                for error in exc.errors(include_input=False)
+            )
+            raise ConfigurationError(f"invalid settings: {problems}") from None
 
     store: str = Field(
         default="sqlite:///outreach.db",
@@ -74,9 +136,16 @@ class Settings(BaseSettings):
         description="Base URL where providers and customers reach the webhooks app.",
     )
 
-    twilio_account_sid: str | None = Field(default=None, description="Twilio account SID.")
+    twilio_account_sid: str | None = Field(
+        default=None,
+        validation_alias=_with_fallback("twilio_account_sid"),
+        description="Twilio account SID (else TWILIO_ACCOUNT_SID).",
+    )
     twilio_auth_token: SecretStr | None = Field(
-        default=None, description="Twilio auth token (API calls and webhook signatures)."
+        default=None,
+        validation_alias=_with_fallback("twilio_auth_token"),
+        description="Twilio auth token, for API calls and webhook signatures (else "
+        "TWILIO_AUTH_TOKEN).",
     )
     twilio_from: str | None = Field(
         default=None, description="Sender number for SMS (TwilioSMS ``from_``)."
@@ -96,7 +165,11 @@ class Settings(BaseSettings):
         default="https://api.twilio.com", description="Twilio REST API base URL."
     )
 
-    sendgrid_api_key: SecretStr | None = Field(default=None, description="SendGrid API key.")
+    sendgrid_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_with_fallback("sendgrid_api_key"),
+        description="SendGrid API key (else SENDGRID_API_KEY).",
+    )
     sendgrid_from: str | None = Field(
         default=None, description="Sender address for email (SendGridEmail ``from_email``)."
     )
@@ -116,6 +189,24 @@ class Settings(BaseSettings):
     )
     brand_logo_url: str | None = Field(
         default=None, description="The link pages' logo: an https:// or data:image/ URL."
+    )
+    twilio_sms_rate: Rate = Field(
+        default=1.0, description="SMS segments per second per sender ('off': no pacing)."
+    )
+    twilio_sms_max_in_flight: int = Field(
+        default=100, ge=1, description="Concurrent Twilio Messages API requests."
+    )
+    twilio_voice_rate: Rate = Field(
+        default=1.0, description="Calls started per second per caller number ('off': no pacing)."
+    )
+    twilio_voice_max_in_flight: int = Field(
+        default=20, ge=1, description="Concurrent Twilio Calls API requests."
+    )
+    sendgrid_rate: Rate = Field(
+        default=None, description="Emails per second ('off', the default: no pacing)."
+    )
+    sendgrid_max_in_flight: int = Field(
+        default=100, ge=1, description="Concurrent SendGrid Mail Send requests."
     )
 
     signature_max_age: Duration = Field(
@@ -143,6 +234,13 @@ class Settings(BaseSettings):
     @classmethod
     def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
         checked_secret_key(value)  # a ConfigurationError, not a ValidationError, to name the env
+        return value
+
+    @field_validator("twilio_sms_rate", "twilio_voice_rate", "sendgrid_rate")
+    @classmethod
+    def _pace(cls, value: float | None) -> float | None:
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ValueError("must be a positive number of sends per second, or 'off'")
         return value
 
     @field_validator("signature_max_age")

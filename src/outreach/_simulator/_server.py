@@ -37,9 +37,14 @@ _POLL = timedelta(milliseconds=2)
 
 
 def _protocol(connections: Connections) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, remembering each connection's transport by peer address."""
+    """uvicorn's h11 protocol, remembering each connection's transport by peer address, and
+    writing no access log line (the host's ``uvicorn.access`` logger is its own)."""
 
     class Tracked(H11Protocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.access_log = False
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if self.client is not None:
@@ -189,7 +194,9 @@ class LoopbackServer:
             self._app,
             lifespan="off",
             log_config=None,
-            access_log=False,
+            # access_log=False would empty the process-wide "uvicorn.access" logger (the host's
+            # access log, say); the protocol above stays quiet instead.
+            access_log=True,
             proxy_headers=False,
             server_header=False,
             ws="none",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import httpx
-from pydantic import ValidationError
 
 from outreach._settings import Settings
 from outreach.exceptions import ConfigurationError
@@ -13,17 +12,13 @@ from outreach.exceptions import ConfigurationError
 
 def adapter_settings(kind: str, settings: Settings | None) -> Settings:
     """``settings``, or else those of the ``OUTREACH_*`` environment; an invalid variable is a
-    ``ConfigurationError`` naming it."""
+    ``ConfigurationError`` naming the adapter and the variable."""
     if settings is not None:
         return settings
     try:
         return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"OUTREACH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-            for e in exc.errors(include_input=False)
-        )
-        raise ConfigurationError(f"{kind}: invalid settings: {problems}") from None
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{kind}: {exc}") from None
 
 
 def check_pacing(kind: str, rate: float | None, max_in_flight: int) -> None:

@@ -320,7 +320,7 @@ class _Twilio(Channel):
         public_url: str | None = None,
         settings: Settings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        http: Backend = "httpx",
+        http: Backend = "aiohttp",
         name: str | None = None,
     ) -> None:
         kind = type(self).__name__
@@ -435,7 +435,7 @@ class TwilioSMS(_Twilio):
 
     Arguments left ``None`` come from ``settings`` (default ``Settings()``, i.e. ``OUTREACH_*``).
     With a messaging service, ``From`` is left out and Twilio picks the sender from its pool.
-    ``http="aiohttp"`` sends through aiohttp instead of httpx (less CPU per message).
+    Requests go through aiohttp (``http="httpx"`` for httpx, which respx can intercept).
     """
 
     medium = Medium.SMS

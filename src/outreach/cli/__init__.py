@@ -4,6 +4,7 @@ from outreach.cli import (  # noqa: F401  (they register commands)
     _attention,
     _campaign,
     _db,
+    _init,
     _running,
     _support,
 )

@@ -141,10 +141,14 @@ async def until_signalled(work: Coroutine[Any, Any, None]) -> None:
 
 
 def run_command(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work: a configuration problem exits 2, any other failure 1, each with
+    one line on standard error."""
     try:
         return asyncio.run(coroutine)
+    except ConfigurationError as error:
+        fail(str(error))
     except OutreachError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}")
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
         raise typer.Exit(1) from error
 
 

@@ -149,7 +149,16 @@ class SQLiteStore(NamedReads):
             )
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="outreach-sqlite")
-            await self._call(self._open)
+            try:
+                await self._call(self._open)
+            except BaseException:
+                # A failed open leaves no thread behind (and close() has nothing to do).
+                self._executor.shutdown(wait=True)
+                self._executor = None
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
+                raise
 
     def _open(self) -> None:
         if self._path != ":memory:":
