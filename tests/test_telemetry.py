@@ -207,6 +207,16 @@ async def test_an_acknowledgement_by_reply_counts_for_the_channel_replied_on(
     assert waited.sum == 120.0
 
 
+async def test_a_customer_never_reached_counts_as_attention_opened(
+    ox: AsyncClient, otel: Otel, clock: FakeClock
+) -> None:
+    await ox.start(PAX, PLAN, context={"flight": FLIGHT})
+    for _ in range(10):
+        await ox.run_due()
+        clock.advance("1h")
+    assert otel.counts("outreach.attention.opened") == {(("outreach.reason", "unreached"),): 1}
+
+
 def test_attention_and_alert_counters(otel: Otel, clock: FakeClock) -> None:
     otel.telemetry.attention_opened("exhausted")
     otel.telemetry.attention_opened("exhausted")

@@ -156,6 +156,8 @@ class Telemetry:
                 self._acks.add(1, {"outreach.channel": channel})
                 waited = (event.at - notification.created_at).total_seconds()
                 self._time_to_ack.record(max(waited, 0.0), {"outreach.channel": channel})
+            elif event.kind is EventKind.ATTENTION_OPENED:
+                self.attention_opened(str(event.data["reason"]))
 
     def attention_opened(self, reason: str) -> None:
         """An Attention record was opened (call it after commit)."""
