@@ -215,12 +215,8 @@ def cancel(
 
         async def cancel_all() -> int:
             async with client as ox:
-                cancelled = 0
-                for n in await ox.list(campaign=campaign, limit=10_000_000):
-                    if not n.status.is_terminal:
-                        await ox.cancel(n.id, reason=reason or f"campaign {campaign} cancelled")
-                        cancelled += 1
-                return cancelled
+                why = reason or f"campaign {campaign} cancelled"
+                return await ox.cancel_campaign(campaign, reason=why)
 
         count = run_command(cancel_all())
         if as_json:

@@ -61,6 +61,11 @@ class Store(Protocol):
         """Notifications, oldest first, optionally filtered."""
         ...
 
+    async def unfinished_in_campaign(self, campaign: str, *, limit: int) -> list[Notification]:
+        """Up to ``limit`` pending or active notifications of ``campaign``, in any order: the
+        next batch for a bulk cancel, cheap however large the campaign."""
+        ...
+
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
     ) -> list[Notification]:

@@ -211,6 +211,9 @@ class NamedReads:
             "query", status=None if status is None else str(status), campaign=campaign, limit=limit
         )
 
+    async def unfinished_in_campaign(self, campaign: str, *, limit: int) -> list[Notification]:
+        return await self._read("unfinished_in_campaign", campaign=campaign, limit=limit)
+
     async def find_by_provider_id(self, provider_id: str) -> Notification | None:
         return await self._read_one("find_by_provider_id", provider_id=provider_id)
 
