@@ -66,6 +66,11 @@ class Store(Protocol):
         next batch for a bulk cancel, cheap however large the campaign."""
         ...
 
+    async def campaign_counts(self, campaign: str) -> dict[tuple[Status, bool], int]:
+        """How many notifications of ``campaign`` have each status, by (status, whether it
+        is a follow-up): counted by the store, not loaded."""
+        ...
+
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
     ) -> list[Notification]:

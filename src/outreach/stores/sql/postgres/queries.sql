@@ -61,6 +61,12 @@ SELECT plan_id, body FROM notifications
 WHERE campaign = %(campaign)s AND status IN ('pending', 'active')
 LIMIT %(limit)s
 
+-- name: campaign_counts --
+-- A campaign's notifications by status, follow-ups apart (answered from the campaign index).
+SELECT status, parent_id IS NOT NULL, COUNT(*) FROM notifications
+WHERE campaign = %(campaign)s
+GROUP BY status, parent_id IS NOT NULL
+
 -- name: claim_due --
 -- Lease up to %(limit)s notifications due at %(now)s that no live lease holds, in one
 -- statement: rows another claimer has locked are skipped rather than waited for, so

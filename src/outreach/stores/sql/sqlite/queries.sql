@@ -49,6 +49,12 @@ SELECT plan_id, body FROM notifications
 WHERE campaign = :campaign AND status IN ('pending', 'active')
 LIMIT :limit
 
+-- name: campaign_counts --
+-- A campaign's notifications by status, follow-ups apart (answered from the campaign index).
+SELECT status, parent_id IS NOT NULL, COUNT(*) FROM notifications
+WHERE campaign = :campaign
+GROUP BY status, parent_id IS NOT NULL
+
 -- name: claim_due --
 -- Lease up to :limit notifications due at :now that no live lease holds.
 UPDATE notifications SET lease_owner = :owner, lease_until = :lease_until
