@@ -13,12 +13,16 @@ The building blocks of ``outreach send``, ``outreach report`` and friends, for s
   reports rows that cannot be sent, with per-channel counts, SMS segments and encodings.
 - :func:`start_campaign` starts the valid rows in batches, each batch one transaction, keyed
   so a re-run resumes and never sends twice; it says how many were new.
+- :func:`run_until_finished` runs the escalations in process until the campaign is done, and
+  :func:`campaign_progress` says where it stands (counts by status, first sends left).
 - :func:`campaign_report` sums up what happened: reach, acknowledgements by channel and step,
   time to acknowledge, choices, opt-outs, follow-ups and who was never reached, and why.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import difflib
 import json
@@ -50,6 +54,7 @@ from outreach.exceptions import ConfigurationError, InvalidRecipient, TemplateEr
 
 __all__ = [
     "CampaignCheck",
+    "CampaignProgress",
     "CampaignReport",
     "ChannelCount",
     "Preview",
@@ -57,9 +62,11 @@ __all__ = [
     "RowError",
     "StartResult",
     "Ucs2Row",
+    "campaign_progress",
     "campaign_report",
     "never_reached",
     "read_recipients",
+    "run_until_finished",
     "start_campaign",
     "validate_campaign",
     "write_rejects",
@@ -493,6 +500,80 @@ async def start_campaign(
         if progress is not None:
             progress(min(first + batch, len(rows)), len(rows))
     return StartResult(new, existing)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignProgress:
+    """A campaign's notifications by status (follow-ups apart), and when its first messages
+    should all be out at the pacing of its first channel (``None``: not paced)."""
+
+    counts: dict[str, int]
+    follow_ups: dict[str, int]
+    first_sends_left: timedelta | None
+    longest_escalation: timedelta
+    """From a first send to the end of the plan: every step's wait, every pass (or the
+    deadline, if sooner). With ``first_sends_left``, an upper bound on the time to go."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values()) + sum(self.follow_ups.values())
+
+    @property
+    def finished(self) -> int:
+        """Notifications (follow-ups included) nothing more will be sent for."""
+        return sum(
+            count
+            for counts in (self.counts, self.follow_ups)
+            for status, count in counts.items()
+            if Status(status).is_terminal
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.finished == self.total
+
+
+async def campaign_progress(client: AsyncClient, campaign: str, plan: Plan) -> CampaignProgress:
+    """Where ``campaign`` stands, counted by the store (nothing is loaded)."""
+    counts = await client.store.campaign_counts(campaign)
+    roots = {s.value: c for (s, child), c in sorted(counts.items()) if not child}
+    children = {s.value: c for (s, child), c in sorted(counts.items()) if child}
+    rate = getattr(client.channels.get(plan.steps[0].channel), "rate", None)
+    pending = roots.get(Status.PENDING.value, 0)
+    first = timedelta(seconds=pending / rate) if isinstance(rate, int | float) and rate else None
+    chain = sum((step.wait for step in plan.steps), timedelta(0)) * (plan.repeat + 1)
+    if plan.deadline is not None:
+        chain = min(chain, plan.deadline)
+    return CampaignProgress(roots, children, first, chain)
+
+
+async def run_until_finished(
+    client: AsyncClient,
+    campaign: str,
+    plan: Plan,
+    *,
+    progress: Callable[[CampaignProgress], None] | None = None,
+    every: timedelta = timedelta(seconds=1),
+) -> CampaignProgress:
+    """Run the escalations in this process (``client.run()``) until every notification of
+    ``campaign`` is finished, follow-ups included, looking ``every`` so often (on the
+    client's clock). Cancelled (Ctrl-C), it stops as ``run()`` does: what is left stays
+    queued for a worker or the next run."""
+    running = asyncio.ensure_future(client.run())
+    try:
+        while True:
+            now = await campaign_progress(client, campaign, plan)
+            if progress is not None:
+                progress(now)
+            if running.done():
+                await running  # it stopped: say why
+            if now.done:
+                return now
+            await client.clock.sleep_until(client.clock.now() + every, asyncio.Event())
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
 
 # -- reporting ----------------------------------------------------------------------------------

@@ -17,8 +17,11 @@ from outreach._models import Medium, Notification, Option, Plan, Recipient
 from outreach._templates import Templates
 from outreach.campaigns import (
     CampaignCheck,
+    CampaignProgress,
+    StartResult,
     campaign_report,
     read_recipients,
+    run_until_finished,
     start_campaign,
     validate_campaign,
     write_rejects,
@@ -26,6 +29,7 @@ from outreach.campaigns import (
 from outreach.cli._app import app
 from outreach.cli._common import (
     AppOption,
+    InsecureDevKey,
     JsonOption,
     StoreOption,
     bad_input,
@@ -34,9 +38,12 @@ from outreach.cli._common import (
     id_or_key,
     load_settings,
     parse_pairs,
+    require_secret_key,
     run_command,
     template_values,
+    until_signalled,
 )
+from outreach.cli._progress import Watch
 from outreach.exceptions import OutreachError, TemplateError
 
 
@@ -90,13 +97,25 @@ def send(
             "--skip-invalid", help="Send the valid rows; write the others to NAME.rejects.csv."
         ),
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Run the escalations here until every notification of the campaign is "
+            "finished (Ctrl-C: the rest stays queued for a worker or the next run).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
     app_path: AppOption = None,
+    insecure_dev_key: InsecureDevKey = False,
 ) -> None:
     """Start a plan for everyone in a file, after checking every row.
 
     Nothing is sent while any row is invalid (unless --skip-invalid). Each notification is
     keyed by campaign and recipient id, so running it again resumes and never sends twice.
+    The escalations run in `outreach worker` or `serve` sharing the store, or here with --wait.
+
+    Example: outreach send plan.toml passengers.csv --campaign 9K1042 --context flight="9K 1042"
     """
     values = template_values(context, context_file)
     try:
@@ -128,25 +147,70 @@ def send(
             recipients.with_name(f"{recipients.stem}.rejects.csv"), check.errors
         )
 
-    def progress(done: int, total: int) -> None:
-        if not as_json:
-            typer.echo(f"  {done:,} of {total:,} row(s) started or found", err=True)
+    if wait:
+        require_secret_key(client, "send --wait", insecure_dev_key=insecure_dev_key)
+    shown = not as_json
+    last: list[CampaignProgress] = []
 
-    async def go() -> tuple[int, int]:
+    def watched(now: CampaignProgress) -> None:
+        last[:] = [now]
+        finishing.update(now.finished, _progress_detail(now), total=now.total)
+
+    async def go() -> StartResult:
         async with client as ox:
-            started = await start_campaign(
-                ox, plan, check.rows, campaign=campaign, context=values, progress=progress
-            )
-            return started.new, started.existing
+            with enqueueing:
+                started = await start_campaign(
+                    ox,
+                    plan,
+                    check.rows,
+                    campaign=campaign,
+                    context=values,
+                    progress=lambda done, _: enqueueing.update(done),
+                )
+            if shown:
+                typer.echo(
+                    f"campaign {campaign}: {started.new:,} new, "
+                    f"{started.existing:,} already started"
+                )
+                if rejects is not None:
+                    typer.echo(
+                        f"{len(check.errors):,} invalid row(s) not sent, listed in {rejects}"
+                    )
+            if wait:
+                with finishing:
+                    await until_signalled(run_until_finished(ox, campaign, plan, progress=watched))
+            return started
 
-    new, existing = run_command(go())
+    enqueueing = Watch("started or found", total=len(check.rows), enabled=shown)
+    finishing = Watch("finished", total=1, enabled=shown)
+    started = run_command(go())
+    result |= {"sent": True, "new": started.new, "existing": started.existing}
+    result["rejects"] = str(rejects or "")
+    if wait and last:
+        final = last[0]
+        result["counts"] = final.counts
+        result["follow_ups"] = final.follow_ups
+        result["finished"] = final.done
+        if shown and not final.done:
+            typer.echo(
+                f"stopped: {final.total - final.finished:,} notification(s) left queued; "
+                "`outreach worker`, or `send --wait` again, carries on"
+            )
+        elif shown:
+            typer.echo(f"campaign {campaign}: all finished ({_progress_detail(final)})")
     if as_json:
-        result |= {"sent": True, "new": new, "existing": existing, "rejects": str(rejects or "")}
         typer.echo(json.dumps(result, indent=2))
-        return
-    typer.echo(f"campaign {campaign}: {new:,} new, {existing:,} already started")
-    if rejects is not None:
-        typer.echo(f"{len(check.errors):,} invalid row(s) not sent, listed in {rejects}")
+
+
+def _progress_detail(now: CampaignProgress) -> str:
+    counts = ", ".join(f"{k} {v:,}" for k, v in now.counts.items())
+    follow = sum(now.follow_ups.values())
+    counts += f", follow-ups {follow:,}" if follow else ""
+    if now.first_sends_left is None or now.done:
+        return counts
+    bound = now.first_sends_left + now.longest_escalation
+    first = str(now.first_sends_left).split(".")[0]
+    return f"{counts}; first sends done in {first}, all by {str(bound).split('.')[0]} at most"
 
 
 @app.command()

@@ -118,7 +118,7 @@ def log_to_stderr() -> None:
     )
 
 
-async def until_signalled(work: Coroutine[Any, Any, None]) -> None:
+async def until_signalled(work: Coroutine[Any, Any, object]) -> None:
     """Run ``work`` until SIGTERM or SIGINT cancels it (its graceful stop), then return."""
     task = asyncio.ensure_future(work)
     loop = asyncio.get_running_loop()
