@@ -7,8 +7,11 @@ from typing import Annotated
 
 import typer
 
+from outreach.cli._common import DEBUG
+
 app = typer.Typer(
-    help="Reach customers by SMS, email and voice until they acknowledge.",
+    help="Reach customers by SMS, email and voice until they acknowledge.\n\n"
+    "Example: outreach send plan.toml passengers.csv --campaign 9K1042 --dry-run",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -26,7 +29,6 @@ def _print_version(wanted: bool) -> None:
 
 @app.callback()
 def main(
-    context: typer.Context,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the full trace of an error, not one line.")
     ] = False,
@@ -37,8 +39,5 @@ def main(
         ),
     ] = False,
 ) -> None:
-    """outreach: escalating customer notifications.
-
-    Example: outreach send plan.toml passengers.csv --campaign 9K1042 --dry-run
-    """
-    context.obj = {"debug": debug}
+    """outreach: escalating customer notifications."""
+    DEBUG.set(debug)

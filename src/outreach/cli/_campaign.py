@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from outreach._messages import template_context
-from outreach._models import Medium, Notification, Option, Plan, Recipient
+from outreach._models import Medium, Notification, Option, Plan, Recipient, Status
 from outreach._templates import Templates
 from outreach.campaigns import (
     CampaignCheck,
@@ -34,6 +34,7 @@ from outreach.cli._common import (
     StoreOption,
     bad_input,
     build_client,
+    console,
     existing_store,
     id_or_key,
     load_settings,
@@ -221,16 +222,20 @@ def templates(
     context: Annotated[
         list[str] | None, typer.Option(help="Sample variable as name=value (repeatable).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Check every notice: which media it has, and whether each renders with sample data."""
+    """Check every notice: which media it has, and whether each renders with sample data.
+
+    Example: outreach templates templates/ --context flight="9K 1042"
+    """
     configured = load_settings().templates
     root = folder or (Path(configured) if configured else None)
     if root is None:
-        raise typer.BadParameter("give a folder or set OUTREACH_TEMPLATES")
+        raise bad_input("give a folder or set OUTREACH_TEMPLATES")
     try:
         notices = Templates(root)
     except OutreachError as error:
-        raise typer.BadParameter(str(error)) from error
+        raise bad_input(str(error)) from error
     options = (Option(key="1", label="First choice"), Option(key="2", label="Second choice"))
     sample = template_context(
         parse_pairs(context, "--context"),
@@ -240,21 +245,28 @@ def templates(
         option_urls={o.key: f"https://example.com/ack/sample-{o.key}" for o in options},
     )
     table = Table("notice", *(m.value for m in Medium))
+    found: dict[str, dict[str, str]] = {}
     broken = 0
     for name in notices.names():
         cells = []
+        found[name] = {}
         for medium in Medium:
             try:
                 rendered = notices.render(name, medium, sample)
             except TemplateError as error:
                 missing = "has no" in str(error)
                 broken += not missing
-                cells.append("[dim]-[/dim]" if missing else f"[red]{error}[/red]")
+                found[name][medium.value] = "missing" if missing else str(error)
+                cells.append(Text("-", "dim") if missing else Text(str(error), "red"))
                 continue
             extra = f" ({rendered.segments} SMS segment(s))" if rendered.segments else ""
-            cells.append(f"[green]ok[/green]{extra}")
-        table.add_row(name, *cells)
-    Console().print(table)
+            found[name][medium.value] = "ok" + extra
+            cells.append(Text.assemble(("ok", "green"), extra))
+        table.add_row(Text(name), *cells)
+    if as_json:
+        typer.echo(json.dumps({"notices": found, "broken": broken}, indent=2))
+    else:
+        console().print(table)
     if broken:
         raise typer.Exit(1)
 
@@ -271,7 +283,10 @@ def cancel(
     as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """Withdraw a notification, or a whole campaign: nothing more is sent for it."""
+    """Withdraw a notification, or a whole campaign: nothing more is sent for it.
+
+    Example: outreach cancel --campaign 9K1042 --reason "flight reinstated"
+    """
     if campaign is not None:
         if notification_id is not None or key is not None:
             raise bad_input("give a notification id, --key or --campaign, not several")
@@ -313,21 +328,23 @@ def status(
     as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """Show one notification and its attempts, or a campaign's counts."""
+    """Show one notification and its attempts, or a campaign's counts.
+
+    Example: outreach status --campaign 9K1042 --json
+    """
     if campaign is not None:
         if notification_id is not None or key is not None:
             raise bad_input("give a notification id, --key or --campaign, not several")
         client = existing_store(build_client(app_path, store))
 
-        async def count() -> list[Notification]:
+        async def count() -> dict[tuple[Status, bool], int]:
             async with client as ox:
-                return await ox.list(campaign=campaign, limit=10_000_000)
+                return await ox.store.campaign_counts(campaign)
 
-        found = run_command(count())
-        counts: dict[str, int] = {}
-        for n in found:
-            name = n.status.value if n.parent_id is None else f"follow-up {n.status.value}"
-            counts[name] = counts.get(name, 0) + 1
+        counts = {
+            f"follow-up {state.value}" if child else state.value: n
+            for (state, child), n in run_command(count()).items()
+        }
         if as_json:
             typer.echo(json.dumps({"campaign": campaign, "counts": dict(sorted(counts.items()))}))
         else:
@@ -345,8 +362,8 @@ def status(
     if as_json:
         typer.echo(n.model_dump_json(indent=2))
         return
-    console = Console()
-    console.print(
+    out = console()
+    out.print(
         f"[bold]{escape(n.id)}[/bold] key={escape(n.key or '')} "
         f"campaign={escape(n.campaign or '')} status={n.status.value}"
         + (f" choice={escape(n.choice)} via={escape(n.acknowledged_via or '')}" if n.choice else "")
@@ -361,7 +378,7 @@ def status(
             sent,
             escape(a.error or ""),
         )
-    console.print(table)
+    out.print(table)
 
 
 @app.command()
@@ -371,11 +388,17 @@ def report(
         str, typer.Option("--format", help="table, csv (one line per recipient) or json.")
     ] = "table",
     store: StoreOption = None,
+    as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """What happened in a campaign: reach, acknowledgements, choices, who was never reached."""
+    """What happened in a campaign: reach, acknowledgements, choices, who was never reached.
+
+    Example: outreach report 9K1042 --format csv > to-call.csv
+    """
     if format_ not in ("table", "csv", "json"):
         raise bad_input(f"--format {format_!r}: use table, csv or json")
+    if as_json:
+        format_ = "json"
     client = existing_store(build_client(app_path, store))
 
     async def go() -> tuple[list[Notification], list[Any]]:
@@ -404,7 +427,7 @@ def report(
     if not result.notifications:
         typer.echo(f"campaign {campaign}: no notifications")
         return
-    console = Console()
+    out = console()
     table = Table(title=f"campaign {escape(campaign)}", show_header=False)
     rate = f"{result.reach_rate:.1%}" if result.reach_rate is not None else "-"
 
@@ -427,9 +450,9 @@ def report(
     ]
     for name, value in rows:
         table.add_row(name, escape(value or "-"))
-    console.print(table)
+    out.print(table)
     for row in result.never_reached:
-        console.print(
+        out.print(
             f"never reached {escape(row['recipient'])} ({escape(row['key'])}): "
             f"{escape(row['reason'])}"
         )

@@ -11,10 +11,10 @@ import sys
 import tomllib
 import traceback
 from collections.abc import Coroutine
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -40,17 +40,15 @@ def console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-def debugging() -> bool:
-    """True when the command line has ``--debug`` (expected errors then show their trace)."""
-    context = click.get_current_context(silent=True)
-    return bool(context is not None and (context.find_root().obj or {}).get("debug"))
+DEBUG: ContextVar[bool] = ContextVar("outreach_cli_debug", default=False)
+"""Set from ``--debug`` for each command line (expected errors then show their trace)."""
 
 
 def error_line(message: str) -> None:
     """``error: message`` on standard error, the message never read as markup; with
     ``--debug``, the trace of the exception being handled first."""
     err = console(stderr=True)
-    if debugging() and sys.exc_info()[1] is not None:
+    if DEBUG.get() and sys.exc_info()[1] is not None:
         err.print(traceback.format_exc(), markup=False, end="")
     err.print(Text.assemble(("error:", "red"), " ", message))
 

@@ -32,6 +32,8 @@ def worker(app_path: AppOption = None, insecure_dev_key: InsecureDevKey = False)
 
     On either it stops claiming, lets requests already handed to a provider finish, gives
     everything else back to the store for another process, and exits 0.
+
+    Example: outreach worker --app myapp.outreach:make_client
     """
     log_to_stderr()
     client = client_from_app(app_path)
@@ -54,7 +56,10 @@ def serve(
     app_path: AppOption = None,
     insecure_dev_key: InsecureDevKey = False,
 ) -> None:
-    """Serve the webhooks and run escalations in one process (the embedded default)."""
+    """Serve the webhooks and run escalations in one process (the embedded default).
+
+    Example: outreach serve --host 0.0.0.0 --port 8000
+    """
     import uvicorn
 
     from outreach.webhooks import create_app
@@ -98,7 +103,10 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Play the Cape Air story: six passengers of a cancelled flight, on a virtual clock."""
+    """Play the Cape Air story: six passengers of a cancelled flight, on a virtual clock.
+
+    Example: outreach demo --speed 30
+    """
     console = Console()
     with tempfile.TemporaryDirectory(prefix="outreach-demo-") as folder:
         url = store or f"sqlite:///{Path(folder) / 'outreach.db'}"
