@@ -20,7 +20,7 @@ from outreach.campaigns import (
     CampaignProgress,
     StartResult,
     campaign_report,
-    read_recipients,
+    iter_recipients,
     run_until_finished,
     start_campaign,
     validate_campaign,
@@ -51,7 +51,7 @@ from outreach.exceptions import OutreachError, TemplateError
 def _print_check(check: CampaignCheck, name: str, *, dry_run: bool) -> None:
     for error in check.errors:
         typer.echo(f"{name} {error}", err=True)
-    typer.echo(f"{len(check.rows):,} valid row(s), {len({e.line for e in check.errors}):,} invalid")
+    typer.echo(f"{check.valid:,} valid row(s), {len({e.line for e in check.errors}):,} invalid")
     if not dry_run:
         return
     for channel, count in check.channels.items():
@@ -121,12 +121,12 @@ def send(
     values = template_values(context, context_file)
     try:
         plan = Plan.load(plan_file)
-        rows, errors = read_recipients(recipients, key_prefix=campaign)
     except OutreachError as error:
         raise bad_input(str(error)) from error
     client = build_client(app_path, store, templates_dir)
-    try:
-        check = validate_campaign(client, plan, rows, context=values, errors=errors)
+    try:  # read and check one record at a time; a dry run keeps none of them
+        rows = iter_recipients(recipients, key_prefix=campaign)
+        check = validate_campaign(client, plan, rows, context=values, keep_rows=not dry_run)
     except OutreachError as error:
         raise bad_input(str(error)) from error
     result: dict[str, Any] = {"campaign": campaign, **check.to_dict()}
