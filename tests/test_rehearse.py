@@ -132,3 +132,12 @@ def test_bad_input_exits_2_in_one_line(cohort: Path) -> None:
     horizon = CliRunner().invoke(app, [*_rehearse("--personas", "quick.toml"), "--horizon", "x"])
     assert horizon.exit_code == 2
     assert "--horizon 'x'" in horizon.output
+
+
+def test_the_docs_describe_every_built_in_persona_and_the_example_mix_loads() -> None:
+    from outreach.rehearsal import BUILT_IN
+
+    docs = (ROOT / "docs" / "rehearse.md").read_text()
+    assert all(f"| `{name}` |" in docs for name in BUILT_IN)
+    mix = load_mix(ROOT / "examples" / "rehearse_mix.toml")
+    assert {p.name for p in mix.personas} >= {"answers-sms", "reads-email-at-lunch"}

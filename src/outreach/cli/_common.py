@@ -37,7 +37,7 @@ AppOption = Annotated[
 def console(*, stderr: bool = False) -> Console:
     """Where commands print: colour only on a terminal and without ``NO_COLOR`` (rich's
     rules), no highlighting of numbers or paths in what we print."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=True)
 
 
 DEBUG: ContextVar[bool] = ContextVar("outreach_cli_debug", default=False)
