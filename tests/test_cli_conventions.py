@@ -198,4 +198,4 @@ def test_json_results_are_json(store: str) -> None:
     ):
         result = CliRunner().invoke(app, [*command, "--store", store, "--json"])
         assert result.exit_code == 0, result.output
-        json.loads(result.output)
+        json.loads(result.stdout)

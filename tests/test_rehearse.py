@@ -49,7 +49,7 @@ def test_everyone_answering_the_text_in_5_minutes_is_reached_by_sms_before_15m(
     (cohort / "quick.toml").write_text(QUICK)
     result = CliRunner().invoke(app, [*_rehearse("--personas", "quick.toml"), "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["reach"]["15m"] == 1.0
     assert data["by_step"] == {"1 sms": 12}
     assert data["by_channel"] == {"sms": 12}
@@ -65,12 +65,12 @@ def test_the_same_seed_gives_the_same_figures(cohort: Path) -> None:
         for _ in range(2)
     ]
     assert all(r.exit_code == 0 for r in runs), runs[0].output
-    first, second = (json.loads(r.output) for r in runs)
+    first, second = (json.loads(r.stdout) for r in runs)
     assert first == second
     assert first["seed"] == 3
     assert sum(first["personas"].values()) == 12
     other = CliRunner().invoke(app, [*_rehearse("--personas", str(mix)), "--seed", "4", "--json"])
-    assert json.loads(other.output)["personas"] != first["personas"]
+    assert json.loads(other.stdout)["personas"] != first["personas"]
 
 
 def test_the_table_and_the_page(cohort: Path) -> None:

@@ -68,7 +68,7 @@ def test_wait_runs_every_notification_to_its_end(folder: Path) -> None:
     assert "campaign c: all finished (exhausted 3)" in result.output
     assert "\x1b[" not in result.output
     again = CliRunner().invoke(app, [*args, "--wait", "--json"])
-    data = json.loads(again.output)
+    data = json.loads(again.stdout)
     assert (data["new"], data["existing"], data["finished"]) == (0, 3, True)
     assert data["counts"] == {"exhausted": 3}
 

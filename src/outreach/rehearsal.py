@@ -348,7 +348,10 @@ def _summarise(
     campaign: str,
 ) -> Rehearsal:
     report = campaign_report(campaign, found, events)
-    roots = [n for n in found if n.parent_id is None]
+    order = {row.request.recipient.id: i for i, row in enumerate(rows)}
+    roots = sorted(
+        (n for n in found if n.parent_id is None), key=lambda n: order.get(n.recipient.id, 0)
+    )  # file order: the store's order breaks ties by random ids
     persona_of = {
         row.request.recipient.id: kind.name for row, kind in zip(rows, kinds, strict=True)
     }
