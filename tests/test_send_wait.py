@@ -106,3 +106,18 @@ async def test_cancelled_it_leaves_the_rest_queued_and_a_second_run_finishes(
         assert done.counts == {"exhausted": 4}
         assert len(sms.outbox) == 4  # nobody texted twice
         assert (await campaign_progress(ox, "c", plan)).finished == 4
+
+
+def test_on_a_terminal_progress_is_a_live_bar(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich takes standard error for a terminal
+    args = ["send", "plan.toml", "pax.csv", "--campaign", "c", "--app", os.environ["APP"]]
+    result = CliRunner().invoke(app, [*args, "--wait"])
+    assert result.exit_code == 0, result.output
+    assert "started or found" in result.stderr
+    assert "3/3" in result.stderr  # the bar's count, not a plain line
+    assert "started or found: 3 of 3" not in result.stderr
+    assert "campaign c: all finished (exhausted 3)" in result.stdout
