@@ -132,6 +132,17 @@ def test_bad_input_exits_2_in_one_line(cohort: Path) -> None:
     horizon = CliRunner().invoke(app, [*_rehearse("--personas", "quick.toml"), "--horizon", "x"])
     assert horizon.exit_code == 2
     assert "--horizon 'x'" in horizon.output
+    start = CliRunner().invoke(
+        app, [*_rehearse("--personas", "quick.toml"), "--start", "2026-11-23T13:30"]
+    )
+    assert start.exit_code == 2
+    assert "give the UTC offset" in start.output
+    no_flight = CliRunner().invoke(
+        app, ["rehearse", str(PLAN), "pax.csv", "--personas", "quick.toml"]
+    )
+    assert no_flight.exit_code == 2
+    assert "variable 'flight' is undefined" in no_flight.stderr
+    assert "Traceback" not in no_flight.output
 
 
 def test_the_docs_describe_every_built_in_persona_and_the_example_mix_loads() -> None:

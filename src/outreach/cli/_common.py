@@ -23,7 +23,13 @@ from rich.text import Text
 from outreach._client import AsyncClient
 from outreach._factory import load_client
 from outreach._settings import Settings
-from outreach.exceptions import ConfigurationError, OutreachError
+from outreach.exceptions import (
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidRecipient,
+    OutreachError,
+    TemplateError,
+)
 
 T = TypeVar("T")
 
@@ -131,11 +137,12 @@ async def until_signalled(work: Coroutine[Any, Any, object]) -> None:
 
 
 def run_command(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's work: a refused configuration exits 2, any other failure of ours
-    while working exits 1, each as one line (``--debug``: with its trace)."""
+    """Run a command's work: bad input (a refused configuration, a template or recipient
+    that cannot be used, a conflicting key) exits 2, any other failure of ours while working
+    exits 1, each as one line (``--debug``: with its trace)."""
     try:
         return asyncio.run(coroutine)
-    except ConfigurationError as error:
+    except (ConfigurationError, TemplateError, InvalidRecipient, IdempotencyConflict) as error:
         raise bad_input(str(error)) from error
     except OutreachError as error:
         raise bad_input(str(error), 1) from error

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -107,6 +107,12 @@ def rehearse_command(
         raise bad_input(f"--horizon {horizon!r}: {error}") from error
     if not isinstance(span, timedelta) or span <= timedelta(0):
         raise bad_input(f"--horizon {horizon!r}: give a duration such as 24h")
+    try:
+        began = datetime.fromisoformat(start)
+    except ValueError as error:
+        raise bad_input(f"--start {start!r}: {error}") from error
+    if began.tzinfo is None:
+        raise bad_input(f"--start {start!r}: give the UTC offset, e.g. {start}+00:00")
     with Watch("rehearsing (virtual time)", total=span.total_seconds(), enabled=not as_json) as w:
 
         def advance(elapsed: timedelta) -> None:
@@ -121,7 +127,7 @@ def rehearse_command(
                 context=values,
                 horizon=span,
                 seed=seed,
-                start=start,
+                start=began,
                 on_step=advance,
             )
 
