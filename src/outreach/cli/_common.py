@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import signal
@@ -11,7 +12,6 @@ import sys
 import tomllib
 import traceback
 from collections.abc import Coroutine
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -46,7 +46,7 @@ def console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=True)
 
 
-DEBUG: ContextVar[bool] = ContextVar("outreach_cli_debug", default=False)
+DEBUG: contextvars.ContextVar[bool] = contextvars.ContextVar("outreach_cli_debug", default=False)
 """Set from ``--debug`` for each command line (expected errors then show their trace)."""
 
 

@@ -26,14 +26,12 @@ from outreach.demo import run_story
 from outreach.demo._report import LiveBoard, print_summary, print_timeline, summary
 
 
-@app.command()
+@app.command(epilog="Example: outreach worker --app myapp.outreach:make_client")
 def worker(app_path: AppOption = None, insecure_dev_key: InsecureDevKey = False) -> None:
     """Run escalations until SIGTERM or Ctrl-C (no webhooks; see `serve`).
 
     On either it stops claiming, lets requests already handed to a provider finish, gives
     everything else back to the store for another process, and exits 0.
-
-    Example: outreach worker --app myapp.outreach:make_client
     """
     log_to_stderr()
     client = client_from_app(app_path)
@@ -46,7 +44,7 @@ def worker(app_path: AppOption = None, insecure_dev_key: InsecureDevKey = False)
     run_command(go())
 
 
-@app.command()
+@app.command(epilog="Example: outreach serve --host 0.0.0.0 --port 8000")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -56,10 +54,7 @@ def serve(
     app_path: AppOption = None,
     insecure_dev_key: InsecureDevKey = False,
 ) -> None:
-    """Serve the webhooks and run escalations in one process (the embedded default).
-
-    Example: outreach serve --host 0.0.0.0 --port 8000
-    """
+    """Serve the webhooks and run escalations in one process (the embedded default)."""
     import uvicorn
 
     from outreach.webhooks import create_app
@@ -90,7 +85,7 @@ def serve(
     run_command(go())
 
 
-@app.command()
+@app.command(epilog="Example: outreach demo --speed 30")
 def demo(
     store: Annotated[
         str | None, typer.Option(help="Store URL; default: a SQLite file in a temporary folder.")
@@ -103,10 +98,7 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Play the Cape Air story: six passengers of a cancelled flight, on a virtual clock.
-
-    Example: outreach demo --speed 30
-    """
+    """Play the Cape Air story: six passengers of a cancelled flight, on a virtual clock."""
     console = Console()
     with tempfile.TemporaryDirectory(prefix="outreach-demo-") as folder:
         url = store or f"sqlite:///{Path(folder) / 'outreach.db'}"

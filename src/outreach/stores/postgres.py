@@ -28,7 +28,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from outreach._models import Event, Medium, Notification, Status
+from outreach._models import Event, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
 from outreach.stores import Change, _queries
 from outreach.stores._codec import load_event
@@ -143,6 +143,11 @@ class PostgresStore(NamedReads):
             await cur.execute(_SQL[query], params)
             return cur.rowcount
 
+    async def _tuples(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
+        async with self._cursor() as cur:
+            await cur.execute(_SQL[query], params)
+            return list(await cur.fetchall())
+
     # lifecycle
 
     async def open(self) -> None:
@@ -253,12 +258,6 @@ class PostgresStore(NamedReads):
             await _run_many(cur, _SQL["insert_suppression"], [r for c in kept for r in c.opt_outs])
         self._plans.committed(plans)
         return [e.stored if ok else None for e, ok in zip(encoded, saved, strict=True)]
-
-    async def campaign_counts(self, campaign: str) -> dict[tuple[Status, bool], int]:
-        async with self._cursor() as cur:
-            await cur.execute(_SQL["campaign_counts"], {"campaign": campaign})
-            rows = await cur.fetchall()
-        return {(Status(status), bool(child)): count for status, child, count in rows}
 
     async def next_due(self) -> datetime | None:
         async with self._cursor() as cur:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from outreach._models import Event, Medium, Notification, Status
+from outreach._models import Event, Medium, Notification
 from outreach.exceptions import IdempotencyConflict, StoreError
 from outreach.stores import Change, _queries
 from outreach.stores._codec import from_micros, load_event, to_micros
@@ -208,6 +208,12 @@ class SQLiteStore(NamedReads):
     def _fetch(self, sql: str, params: Params) -> Rows:
         return self._with_plans(self.db.execute(sql, params).fetchall())
 
+    async def _tuples(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
+        return await self._call(self._fetch_tuples, _SQL[query], params)
+
+    def _fetch_tuples(self, sql: str, params: Params) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, params).fetchall()
+
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
     ) -> list[Notification]:
@@ -255,13 +261,6 @@ class SQLiteStore(NamedReads):
             db.executemany(_SQL["insert_event"], events)
             db.executemany(_SQL["insert_suppression"], opt_outs)
         return saved
-
-    async def campaign_counts(self, campaign: str) -> dict[tuple[Status, bool], int]:
-        rows = await self._call(self._fetch_all, _SQL["campaign_counts"], {"campaign": campaign})
-        return {(Status(status), bool(child)): count for status, child, count in rows}
-
-    def _fetch_all(self, sql: str, params: Params) -> list[Any]:
-        return self.db.execute(sql, params).fetchall()
 
     async def next_due(self) -> datetime | None:
         return await self._call(self._next_due)
