@@ -141,8 +141,10 @@ def test_bad_input_exits_2_in_one_line(cohort: Path) -> None:
         app, ["rehearse", str(PLAN), "pax.csv", "--personas", "quick.toml"]
     )
     assert no_flight.exit_code == 2
-    assert "variable 'flight' is undefined" in no_flight.stderr
-    assert "Traceback" not in no_flight.output
+    errors = [line for line in no_flight.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert "variable 'flight' is undefined" in errors[0]
+    assert no_flight.stdout == ""
 
 
 def test_the_docs_describe_every_built_in_persona_and_the_example_mix_loads() -> None:
