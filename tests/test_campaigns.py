@@ -120,7 +120,7 @@ def test_skip_invalid_sends_the_others_and_writes_the_rejects(
     result = CliRunner().invoke(app, [*_send("pax.csv", "--campaign", "c1"), "--skip-invalid"])
     assert result.exit_code == 0, result.output
     assert "campaign c1: 997 new, 0 already started" in result.output
-    assert "500 of 997 row(s) started or found" in result.output  # progress, per batch
+    assert "started or found: 500 of 997" in result.output  # progress, per batch
     assert len(_stored(setup)) == 997
     with (setup / "pax.rejects.csv").open(newline="") as handle:
         rejects = list(csv.DictReader(handle))

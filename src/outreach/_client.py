@@ -405,6 +405,23 @@ class AsyncClient:
         notification = await self.get(notification_id, key=key)
         return await self._apply(notification, Cancel(reason))
 
+    async def cancel_campaign(
+        self, campaign: str, *, reason: str | None = None, batch: int = 500
+    ) -> int:
+        """Withdraw every pending or active notification of ``campaign``, ``batch`` to a
+        transaction (never the whole campaign in memory); how many were cancelled."""
+        cancelled = 0
+        seen: set[str] = set()
+        while found := await self.store.unfinished_in_campaign(campaign, limit=batch):
+            fresh = [n for n in found if n.id not in seen]
+            if not fresh:  # only ones another writer keeps active: nothing more to do here
+                break
+            seen.update(n.id for n in fresh)
+            stored = await self._runner.apply_many(fresh, Cancel(reason))
+            cancelled += sum(n.status is Status.CANCELLED for n in stored)
+        self._wake.set()
+        return cancelled
+
     async def _apply(self, notification: Notification, event: Input) -> Notification:
         opted_out = await self._runner.opted_out([notification])
         _, stored = await self._runner.apply(

@@ -643,6 +643,28 @@ class Runner:
             notification = fresh
         raise ConcurrencyError(f"notification {notification.id}: too many concurrent writers")
 
+    async def apply_many(
+        self, notifications: Sequence[Notification], event: Input
+    ) -> list[Notification]:
+        """:meth:`apply` one client event (a bulk cancel) to each notification, stored in one
+        transaction; a notification another writer moved meanwhile is re-decided alone."""
+        opted_out = await self.opted_out(notifications)
+        now = self.clock.now()
+        decided = [(n, await self.decide(n, event, opted_out[n.id], now)) for n in notifications]
+        saved = await self._commits.save_many(
+            [self.change(paced, now, fenced=False, leased=False) for _, paced in decided]
+        )
+        results = []
+        for (notification, paced), stored in zip(decided, saved, strict=True):
+            if stored is None:
+                _, stored = await self.apply(
+                    notification, event, opted_out[notification.id], leased=False
+                )
+            else:
+                await self.after_commit(stored, paced.decision)
+            results.append(stored)
+        return results
+
     def change(
         self, paced: Paced, now: datetime, *, fenced: bool = True, leased: bool = True
     ) -> Change:

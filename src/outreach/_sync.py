@@ -207,6 +207,10 @@ class Client:
 
         return self._call(collect())
 
+    def cancel_campaign(self, campaign: str, *, reason: str | None = None, batch: int = 500) -> int:
+        """See ``AsyncClient.cancel_campaign``."""
+        return self._call(self._async.cancel_campaign(campaign, reason=reason, batch=batch))
+
     def timeline(self, recipient_id: str) -> builtins.list[Event]:
         """See ``AsyncClient.timeline``."""
         return self._call(self._async.timeline(recipient_id))

@@ -2,9 +2,10 @@
 
 The building blocks of ``outreach send``, ``outreach report`` and friends, for scripts:
 
-- :func:`read_recipients` reads a CSV file (``,``, ``;`` or tab, sniffed from the header) or
-  JSON lines (``.jsonl``). Columns ``id`` (required), ``phone``, ``email``, ``timezone``,
-  ``locale`` and ``key`` map to the recipient (header names are matched case-insensitively);
+- :func:`read_recipients` (or :func:`iter_recipients`, one record at a time) reads a CSV
+  file (``,``, ``;`` or tab, sniffed from the header) or JSON lines (``.jsonl``). Columns
+  ``id`` (required), ``phone``, ``email``, ``timezone``, ``locale`` and ``key`` map to the
+  recipient (header names are matched case-insensitively);
   every other non-empty cell becomes a template variable of that row and a recipient
   attribute. A bad row becomes a :class:`RowError` naming its line (the line the record starts
   on, right across quoted newlines and blank lines), its column and the reason; a bad header is
@@ -13,14 +14,19 @@ The building blocks of ``outreach send``, ``outreach report`` and friends, for s
   reports rows that cannot be sent, with per-channel counts, SMS segments and encodings.
 - :func:`start_campaign` starts the valid rows in batches, each batch one transaction, keyed
   so a re-run resumes and never sends twice; it says how many were new.
+- :func:`run_until_finished` runs the escalations in process until the campaign is done, and
+  :func:`campaign_progress` says where it stands (counts by status, first sends left).
 - :func:`campaign_report` sums up what happened: reach, acknowledgements by channel and step,
   time to acknowledge, choices, opt-outs, follow-ups and who was never reached, and why.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import difflib
+import itertools
 import json
 import math
 import re
@@ -29,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from outreach._client import AsyncClient
 from outreach._models import (
@@ -50,6 +56,7 @@ from outreach.outcomes import describe, never_reached
 
 __all__ = [
     "CampaignCheck",
+    "CampaignProgress",
     "CampaignReport",
     "ChannelCount",
     "Preview",
@@ -57,13 +64,18 @@ __all__ = [
     "RowError",
     "StartResult",
     "Ucs2Row",
+    "campaign_progress",
     "campaign_report",
+    "iter_recipients",
     "never_reached",
     "read_recipients",
+    "run_until_finished",
     "start_campaign",
     "validate_campaign",
     "write_rejects",
 ]
+
+T = TypeVar("T")
 
 FIELDS = ("id", "phone", "email", "timezone", "locale")
 """Columns that map to :class:`~outreach.Recipient` fields; ``key`` is the notification key."""
@@ -108,6 +120,19 @@ def read_recipients(
     Raises :class:`~outreach.exceptions.ConfigurationError` for what spoils the whole file: it
     cannot be read, or its header has no ``id`` column, a column twice, or a misspelt name.
     """
+    rows: list[Row] = []
+    errors: list[RowError] = []
+    for item in iter_recipients(path, key_prefix=key_prefix):
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            rows.append(item)
+    return rows, errors
+
+
+def iter_recipients(path: str | Path, *, key_prefix: str | None = None) -> Iterator[Row | RowError]:
+    """:func:`read_recipients` one record at a time, in file order, holding one record in
+    memory (and the ids and keys seen, to report duplicates): for files of any size."""
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -115,7 +140,7 @@ def read_recipients(
                 records = _json_lines(path, handle)
             else:
                 records = _csv_records(path, handle)
-            return _parse(records, key_prefix)
+            yield from _parse(records, key_prefix)
     except FileNotFoundError:
         raise ConfigurationError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -223,24 +248,20 @@ def _cell(value: Any) -> str:
     return value.strip() if isinstance(value, str) else "" if value is None else str(value)
 
 
-def _parse(records: Iterable[_Record], key_prefix: str | None) -> tuple[list[Row], list[RowError]]:
-    rows: list[Row] = []
-    errors: list[RowError] = []
+def _parse(records: Iterable[_Record], key_prefix: str | None) -> Iterator[Row | RowError]:
     seen: dict[str, int] = {}
     keys: dict[str, int] = {}
     for record in records:
         if isinstance(record, RowError):
-            errors.append(record)
+            yield record
             continue
         line, values, raw = record
         ident = _cell(values.get("id"))
         if not ident:
-            errors.append(RowError(line, "the id is empty", "id", raw))
+            yield RowError(line, "the id is empty", "id", raw)
             continue
         if ident in seen:
-            errors.append(
-                RowError(line, f"id {ident!r} is already on line {seen[ident]}", "id", raw)
-            )
+            yield RowError(line, f"id {ident!r} is already on line {seen[ident]}", "id", raw)
             continue
         seen[ident] = line
         fields = {f: _cell(values.get(f)) for f in FIELDS if _cell(values.get(f))}
@@ -252,18 +273,16 @@ def _parse(records: Iterable[_Record], key_prefix: str | None) -> tuple[list[Row
         try:
             recipient = Recipient(**fields, attributes=extra)
         except InvalidRecipient as exc:
-            errors.extend(
-                RowError(line, reason, column, raw) for column, reason in _problems(str(exc))
-            )
+            for column, reason in _problems(str(exc)):
+                yield RowError(line, reason, column, raw)
             continue
         key = _cell(values.get("key")) or (f"{key_prefix}/{ident}" if key_prefix else None)
         if key is not None:
             if key in keys:
-                errors.append(RowError(line, f"key {key!r} is already on line {keys[key]}", "key"))
+                yield RowError(line, f"key {key!r} is already on line {keys[key]}", "key", raw)
                 continue
             keys[key] = line
-        rows.append(Row(line, StartRequest(recipient, context=extra, key=key)))
-    return rows, errors
+        yield Row(line, StartRequest(recipient, context=extra, key=key))
 
 
 _PROBLEM = re.compile(r"(?:^|; )(id|phone|email|timezone|locale|attributes)[.\w]*: ")
@@ -343,7 +362,11 @@ class CampaignCheck:
     and what sending the good ones would mean per channel."""
 
     rows: list[Row]
+    """The rows that can be sent (empty when :func:`validate_campaign` was told not to keep
+    them: a dry run of a file of any size)."""
     errors: list[RowError]
+    valid: int = 0
+    """How many rows can be sent."""
     channels: dict[str, ChannelCount] = field(default_factory=dict)
     follow_ups: dict[str, ChannelCount] = field(default_factory=dict)
     """Messages of follow-ups, sent only to customers who make their choice."""
@@ -358,7 +381,7 @@ class CampaignCheck:
     def to_dict(self) -> dict[str, Any]:
         """Everything but the rows themselves, as JSON data."""
         return {
-            "rows_valid": len(self.rows),
+            "rows_valid": self.valid,
             "rows_invalid": len({e.line for e in self.errors}),
             "errors": [
                 {"line": e.line, "column": e.column, "reason": e.reason} for e in self.errors
@@ -386,23 +409,30 @@ def _template_column(error: TemplateError) -> str | None:
 def validate_campaign(
     client: AsyncClient,
     plan: Plan,
-    rows: Iterable[Row],
+    rows: Iterable[Row | RowError],
     *,
     context: Mapping[str, Any] | None = None,
     errors: Iterable[RowError] = (),
     previews: int = 3,
     ucs2_listed: int = 50,
+    keep_rows: bool = True,
 ) -> CampaignCheck:
     """Render every message of every row (``client.preview``) and sort the rows into those
     that can be sent and those that cannot (a template variable missing or empty, a locale
     that is not a language tag, no address for any step of the plan), sending nothing.
 
-    ``errors`` (the reading errors) are carried into the result, sorted with the new ones by
-    line. Raises ``ConfigurationError`` for what spoils every row (a channel the client lacks).
+    ``rows`` may be :func:`iter_recipients` itself: its errors join the others, and with
+    ``keep_rows=False`` the good rows are counted, not kept, so memory stays flat however
+    long the file. ``errors`` (reading errors got apart) are carried into the result, sorted
+    with the others by line. Raises ``ConfigurationError`` for what spoils every row (a
+    channel the client lacks).
     """
     check = CampaignCheck([], list(errors))
     media = _plan_media(client, plan)
-    for row in rows:
+    for row in _in_chunks(rows):
+        if isinstance(row, RowError):
+            check.errors.append(row)
+            continue
         recipient = row.request.recipient
         if not any(recipient.address(medium) for medium in media):
             wanted = " or ".join(sorted({"email" if m is Medium.EMAIL else "phone" for m in media}))
@@ -417,7 +447,9 @@ def validate_campaign(
                 raise ConfigurationError(f"the templates cannot be used: {error}") from None
             check.errors.append(RowError(row.line, str(error), column))
             continue
-        check.rows.append(row)
+        check.valid += 1
+        if keep_rows:
+            check.rows.append(row)
         for trial in trials:
             counts = check.follow_ups if trial.follow_up else check.channels
             count = counts.setdefault(trial.channel, ChannelCount(trial.medium.value))
@@ -441,6 +473,14 @@ def validate_campaign(
                 )
     check.errors.sort(key=lambda e: e.line)
     return check
+
+
+def _in_chunks(items: Iterable[T], size: int = 1000) -> Iterator[T]:
+    """``items`` again, pulled ``size`` at a time: reading a chunk, then checking it, keeps
+    each phase's code and data warm (measurably cheaper than one record of each in turn)."""
+    source = iter(items)
+    while chunk := list(itertools.islice(source, size)):
+        yield from chunk
 
 
 def _plan_media(client: AsyncClient, plan: Plan) -> set[Medium]:
@@ -493,6 +533,80 @@ async def start_campaign(
         if progress is not None:
             progress(min(first + batch, len(rows)), len(rows))
     return StartResult(new, existing)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignProgress:
+    """A campaign's notifications by status (follow-ups apart), and when its first messages
+    should all be out at the pacing of its first channel (``None``: not paced)."""
+
+    counts: dict[str, int]
+    follow_ups: dict[str, int]
+    first_sends_left: timedelta | None
+    longest_escalation: timedelta
+    """From a first send to the end of the plan: every step's wait, every pass (or the
+    deadline, if sooner). With ``first_sends_left``, an upper bound on the time to go."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values()) + sum(self.follow_ups.values())
+
+    @property
+    def finished(self) -> int:
+        """Notifications (follow-ups included) nothing more will be sent for."""
+        return sum(
+            count
+            for counts in (self.counts, self.follow_ups)
+            for status, count in counts.items()
+            if Status(status).is_terminal
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.finished == self.total
+
+
+async def campaign_progress(client: AsyncClient, campaign: str, plan: Plan) -> CampaignProgress:
+    """Where ``campaign`` stands, counted by the store (nothing is loaded)."""
+    counts = await client.store.campaign_counts(campaign)
+    roots = {s.value: c for (s, child), c in sorted(counts.items()) if not child}
+    children = {s.value: c for (s, child), c in sorted(counts.items()) if child}
+    rate = getattr(client.channels.get(plan.steps[0].channel), "rate", None)
+    pending = roots.get(Status.PENDING.value, 0)
+    first = timedelta(seconds=pending / rate) if isinstance(rate, int | float) and rate else None
+    chain = sum((step.wait for step in plan.steps), timedelta(0)) * (plan.repeat + 1)
+    if plan.deadline is not None:
+        chain = min(chain, plan.deadline)
+    return CampaignProgress(roots, children, first, chain)
+
+
+async def run_until_finished(
+    client: AsyncClient,
+    campaign: str,
+    plan: Plan,
+    *,
+    progress: Callable[[CampaignProgress], None] | None = None,
+    every: timedelta = timedelta(seconds=1),
+) -> CampaignProgress:
+    """Run the escalations in this process (``client.run()``) until every notification of
+    ``campaign`` is finished, follow-ups included, looking ``every`` so often (on the
+    client's clock). Cancelled (Ctrl-C), it stops as ``run()`` does: what is left stays
+    queued for a worker or the next run."""
+    running = asyncio.ensure_future(client.run())
+    try:
+        while True:
+            now = await campaign_progress(client, campaign, plan)
+            if progress is not None:
+                progress(now)
+            if running.done():
+                await running  # it stopped: say why
+            if now.done:
+                return now
+            await client.clock.sleep_until(client.clock.now() + every, asyncio.Event())
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
 
 # -- reporting ----------------------------------------------------------------------------------

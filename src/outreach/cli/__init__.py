@@ -5,6 +5,7 @@ from outreach.cli import (  # noqa: F401  (they register commands)
     _campaign,
     _db,
     _init,
+    _rehearse,
     _running,
     _support,
 )

@@ -23,7 +23,7 @@ from outreach.cli._common import (
 )
 
 
-@app.command()
+@app.command(epilog="Example: outreach attention --campaign 9K1042 --json")
 def attention(
     campaign: Annotated[str | None, typer.Option(help="Only this campaign's cases.")] = None,
     include_resolved: Annotated[
@@ -66,7 +66,9 @@ def attention(
         )
 
 
-@app.command()
+@app.command(
+    epilog='Example: outreach resolve 3afe41801e59e6b4 --by agent-7 --note "refund re-sent"'
+)
 def resolve(
     attention_id: Annotated[str, typer.Argument(help="The attention record's id.")],
     by: Annotated[str, typer.Option("--by", help="Who resolved it (an agent's name or id).")],

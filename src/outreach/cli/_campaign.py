@@ -8,18 +8,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from outreach._client import AsyncClient
 from outreach._messages import template_context
-from outreach._models import Event, Medium, Notification, Option, Plan, Recipient
+from outreach._models import Event, Medium, Notification, Option, Plan, Recipient, Status
 from outreach._templates import Templates
 from outreach.campaigns import (
     CampaignCheck,
+    CampaignProgress,
+    StartResult,
     campaign_report,
-    read_recipients,
+    iter_recipients,
+    run_until_finished,
     start_campaign,
     validate_campaign,
     write_rejects,
@@ -27,17 +30,22 @@ from outreach.campaigns import (
 from outreach.cli._app import app
 from outreach.cli._common import (
     AppOption,
+    InsecureDevKey,
     JsonOption,
     StoreOption,
     bad_input,
     build_client,
+    console,
     existing_store,
     id_or_key,
     load_settings,
     parse_pairs,
+    require_secret_key,
     run_command,
     template_values,
+    until_signalled,
 )
+from outreach.cli._progress import Watch
 from outreach.exceptions import OutreachError, TemplateError
 from outreach.outcomes import describe, describe_event
 
@@ -45,7 +53,7 @@ from outreach.outcomes import describe, describe_event
 def _print_check(check: CampaignCheck, name: str, *, dry_run: bool) -> None:
     for error in check.errors:
         typer.echo(f"{name} {error}", err=True)
-    typer.echo(f"{len(check.rows):,} valid row(s), {len({e.line for e in check.errors}):,} invalid")
+    typer.echo(f"{check.valid:,} valid row(s), {len({e.line for e in check.errors}):,} invalid")
     if not dry_run:
         return
     for channel, count in check.channels.items():
@@ -92,23 +100,35 @@ def send(
             "--skip-invalid", help="Send the valid rows; write the others to NAME.rejects.csv."
         ),
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Run the escalations here until every notification of the campaign is "
+            "finished (Ctrl-C: the rest stays queued for a worker or the next run).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
     app_path: AppOption = None,
+    insecure_dev_key: InsecureDevKey = False,
 ) -> None:
     """Start a plan for everyone in a file, after checking every row.
 
     Nothing is sent while any row is invalid (unless --skip-invalid). Each notification is
     keyed by campaign and recipient id, so running it again resumes and never sends twice.
+    The escalations run in `outreach worker` or `serve` sharing the store, or here with --wait.
+
+    Example: outreach send plan.toml passengers.csv --campaign 9K1042 --context flight="9K 1042"
     """
     values = template_values(context, context_file)
     try:
         plan = Plan.load(plan_file)
-        rows, errors = read_recipients(recipients, key_prefix=campaign)
     except OutreachError as error:
         raise bad_input(str(error)) from error
     client = build_client(app_path, store, templates_dir)
-    try:
-        check = validate_campaign(client, plan, rows, context=values, errors=errors)
+    try:  # read and check one record at a time; a dry run keeps none of them
+        rows = iter_recipients(recipients, key_prefix=campaign)
+        check = validate_campaign(client, plan, rows, context=values, keep_rows=not dry_run)
     except OutreachError as error:
         raise bad_input(str(error)) from error
     result: dict[str, Any] = {"campaign": campaign, **check.to_dict()}
@@ -130,25 +150,70 @@ def send(
             recipients.with_name(f"{recipients.stem}.rejects.csv"), check.errors
         )
 
-    def progress(done: int, total: int) -> None:
-        if not as_json:
-            typer.echo(f"  {done:,} of {total:,} row(s) started or found", err=True)
+    if wait:
+        require_secret_key(client, "send --wait", insecure_dev_key=insecure_dev_key)
+    shown = not as_json
+    last: list[CampaignProgress] = []
 
-    async def go() -> tuple[int, int]:
+    def watched(now: CampaignProgress) -> None:
+        last[:] = [now]
+        finishing.update(now.finished, _progress_detail(now), total=now.total)
+
+    async def go() -> StartResult:
         async with client as ox:
-            started = await start_campaign(
-                ox, plan, check.rows, campaign=campaign, context=values, progress=progress
-            )
-            return started.new, started.existing
+            with enqueueing:
+                started = await start_campaign(
+                    ox,
+                    plan,
+                    check.rows,
+                    campaign=campaign,
+                    context=values,
+                    progress=lambda done, _: enqueueing.update(done),
+                )
+            if shown:
+                typer.echo(
+                    f"campaign {campaign}: {started.new:,} new, "
+                    f"{started.existing:,} already started"
+                )
+                if rejects is not None:
+                    typer.echo(
+                        f"{len(check.errors):,} invalid row(s) not sent, listed in {rejects}"
+                    )
+            if wait:
+                with finishing:
+                    await until_signalled(run_until_finished(ox, campaign, plan, progress=watched))
+            return started
 
-    new, existing = run_command(go())
+    enqueueing = Watch("started or found", total=len(check.rows), enabled=shown)
+    finishing = Watch("finished", total=1, enabled=shown)
+    started = run_command(go())
+    result |= {"sent": True, "new": started.new, "existing": started.existing}
+    result["rejects"] = str(rejects or "")
+    if wait and last:
+        final = last[0]
+        result["counts"] = final.counts
+        result["follow_ups"] = final.follow_ups
+        result["finished"] = final.done
+        if shown and not final.done:
+            typer.echo(
+                f"stopped: {final.total - final.finished:,} notification(s) left queued; "
+                "`outreach worker`, or `send --wait` again, carries on"
+            )
+        elif shown:
+            typer.echo(f"campaign {campaign}: all finished ({_progress_detail(final)})")
     if as_json:
-        result |= {"sent": True, "new": new, "existing": existing, "rejects": str(rejects or "")}
         typer.echo(json.dumps(result, indent=2))
-        return
-    typer.echo(f"campaign {campaign}: {new:,} new, {existing:,} already started")
-    if rejects is not None:
-        typer.echo(f"{len(check.errors):,} invalid row(s) not sent, listed in {rejects}")
+
+
+def _progress_detail(now: CampaignProgress) -> str:
+    counts = ", ".join(f"{k} {v:,}" for k, v in now.counts.items())
+    follow = sum(now.follow_ups.values())
+    counts += f", follow-ups {follow:,}" if follow else ""
+    if now.first_sends_left is None or now.done:
+        return counts
+    bound = now.first_sends_left + now.longest_escalation
+    first = str(now.first_sends_left).split(".")[0]
+    return f"{counts}; first sends done in {first}, all by {str(bound).split('.')[0]} at most"
 
 
 @app.command()
@@ -159,16 +224,20 @@ def templates(
     context: Annotated[
         list[str] | None, typer.Option(help="Sample variable as name=value (repeatable).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Check every notice: which media it has, and whether each renders with sample data."""
+    """Check every notice: which media it has, and whether each renders with sample data.
+
+    Example: outreach templates templates/ --context flight="9K 1042"
+    """
     configured = load_settings().templates
     root = folder or (Path(configured) if configured else None)
     if root is None:
-        raise typer.BadParameter("give a folder or set OUTREACH_TEMPLATES")
+        raise bad_input("give a folder or set OUTREACH_TEMPLATES")
     try:
         notices = Templates(root)
     except OutreachError as error:
-        raise typer.BadParameter(str(error)) from error
+        raise bad_input(str(error)) from error
     options = (Option(key="1", label="First choice"), Option(key="2", label="Second choice"))
     sample = template_context(
         parse_pairs(context, "--context"),
@@ -178,21 +247,28 @@ def templates(
         option_urls={o.key: f"https://example.com/ack/sample-{o.key}" for o in options},
     )
     table = Table("notice", *(m.value for m in Medium))
+    found: dict[str, dict[str, str]] = {}
     broken = 0
     for name in notices.names():
         cells = []
+        found[name] = {}
         for medium in Medium:
             try:
                 rendered = notices.render(name, medium, sample)
             except TemplateError as error:
                 missing = "has no" in str(error)
                 broken += not missing
-                cells.append("[dim]-[/dim]" if missing else f"[red]{error}[/red]")
+                found[name][medium.value] = "missing" if missing else str(error)
+                cells.append(Text("-", "dim") if missing else Text(str(error), "red"))
                 continue
             extra = f" ({rendered.segments} SMS segment(s))" if rendered.segments else ""
-            cells.append(f"[green]ok[/green]{extra}")
-        table.add_row(name, *cells)
-    Console().print(table)
+            found[name][medium.value] = "ok" + extra
+            cells.append(Text.assemble(("ok", "green"), extra))
+        table.add_row(Text(name), *cells)
+    if as_json:
+        typer.echo(json.dumps({"notices": found, "broken": broken}, indent=2))
+    else:
+        console().print(table)
     if broken:
         raise typer.Exit(1)
 
@@ -209,7 +285,10 @@ def cancel(
     as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """Withdraw a notification, or a whole campaign: nothing more is sent for it."""
+    """Withdraw a notification, or a whole campaign: nothing more is sent for it.
+
+    Example: outreach cancel --campaign 9K1042 --reason "flight reinstated"
+    """
     if campaign is not None:
         if notification_id is not None or key is not None:
             raise bad_input("give a notification id, --key or --campaign, not several")
@@ -217,12 +296,8 @@ def cancel(
 
         async def cancel_all() -> int:
             async with client as ox:
-                cancelled = 0
-                for n in await ox.list(campaign=campaign, limit=10_000_000):
-                    if not n.status.is_terminal:
-                        await ox.cancel(n.id, reason=reason or f"campaign {campaign} cancelled")
-                        cancelled += 1
-                return cancelled
+                why = reason or f"campaign {campaign} cancelled"
+                return await ox.cancel_campaign(campaign, reason=why)
 
         count = run_command(cancel_all())
         if as_json:
@@ -257,10 +332,10 @@ def print_timeline(client: AsyncClient, recipient_id: str, *, as_json: bool) -> 
         return
     if not events:
         raise bad_input(f"nothing is stored for recipient {recipient_id!r}", code=1)
-    console = Console()
+    out = console()
     for event in events:
         when = event.at.isoformat(timespec="seconds")
-        console.print(
+        out.print(
             f"{when}  {event.notification_id[:8]}  {escape(describe_event(event))}",
             soft_wrap=True,
         )
@@ -281,7 +356,10 @@ def status(
     as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """Show one notification and its attempts, a campaign's counts, or a customer's timeline."""
+    """Show one notification and its attempts, a campaign's counts, or a customer's timeline.
+
+    Example: outreach status --campaign 9K1042 --json
+    """
     if recipient is not None:
         if notification_id is not None or key is not None or campaign is not None:
             raise bad_input("give a notification id, --key, --campaign or --recipient, not several")
@@ -292,15 +370,14 @@ def status(
             raise bad_input("give a notification id, --key or --campaign, not several")
         client = existing_store(build_client(app_path, store))
 
-        async def count() -> list[Notification]:
+        async def count() -> dict[tuple[Status, bool], int]:
             async with client as ox:
-                return await ox.list(campaign=campaign, limit=10_000_000)
+                return await ox.store.campaign_counts(campaign)
 
-        found = run_command(count())
-        counts: dict[str, int] = {}
-        for n in found:
-            name = n.status.value if n.parent_id is None else f"follow-up {n.status.value}"
-            counts[name] = counts.get(name, 0) + 1
+        counts = {
+            f"follow-up {state.value}" if child else state.value: n
+            for (state, child), n in run_command(count()).items()
+        }
         if as_json:
             typer.echo(json.dumps({"campaign": campaign, "counts": dict(sorted(counts.items()))}))
         else:
@@ -318,13 +395,13 @@ def status(
     if as_json:
         typer.echo(n.model_dump_json(indent=2))
         return
-    console = Console()
-    console.print(
+    out = console()
+    out.print(
         f"[bold]{escape(n.id)}[/bold] key={escape(n.key or '')} "
         f"campaign={escape(n.campaign or '')} status={n.status.value}"
         + (f" choice={escape(n.choice)} via={escape(n.acknowledged_via or '')}" if n.choice else "")
     )
-    console.print(f"outcome: {escape(describe(n))}")
+    out.print(f"outcome: {escape(describe(n))}")
     table = Table("attempt", "channel", "status", "sent", "error")
     for a in n.attempts:
         sent = a.sent_at.isoformat(timespec="seconds") if a.sent_at else ""
@@ -335,7 +412,7 @@ def status(
             sent,
             escape(a.error or ""),
         )
-    console.print(table)
+    out.print(table)
 
 
 @app.command()
@@ -345,11 +422,17 @@ def report(
         str, typer.Option("--format", help="table, csv (one line per recipient) or json.")
     ] = "table",
     store: StoreOption = None,
+    as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """What happened in a campaign: reach, acknowledgements, choices, who was never reached."""
+    """What happened in a campaign: reach, acknowledgements, choices, who was never reached.
+
+    Example: outreach report 9K1042 --format csv > to-call.csv
+    """
     if format_ not in ("table", "csv", "json"):
         raise bad_input(f"--format {format_!r}: use table, csv or json")
+    if as_json:
+        format_ = "json"
     client = existing_store(build_client(app_path, store))
 
     async def go() -> tuple[list[Notification], list[Any]]:
@@ -378,7 +461,7 @@ def report(
     if not result.notifications:
         typer.echo(f"campaign {campaign}: no notifications")
         return
-    console = Console()
+    out = console()
     table = Table(title=f"campaign {escape(campaign)}", show_header=False)
     rate = f"{result.reach_rate:.1%}" if result.reach_rate is not None else "-"
 
@@ -401,9 +484,9 @@ def report(
     ]
     for name, value in rows:
         table.add_row(name, escape(value or "-"))
-    console.print(table)
+    out.print(table)
     for row in result.never_reached:
-        console.print(
+        out.print(
             f"never reached {escape(row['recipient'])} ({escape(row['key'])}): "
             f"{escape(row['reason'])}"
         )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import signal
+import sys
 import tomllib
+import traceback
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -15,13 +18,20 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from outreach._client import AsyncClient
 from outreach._factory import load_client
 from outreach._settings import Settings
-from outreach.exceptions import ConfigurationError, OutreachError
+from outreach.exceptions import (
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidRecipient,
+    OutreachError,
+    TemplateError,
+)
 
 T = TypeVar("T")
 
@@ -32,23 +42,52 @@ AppOption = Annotated[
 ]
 
 
+def console(*, stderr: bool = False) -> Console:
+    """Where commands print: colour only on a terminal and without ``NO_COLOR`` (rich's
+    rules), no highlighting of numbers or paths in what we print."""
+    return Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=True)
+
+
+DEBUG: contextvars.ContextVar[bool] = contextvars.ContextVar("outreach_cli_debug", default=False)
+"""Set from ``--debug`` for each command line (expected errors then show their trace)."""
+
+
+def error_line(message: str) -> None:
+    """``error: message`` on standard error, the message never read as markup; with
+    ``--debug``, the trace of the exception being handled first."""
+    err = console(stderr=True)
+    if DEBUG.get() and sys.exc_info()[1] is not None:
+        err.print(traceback.format_exc(), markup=False, end="")
+    err.print(Text.assemble(("error:", "red"), " ", message))
+
+
 def fail(message: str) -> NoReturn:
     """A configuration problem: one line on stderr, exit status 2, no traceback."""
-    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(2)
+    raise bad_input(message)
+
+
+def settings(**overrides: Any) -> Settings:
+    """The settings, or exit 2 with one line naming the ``OUTREACH_*`` variable at fault."""
+    try:
+        return Settings(**overrides)
+    except ConfigurationError as error:
+        raise bad_input(str(error)) from error
+    except ValidationError as error:
+        problems = "; ".join(
+            f"OUTREACH_{str(e['loc'][0]).upper() if e['loc'] else '?'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise bad_input(f"invalid setting {problems}") from error
 
 
 def load_settings() -> Settings:
-    try:
-        return Settings()
-    except ConfigurationError as error:
-        fail(str(error))
+    return settings()
 
 
 def client_from_app(app_path: str | None) -> AsyncClient:
-    settings = load_settings()
+    loaded = load_settings()
     try:
-        return load_client(app_path, settings)
+        return load_client(app_path, loaded)
     except OutreachError as error:
         fail(str(error))
 
@@ -72,7 +111,7 @@ def require_secret_key(client: AsyncClient, command: str, *, insecure_dev_key: b
             "every process) to sign acknowledgement and unsubscribe links that stay valid; "
             "--insecure-dev-key runs without one, for local experiments only"
         )
-    Console(stderr=True).print(
+    console(stderr=True).print(
         "[yellow]warning:[/yellow] --insecure-dev-key: links are signed with a throw-away key "
         "and stop working when this process exits"
     )
@@ -126,7 +165,7 @@ def log_to_stderr(level: LogLevel = LogLevel.INFO, fmt: LogFormat = LogFormat.TE
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
-async def until_signalled(work: Coroutine[Any, Any, None]) -> None:
+async def until_signalled(work: Coroutine[Any, Any, object]) -> None:
     """Run ``work`` until SIGTERM or SIGINT cancels it (its graceful stop), then return."""
     task = asyncio.ensure_future(work)
     loop = asyncio.get_running_loop()
@@ -141,15 +180,15 @@ async def until_signalled(work: Coroutine[Any, Any, None]) -> None:
 
 
 def run_command(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's work: a configuration problem exits 2, any other failure 1, each with
-    one line on standard error."""
+    """Run a command's work: bad input (a refused configuration, a template or recipient
+    that cannot be used, a conflicting key) exits 2, any other failure of ours while working
+    exits 1, each as one line (``--debug``: with its trace)."""
     try:
         return asyncio.run(coroutine)
-    except ConfigurationError as error:
-        fail(str(error))
+    except (ConfigurationError, TemplateError, InvalidRecipient, IdempotencyConflict) as error:
+        raise bad_input(str(error)) from error
     except OutreachError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
-        raise typer.Exit(1) from error
+        raise bad_input(str(error), 1) from error
 
 
 def id_or_key(notification_id: str | None, key: str | None) -> tuple[str | None, str | None]:
@@ -166,7 +205,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 def bad_input(message: str, code: int = 2) -> typer.Exit:
     """Say what went wrong in one line on standard error; the exit to raise (2: bad input)."""
-    typer.echo(f"error: {message}", err=True)
+    error_line(message)
     return typer.Exit(code)
 
 
@@ -182,7 +221,7 @@ def build_client(
     if app_path is not None and overrides:
         raise bad_input("--app builds its own client: give --store/--templates to it, not here")
     try:
-        return load_client(app_path, Settings(**overrides))
+        return load_client(app_path, settings(**overrides))
     except OutreachError as error:
         raise bad_input(str(error)) from error
 

@@ -20,7 +20,11 @@ from outreach.cli._common import (
     run_command,
 )
 
-db = typer.Typer(help="The store's schema and retention.", no_args_is_help=True)
+db = typer.Typer(
+    help="The store's schema and retention.",
+    no_args_is_help=True,
+    epilog="Example: outreach db prune --older-than 90d --json",
+)
 app.add_typer(db, name="db")
 
 

@@ -30,7 +30,7 @@ def starter_files() -> dict[str, Traversable]:
     return files
 
 
-@app.command()
+@app.command(epilog="Example: outreach init hello")
 def init(
     folder: Annotated[
         Path, typer.Argument(help="Where to write the project (created if missing).")

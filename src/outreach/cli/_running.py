@@ -56,7 +56,9 @@ def _client(app_path: str | None, store: str | None, concurrency: int | None) ->
     return client
 
 
-@app.command()
+@app.command(
+    epilog="Example: outreach worker --store postgresql://postgres@127.0.0.1/test --concurrency 200"
+)
 def worker(
     store: StoreOption = None,
     concurrency: Concurrency = None,
@@ -84,7 +86,7 @@ def worker(
     run_command(until_signalled(work()))  # a signal while the store opens stops it cleanly too
 
 
-@app.command()
+@app.command(epilog="Example: outreach serve --host 0.0.0.0 --port 8000")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -188,7 +190,7 @@ def signals_call(handler: Callable[[], None]) -> Iterator[None]:
             loop.remove_signal_handler(signum)
 
 
-@app.command()
+@app.command(epilog="Example: outreach demo --speed 30")
 def demo(
     store: Annotated[
         str | None, typer.Option(help="Store URL; default: a SQLite file in a temporary folder.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from outreach._models import Notification
 from outreach.cli._app import app
 from outreach.cli._common import (
     AppOption,
+    JsonOption,
     client_from_app,
     id_or_key,
     run_command,
@@ -22,9 +24,13 @@ def ack(
     key: Annotated[str | None, typer.Option(help="Idempotency key instead of the id.")] = None,
     choice: Annotated[str | None, typer.Option(help="The option the customer chose.")] = None,
     via: Annotated[str, typer.Option(help="How the answer came in.")] = "support",
+    as_json: JsonOption = False,
     app_path: AppOption = None,
 ) -> None:
-    """Record a customer's acknowledgement (for support staff)."""
+    """Record a customer's acknowledgement (for support staff).
+
+    Example: outreach ack --key 9K1042/pax-17 --choice 2 --via phone
+    """
     ids = id_or_key(notification_id, key)
 
     async def go() -> Notification:
@@ -32,4 +38,7 @@ def ack(
             return await ox.acknowledge(ids[0], key=ids[1], via=via, choice=choice)
 
     n = run_command(go())
+    if as_json:
+        typer.echo(json.dumps({"id": n.id, "status": n.status.value, "choice": n.choice}))
+        return
     typer.echo(f"{n.id} {n.status.value}" + (f" choice {n.choice}" if n.choice else ""))

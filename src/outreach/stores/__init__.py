@@ -130,6 +130,16 @@ class Store(Protocol):
         """Notifications, oldest first, optionally filtered."""
         ...
 
+    async def unfinished_in_campaign(self, campaign: str, *, limit: int) -> list[Notification]:
+        """Up to ``limit`` pending or active notifications of ``campaign``, in any order: the
+        next batch for a bulk cancel, cheap however large the campaign."""
+        ...
+
+    async def campaign_counts(self, campaign: str) -> dict[tuple[Status, bool], int]:
+        """How many notifications of ``campaign`` have each status, by (status, whether it
+        is a follow-up): counted by the store, not loaded."""
+        ...
+
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
     ) -> Claimed:

@@ -204,11 +204,15 @@ class PlanCache:
 
 class NamedReads:
     """The look-ups both SQL stores make alike: a named query of ``plan_id, body`` rows, run
-    by the store's own ``_read``, with times converted by its ``encoder``."""
+    by the store's own ``_read`` (plain rows: ``_tuples``), with times converted by its
+    ``encoder``."""
 
     encoder: ClassVar[Encoder]
 
     async def _read(self, query: str, **params: Any) -> list[Notification]:
+        raise NotImplementedError
+
+    async def _tuples(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
     async def _read_one(self, query: str, **params: Any) -> Notification | None:
@@ -227,6 +231,13 @@ class NamedReads:
         return await self._read(
             "query", status=None if status is None else str(status), campaign=campaign, limit=limit
         )
+
+    async def unfinished_in_campaign(self, campaign: str, *, limit: int) -> list[Notification]:
+        return await self._read("unfinished_in_campaign", campaign=campaign, limit=limit)
+
+    async def campaign_counts(self, campaign: str) -> dict[tuple[Status, bool], int]:
+        rows = await self._tuples("campaign_counts", campaign=campaign)
+        return {(Status(status), bool(child)): count for status, child, count in rows}
 
     async def find_by_provider_id(self, provider_id: str) -> Notification | None:
         return await self._read_one("find_by_provider_id", provider_id=provider_id)

@@ -228,6 +228,11 @@ class PostgresStore(NamedReads):
             await cur.execute(_SQL[query], params)
             return cur.rowcount
 
+    async def _tuples(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
+        async with self._cursor() as cur:
+            await cur.execute(_SQL[query], params)
+            return list(await cur.fetchall())
+
     # lifecycle
 
     async def open(self) -> None:

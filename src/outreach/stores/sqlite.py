@@ -241,6 +241,12 @@ class SQLiteStore(NamedReads):
     def _fetch(self, sql: str, params: Params) -> Rows:
         return self._with_plans(self.db.execute(sql, params).fetchall())
 
+    async def _tuples(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
+        return await self._call(self._fetch_tuples, _SQL[query], params)
+
+    def _fetch_tuples(self, sql: str, params: Params) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, params).fetchall()
+
     async def claim_due(
         self, now: datetime, *, owner: str, lease: timedelta, limit: int
     ) -> Claimed:

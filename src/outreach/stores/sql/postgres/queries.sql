@@ -54,6 +54,19 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(campaign)s::text IS NULL OR campaign = %(campaign)s)
 ORDER BY created_at, id LIMIT %(limit)s
 
+-- name: unfinished_in_campaign --
+-- Up to the limit, pending or active notifications of a campaign, in no particular order (the
+-- campaign index answers it without sorting the whole campaign).
+SELECT plan_id, body FROM notifications
+WHERE campaign = %(campaign)s AND status IN ('pending', 'active')
+LIMIT %(limit)s
+
+-- name: campaign_counts --
+-- A campaign's notifications by status, follow-ups apart (answered from the campaign index).
+SELECT status, parent_id IS NOT NULL, COUNT(*) FROM notifications
+WHERE campaign = %(campaign)s
+GROUP BY status, parent_id IS NOT NULL
+
 -- name: claim_due --
 -- Lease up to %(limit)s notifications due at %(now)s that no live lease holds, in one
 -- statement: rows another claimer has locked are skipped rather than waited for, so

@@ -42,6 +42,19 @@ SELECT plan_id, body FROM notifications
 WHERE (:status IS NULL OR status = :status) AND (:campaign IS NULL OR campaign = :campaign)
 ORDER BY created_at, id LIMIT :limit
 
+-- name: unfinished_in_campaign --
+-- Up to the limit, pending or active notifications of a campaign, in no particular order (the
+-- campaign index answers it without sorting the whole campaign).
+SELECT plan_id, body FROM notifications
+WHERE campaign = :campaign AND status IN ('pending', 'active')
+LIMIT :limit
+
+-- name: campaign_counts --
+-- A campaign's notifications by status, follow-ups apart (answered from the campaign index).
+SELECT status, parent_id IS NOT NULL, COUNT(*) FROM notifications
+WHERE campaign = :campaign
+GROUP BY status, parent_id IS NOT NULL
+
 -- name: claim_due --
 -- Lease up to :limit notifications due at :now that no live lease holds; each claim bumps the
 -- row's fencing counter.
