@@ -101,6 +101,21 @@ async def test_sms_email_and_their_replies_speak_the_recipients_language(
     assert "votre choix : Remboursement CA." in reply.text
 
 
+@pytest.mark.parametrize(
+    ("reply", "choice"),
+    [("Remboursement CA", "2"), ("  nouveau VOL ! ", "1"), ("Refund", "2"), ("Taxi", None)],
+)
+async def test_a_reply_that_is_an_options_label_chooses_it(
+    client: AsyncClient, http: httpx.AsyncClient, plan: Plan, reply: str, choice: str | None
+) -> None:
+    """The label the customer was shown (or the plan's own) is an answer when it is the whole
+    message; a part of a label is not."""
+    n = await client.start(FRENCH, plan, context=CONTEXT)
+    await client.run_due()
+    await twilio_post(http, "/twilio/sms", inbound(reply))
+    assert (await client.get(n.id)).choice == choice
+
+
 async def test_the_call_menu_speaks_the_recipients_language(
     client: AsyncClient, http: httpx.AsyncClient, plan: Plan, clock: FakeClock
 ) -> None:

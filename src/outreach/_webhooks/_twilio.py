@@ -217,7 +217,9 @@ async def _answer(ctx: Ctx, text: _Text, *, opted_in: bool) -> Response:
         return _sms(None if opted_in else UNMATCHED)
     p = phrases(target.recipient.locale)
     attempt_id = _last_sms(target, text.phone)
-    understood = meaning(text.body, target.plan.options, ctx.settings.ack_words)
+    understood = meaning(
+        text.body, target.plan.options, ctx.settings.ack_words, locale=target.recipient.locale
+    )
     if opted_in and understood.intent is not Intent.ACK:
         return _sms()  # YES/START re-subscribes; only an explicitly configured ack word acks
     if understood.intent in (Intent.CHOICE, Intent.ACK):

@@ -2,6 +2,7 @@
 
 Twilio's keywords (STOP, START, HELP and their synonyms) match only the whole message,
 case-insensitively. Options match by key or keyword as a whole word or phrase anywhere in the
+message, or by their label (as the recipient was shown it, or the plan's own) as the whole
 message; acknowledgement words must open it ("Got it, thanks" acknowledges, "I am not OK" does
 not). Matching ignores case and is done after Unicode normalisation (NFKC, so full-width letters
 typed on some phones match too).
@@ -85,17 +86,29 @@ def keyword(body: str, opt_out_type: str = "") -> Intent | None:
     return None
 
 
-def meaning(body: str, options: Sequence[Option], ack_words: Iterable[str]) -> Meaning:
+def _keys(option: Option) -> set[str]:
+    return {normalize(option.key)}
+
+
+def _labels(option: Option, locale: str) -> set[str]:
+    return {_bare(option.label), _bare(option.label_for(locale))}
+
+
+def meaning(
+    body: str, options: Sequence[Option], ack_words: Iterable[str], *, locale: str = "en"
+) -> Meaning:
     """What a reply to a notification says (compliance keywords are checked before this).
 
-    A message that is exactly an option's key chooses it; otherwise exactly one option must be
-    mentioned (by key or keyword) for it to count; several is ambiguous and counts as neither.
+    A message that is exactly an option's key, or exactly its label (in ``locale`` or the
+    plan's own), chooses it; otherwise exactly one option must be mentioned (by key or keyword)
+    for it to count; several is ambiguous and counts as neither.
     """
     text = normalize(body)
     bare = text.strip(_EDGES)
-    exact = [option for option in options if normalize(option.key) == bare]
-    if len(exact) == 1:
-        return Meaning(Intent.CHOICE, exact[0])
+    for names in (_keys, lambda option: _labels(option, locale)):
+        exact = [option for option in options if bare in names(option)]
+        if len(exact) == 1:
+            return Meaning(Intent.CHOICE, exact[0])
     mentioned = [o for o in options if _mentions(text, (o.key, *o.keywords))]
     if len(mentioned) == 1:
         return Meaning(Intent.CHOICE, mentioned[0])
