@@ -1,0 +1,192 @@
+"""Notices that need no answer through the client: the store, hooks, attention records,
+reports, telemetry, the sync ``Client`` and the command line all know ``delivered`` and
+``engaged``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from typer.testing import CliRunner
+
+from outreach import AsyncClient, Client, Hooks, Plan, Recipient, Status, Step
+from outreach._models import Attention, AttemptStatus, EventKind
+from outreach._telemetry import Telemetry
+from outreach.campaigns import campaign_report
+from outreach.cli import app
+from outreach.testing import FakeClock, InMemoryChannel
+
+PAX = Recipient(id="pax-04", phone="+16175550104", email="dana@example.com", timezone="UTC")
+CONTEXT = {"flight": "9K 1042"}
+APOLOGY = Plan(
+    name="apology",
+    steps=[
+        Step(channel="sms", template="apology", wait="15m"),
+        Step(channel="email", template="apology", wait="30m"),
+        Step(channel="voice", template="apology", wait="1h"),
+    ],
+    until="delivered",
+)
+
+
+class Heard:
+    """What the hooks were told."""
+
+    def __init__(self) -> None:
+        self.endings: list[tuple[str, Status]] = []
+        self.opened: list[Attention] = []
+        self.resolved: list[Attention] = []
+
+    def hooks(self) -> Hooks:
+        def ending(name: str):  # type: ignore[no-untyped-def]
+            return lambda n: self.endings.append((name, n.status))
+
+        return Hooks(
+            on_acknowledged=ending("acknowledged"),
+            on_delivered=ending("delivered"),
+            on_engaged=ending("engaged"),
+            on_exhausted=ending("exhausted"),
+            on_attention=self.opened.append,
+            on_attention_resolved=self.resolved.append,
+        )
+
+
+def _channels() -> dict[str, InMemoryChannel]:
+    return {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
+
+
+def _metric(reader: InMemoryMetricReader, name: str) -> dict[str, float]:
+    data = reader.get_metrics_data()
+    found: dict[str, float] = {}
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == name:
+                    for point in metric.data.data_points:
+                        status = str(dict(point.attributes or {})["outreach.status"])
+                        found[status] = point.value  # type: ignore[attr-defined]
+    return found
+
+
+async def _deliver_the_apology(store: str, clock: FakeClock) -> None:
+    """Dana's text is undelivered (a landline), the email goes at once and is delivered."""
+    heard = Heard()
+    channels = _channels()
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    async with AsyncClient(
+        store=store,
+        channels=channels,
+        templates=Path(__file__).parent.parent / "templates",
+        clock=clock,
+        hooks=heard.hooks(),
+        telemetry=Telemetry(meter_provider=meters),
+    ) as ox:
+        n = await ox.start(PAX, APOLOGY, context=CONTEXT, key="9K/pax-04/apology", campaign="9K")
+        await ox.run_due()
+        [sms] = (await ox.get(n.id)).attempts
+        clock.advance("3s")
+        await ox.inbound.update_attempt("undelivered", attempt_id=sms.id, error="Twilio 30006")
+        await ox.run_due()  # the email goes at once, not 15 minutes later
+        [mail] = channels["email"].outbox
+        email = (await ox.get(n.id)).attempts[1]
+        clock.advance("5s")
+        await ox.inbound.update_attempt(AttemptStatus.DELIVERED, attempt_id=email.id)
+        for _ in range(4):
+            clock.advance("1h")
+            await ox.run_due()
+
+        n = await ox.get(n.id)
+        assert n.status is Status.DELIVERED
+        assert n.reached == "email delivered"
+        assert channels["voice"].outbox == []
+        assert mail.notification_id == n.id
+        assert heard.endings == [("delivered", Status.DELIVERED)]
+        assert heard.opened == []
+        assert await ox.attention(open=False) == []  # delivered is not unreached
+        kinds = [e.kind async for e in ox.events() if e.notification_id == n.id]
+        assert kinds.count(EventKind.DELIVERED) == 1
+        assert await ox.store.campaign_counts("9K") == {(Status.DELIVERED, False): 1}
+        assert await ox.list(status="delivered") == [n]
+        assert _metric(reader, "outreach.notifications") == {"active": 1, "delivered": 1}
+
+        report = campaign_report("9K", await ox.list(campaign="9K"))
+        assert (report.reached, report.acknowledged, report.reach_rate) == (1, 0, 1.0)
+        assert report.never_reached == []
+        assert report.recipients[0]["outcome"] == "delivered: email delivered"
+    meters.shutdown()
+
+
+def test_an_undelivered_text_then_a_delivered_email_ends_the_apology_without_a_call(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = f"sqlite:///{tmp_path / 'notices.db'}"
+    asyncio.run(_deliver_the_apology(store, clock))
+    # What was stored is what a new process reads, and what the command line shows.
+    monkeypatch.setenv("OUTREACH_STORE", store)
+    runner = CliRunner()
+    counted = runner.invoke(app, ["status", "--campaign", "9K"])
+    assert counted.output.strip() == "campaign 9K: delivered: 1", counted.output
+    shown = runner.invoke(app, ["status", "--key", "9K/pax-04/apology"], terminal_width=200)
+    assert "status=delivered" in shown.output
+    assert "outcome: delivered: email delivered" in shown.output
+    with Client(store=store, channels=_channels(), templates=tmp_path, clock=clock) as sync:
+        [again] = sync.list(status=Status.DELIVERED)
+        assert again.reached == "email delivered"
+
+
+async def test_a_receipt_after_the_last_wait_closes_the_unreached_case(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    heard = Heard()
+    async with AsyncClient(
+        store="memory://",
+        channels=_channels(),
+        templates=templates_dir,
+        clock=clock,
+        hooks=heard.hooks(),
+    ) as ox:
+        plan = APOLOGY.model_copy(update={"steps": APOLOGY.steps[:1]})
+        n = await ox.start(PAX, plan, context=CONTEXT)
+        await ox.run_due()
+        clock.advance("15m")
+        await ox.run_due()
+        [case] = await ox.attention()
+        assert (await ox.get(n.id)).status is Status.EXHAUSTED
+
+        clock.advance("2h")  # the carrier's receipt, very late
+        [sms] = (await ox.get(n.id)).attempts
+        await ox.inbound.update_attempt(AttemptStatus.DELIVERED, attempt_id=sms.id)
+        n = await ox.get(n.id)
+        assert n.status is Status.DELIVERED
+        assert await ox.attention() == []
+        [closed] = heard.resolved
+        assert (closed.id, closed.resolved_by) == (case.id, "customer")
+        assert closed.note == "reached after all: sms delivered"
+        assert [name for name, _ in heard.endings] == ["exhausted", "delivered"]
+
+
+async def test_an_answer_after_delivered_is_recorded_as_acknowledged(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    heard = Heard()
+    async with AsyncClient(
+        store="memory://",
+        channels=_channels(),
+        templates=templates_dir,
+        clock=clock,
+        hooks=heard.hooks(),
+    ) as ox:
+        n = await ox.start(PAX, APOLOGY, context=CONTEXT)
+        await ox.run_due()
+        [sms] = (await ox.get(n.id)).attempts
+        await ox.inbound.update_attempt(AttemptStatus.DELIVERED, attempt_id=sms.id)
+        clock.advance("1d")
+        n = await ox.acknowledge(n.id, via="sms", attempt_id=sms.id)
+        assert n.status is Status.ACKNOWLEDGED
+        assert (n.acknowledged_via, n.reached) == ("sms", "sms delivered")
+        assert [name for name, _ in heard.endings] == ["delivered", "acknowledged"]
+
