@@ -13,7 +13,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from typer.testing import CliRunner
 
 from outreach import AsyncClient, Client, Hooks, Plan, Recipient, Status, Step
-from outreach._models import Attention, AttemptStatus, EventKind
+from outreach._models import AttemptStatus, Attention, EventKind
 from outreach._telemetry import Telemetry
 from outreach.campaigns import campaign_report
 from outreach.cli import app
