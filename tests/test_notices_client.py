@@ -189,4 +189,3 @@ async def test_an_answer_after_delivered_is_recorded_as_acknowledged(
         assert n.status is Status.ACKNOWLEDGED
         assert (n.acknowledged_via, n.reached) == ("sms", "sms delivered")
         assert [name for name, _ in heard.endings] == ["delivered", "acknowledged"]
-
