@@ -154,6 +154,12 @@ def test_delivered_is_not_enough_for_until_engaged_but_an_open_is() -> None:
     assert describe(engine.n) == "engaged: email opened or clicked"
 
 
+def test_a_read_receipt_is_engagement() -> None:
+    engine, sms = started(notice("sms", "email", until="engaged"))
+    engine(StatusUpdate(sms.id, AttemptStatus.ENGAGED), t(1))  # Twilio's "read"
+    assert (engine.n.status, engine.n.reached) == (Status.ENGAGED, "sms read")
+
+
 def test_an_open_also_meets_until_delivered() -> None:
     """A higher rung counts: the status says the plan's own rung."""
     engine, email = started(notice("email", "voice"))

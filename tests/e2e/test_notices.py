@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from outreach import Plan, Status, Step
-from outreach._models import EventKind, Until
+from outreach._models import EventKind, Medium, Until
 from outreach.testing import CallBehaviour, EmailBehaviour, Persona, SmsBehaviour
 
 from ._stack import MakeStack, channels_tried, passenger
@@ -122,4 +122,23 @@ async def test_until_engaged_waits_for_the_email_to_be_opened(make_stack: MakeSt
     [mail] = stack.emails_to(pax.email)
     assert mail["created_at"] >= stack.at("15m")  # the text's whole wait went by first
     assert ended.at > mail["created_at"]
+    stack.assert_webhooks_accepted()
+
+
+async def test_a_stop_is_a_reply_too_it_was_read(make_stack: MakeStack) -> None:
+    """``until="engaged"``: the customer who replies STOP has read the text; no more texts go
+    to them, and the notice does not go on to email them."""
+    pax = passenger(3)
+    assert pax.phone is not None
+    assert pax.email is not None
+    stack = await make_stack(
+        [Persona(phone=pax.phone, email=pax.email, on_sms=SmsBehaviour(reply="STOP"))]
+    )
+    n = await stack.start(pax, plan=apology("sms", "email", until="engaged"))
+
+    await stack.run_until("2h")
+    n = await stack.get(n.key or "")
+    assert (n.status, n.reached) == (Status.ENGAGED, "sms reply")
+    assert stack.emails_to(pax.email) == []
+    assert await stack.client.store.opted_out([(Medium.SMS, pax.phone)])
     stack.assert_webhooks_accepted()
