@@ -17,6 +17,7 @@ from outreach._models import AttemptStatus, Attention, EventKind
 from outreach._telemetry import Telemetry
 from outreach.campaigns import campaign_report
 from outreach.cli import app
+from outreach.stores import Store
 from outreach.testing import FakeClock, InMemoryChannel
 
 PAX = Recipient(id="pax-04", phone="+16175550104", email="dana@example.com", timezone="UTC")
@@ -112,6 +113,8 @@ async def _deliver_the_apology(store: str, clock: FakeClock) -> None:
         assert await ox.store.campaign_counts("9K") == {(Status.DELIVERED, False): 1}
         assert await ox.list(status="delivered") == [n]
         assert _metric(reader, "outreach.notifications") == {"active": 1, "delivered": 1}
+        # Finished, nothing due: the sweeper does not take it for stuck.
+        assert await ox.store.sweep(clock.now(), lapsed_before=clock.now(), limit=10) == []
 
         report = campaign_report("9K", await ox.list(campaign="9K"))
         assert (report.reached, report.acknowledged, report.reach_rate) == (1, 0, 1.0)
@@ -138,12 +141,22 @@ def test_an_undelivered_text_then_a_delivered_email_ends_the_apology_without_a_c
         assert again.reached == "email delivered"
 
 
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest) -> Store | str:
+    if request.param == "memory":
+        return "memory://"
+    from outreach.stores.postgres import PostgresStore
+
+    url = request.getfixturevalue("postgres_url")
+    return PostgresStore(url, schema=request.getfixturevalue("postgres_schema"))
+
+
 async def test_a_receipt_after_the_last_wait_closes_the_unreached_case(
-    clock: FakeClock, templates_dir: Path
+    clock: FakeClock, templates_dir: Path, store: Store | str
 ) -> None:
     heard = Heard()
     async with AsyncClient(
-        store="memory://",
+        store=store,
         channels=_channels(),
         templates=templates_dir,
         clock=clock,
@@ -170,11 +183,11 @@ async def test_a_receipt_after_the_last_wait_closes_the_unreached_case(
 
 
 async def test_an_answer_after_delivered_is_recorded_as_acknowledged(
-    clock: FakeClock, templates_dir: Path
+    clock: FakeClock, templates_dir: Path, store: Store | str
 ) -> None:
     heard = Heard()
     async with AsyncClient(
-        store="memory://",
+        store=store,
         channels=_channels(),
         templates=templates_dir,
         clock=clock,
@@ -189,3 +202,5 @@ async def test_an_answer_after_delivered_is_recorded_as_acknowledged(
         assert n.status is Status.ACKNOWLEDGED
         assert (n.acknowledged_via, n.reached) == ("sms", "sms delivered")
         assert [name for name, _ in heard.endings] == ["delivered", "acknowledged"]
+        assert await ox.store.campaign_counts("9K") == {}  # no campaign given
+        assert [x.id for x in await ox.list(status=Status.ACKNOWLEDGED)] == [n.id]
