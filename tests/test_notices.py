@@ -67,7 +67,7 @@ def test_sms_delivered_ends_it_and_nothing_else_is_sent() -> None:
     decision = engine(StatusUpdate(sms.id, AttemptStatus.DELIVERED), t(1))
 
     assert engine.n.status is Status.DELIVERED
-    assert engine.n.reached == "sms delivered"
+    assert engine.n.reached_by == "sms delivered"
     assert (engine.n.finished_at, engine.n.due_at) == (t(1), None)
     assert kinds(decision) == [EventKind.ATTEMPT_STATUS, EventKind.DELIVERED]
     assert decision.events[-1].attempt_id == sms.id
@@ -88,7 +88,7 @@ def test_sms_undelivered_sends_the_email_at_once_and_its_delivery_ends_it() -> N
 
     engine(StatusUpdate(email.id, AttemptStatus.DELIVERED), t(2))
     assert engine.n.status is Status.DELIVERED
-    assert engine.n.reached == "email delivered"
+    assert engine.n.reached_by == "email delivered"
     assert sends(engine.tick(t(120))) == []  # no call
     assert [a.channel for a in engine.n.attempts] == ["sms", "email"]
 
@@ -125,7 +125,7 @@ def test_a_call_a_person_answered_counts_and_is_not_hung_up() -> None:
     decision = engine(StatusUpdate(call.id, AttemptStatus.ENGAGED, person=True), t(1))
 
     assert engine.n.status is Status.DELIVERED
-    assert engine.n.reached == "voice answered by a person"
+    assert engine.n.reached_by == "voice answered by a person"
     assert not any(isinstance(a, CancelCall) for a in decision.actions)
     assert sends(engine.tick(t(30))) == []
 
@@ -148,7 +148,7 @@ def test_delivered_is_not_enough_for_until_engaged_but_an_open_is() -> None:
 
     decision = engine(StatusUpdate(email.id, AttemptStatus.ENGAGED), t(3))
     assert engine.n.status is Status.ENGAGED
-    assert engine.n.reached == "email opened or clicked"
+    assert engine.n.reached_by == "email opened or clicked"
     assert kinds(decision)[-1] is EventKind.ENGAGED
     assert sends(engine.tick(t(120))) == []
     assert describe(engine.n) == "engaged: email opened or clicked"
@@ -157,7 +157,7 @@ def test_delivered_is_not_enough_for_until_engaged_but_an_open_is() -> None:
 def test_a_read_receipt_is_engagement() -> None:
     engine, sms = started(notice("sms", "email", until="engaged"))
     engine(StatusUpdate(sms.id, AttemptStatus.ENGAGED), t(1))  # Twilio's "read"
-    assert (engine.n.status, engine.n.reached) == (Status.ENGAGED, "sms read")
+    assert (engine.n.status, engine.n.reached_by) == (Status.ENGAGED, "sms read")
 
 
 def test_an_open_also_meets_until_delivered() -> None:
@@ -165,7 +165,7 @@ def test_an_open_also_meets_until_delivered() -> None:
     engine, email = started(notice("email", "voice"))
     engine(StatusUpdate(email.id, AttemptStatus.ENGAGED), t(1))
     assert engine.n.status is Status.DELIVERED
-    assert engine.n.reached == "email opened or clicked"
+    assert engine.n.reached_by == "email opened or clicked"
 
 
 @pytest.mark.parametrize("unmatched", [False, True])
@@ -175,7 +175,7 @@ def test_any_sms_reply_is_engagement(unmatched: bool) -> None:
     decision = engine(Reply(via="sms", text="thanks", attempt_id=sms.id, unmatched=unmatched), t(2))
 
     assert engine.n.status is Status.ENGAGED
-    assert engine.n.reached == "sms reply"
+    assert engine.n.reached_by == "sms reply"
     opened = [a.reason for a in decision.actions if isinstance(a, OpenAttention)]
     assert opened == ([AttentionReason.NOT_UNDERSTOOD] if unmatched else [])
     assert sends(engine.tick(t(60))) == []
@@ -217,7 +217,7 @@ def test_an_acknowledgement_after_delivered_records_the_choice_within_the_grace(
 
     decision = engine(Ack(via="email", choice="2", attempt_id=email.id), t(1, days=2))
     assert (engine.n.status, engine.n.choice) == (Status.ACKNOWLEDGED, "2")
-    assert engine.n.reached == "email opened or clicked"  # still says what reached them first
+    assert engine.n.reached_by == "email opened or clicked"  # still says what reached them first
     assert decision.events[0].data["after"] == Status.ENGAGED
     assert [a for a in decision.actions if isinstance(a, StartFollowUp)] == [
         StartFollowUp(refund, t(1, days=5))
@@ -243,7 +243,7 @@ def test_a_receipt_after_an_unreached_ending_within_the_grace_says_so() -> None:
     ]
     decision = engine(StatusUpdate(sms.id, AttemptStatus.DELIVERED), t(20))
     assert engine.n.status is Status.DELIVERED
-    assert decision.events[-1].data == {"reached": "sms delivered", "after": Status.EXHAUSTED}
+    assert decision.events[-1].data == {"reached_by": "sms delivered", "after": Status.EXHAUSTED}
     assert describe_event(decision.events[-1]) == "delivered: sms delivered (after exhausted)"
 
 

@@ -102,7 +102,7 @@ async def _deliver_the_apology(store: str, clock: FakeClock) -> None:
 
         n = await ox.get(n.id)
         assert n.status is Status.DELIVERED
-        assert n.reached == "email delivered"
+        assert n.reached_by == "email delivered"
         assert channels["voice"].outbox == []
         assert mail.notification_id == n.id
         assert heard.endings == [("delivered", Status.DELIVERED)]
@@ -138,7 +138,7 @@ def test_an_undelivered_text_then_a_delivered_email_ends_the_apology_without_a_c
     assert "outcome: delivered: email delivered" in shown.output
     with Client(store=store, channels=_channels(), templates=tmp_path, clock=clock) as sync:
         [again] = sync.list(status=Status.DELIVERED)
-        assert again.reached == "email delivered"
+        assert again.reached_by == "email delivered"
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
@@ -200,7 +200,7 @@ async def test_an_answer_after_delivered_is_recorded_as_acknowledged(
         clock.advance("1d")
         n = await ox.acknowledge(n.id, via="sms", attempt_id=sms.id)
         assert n.status is Status.ACKNOWLEDGED
-        assert (n.acknowledged_via, n.reached) == ("sms", "sms delivered")
+        assert (n.acknowledged_via, n.reached_by) == ("sms", "sms delivered")
         assert [name for name, _ in heard.endings] == ["delivered", "acknowledged"]
         assert await ox.store.campaign_counts("9K") == {}  # no campaign given
         assert [x.id for x in await ox.list(status=Status.ACKNOWLEDGED)] == [n.id]

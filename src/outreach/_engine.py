@@ -568,9 +568,9 @@ class _Run:
             self.reach("engaged", f"{attempt.channel} {said or 'engaged'}", attempt)
 
     def reach(
-        self, rung: Until, reached: str, attempt: Attempt | None, keep: Attempt | None = None
+        self, rung: Until, by: str, attempt: Attempt | None, keep: Attempt | None = None
     ) -> None:
-        """The customer was reached at ``rung`` (``reached`` says how): if that meets the
+        """The customer was reached at ``rung`` (``by`` says how): if that meets the
         plan's ``until``, the escalation is over, as an acknowledgement would end it (every
         pending step and call stopped, except ``keep``, the call a person is on)."""
         n = self.n
@@ -583,11 +583,11 @@ class _Run:
             return
         self.cancel_calls(keep=None if keep is None else keep.id)
         status = Status(until)
-        self.update(status=status, reached=reached, finished_at=self.now, due_at=None)
+        self.update(status=status, reached_by=by, finished_at=self.now, due_at=None)
         # ``after``: the ending this came after; the shell closes its attention record.
         after = {"after": before} if late else {}
         attempt_id = None if attempt is None else attempt.id
-        self.log(EventKind(status.value), attempt_id, reached=reached, **after)
+        self.log(EventKind(status.value), attempt_id, reached_by=by, **after)
         self.start_follow_ups(None, first=True)
 
     def start_follow_ups(self, choice: str | None, *, first: bool) -> None:

@@ -35,9 +35,9 @@ class Hooks:
 
     on_acknowledged: NotificationHook | None = None
     on_delivered: NotificationHook | None = None
-    """A plan with ``until="delivered"`` reached the customer (``Notification.reached``: how)."""
+    """A plan with ``until="delivered"`` reached the customer (``Notification.reached_by``)."""
     on_engaged: NotificationHook | None = None
-    """A plan with ``until="engaged"`` reached the customer (``Notification.reached``: how)."""
+    """A plan with ``until="engaged"`` reached the customer (``Notification.reached_by``)."""
     on_exhausted: NotificationHook | None = None
     on_expired: NotificationHook | None = None
     on_failed: NotificationHook | None = None

@@ -705,8 +705,8 @@ class Notification(BaseModel):
     attempts: tuple[Attempt, ...] = ()
     last_reply: str | None = None
     """The customer's latest reply that matched nothing (kept for whoever takes over)."""
-    reached: str | None = None
-    """What met the plan's ``until`` rung ("email delivered", "sms replied"), once it did."""
+    reached_by: str | None = None
+    """What met the plan's ``until`` rung ("email delivered", "sms reply"), once it did."""
 
     def same_request(self, other: Notification) -> bool:
         """Whether ``other`` was started for the same recipient with the same plan: what a

@@ -765,7 +765,7 @@ class Runner:
             await self.hooks.channel_alert(alert)
         for event in decision.events:
             if event.data.get("after") in UNREACHED:
-                reached = event.data.get("reached")
+                reached = event.data.get("reached_by")
                 note = (
                     f"reached after all: {reached}"
                     if reached

@@ -92,7 +92,7 @@ def describe(notification: Notification) -> str:
             said += f", chose {n.choice}"
         return said
     if n.status in (Status.DELIVERED, Status.ENGAGED):
-        return f"{n.status.value}: {n.reached or 'reached'}"
+        return f"{n.status.value}: {n.reached_by or 'reached'}"
     if n.status in (Status.EXHAUSTED, Status.EXPIRED, Status.FAILED):
         return f"{n.status.value}: {never_reached(n)}"
     if n.status is Status.CANCELLED:
@@ -122,7 +122,7 @@ def describe_event(event: Event) -> str:
         return f"{said} via {data.get('via')}" + (f", chose {choice}" if choice else "")
     if kind in (EventKind.DELIVERED, EventKind.ENGAGED):
         after = data.get("after")
-        said = f"{kind.value}: {data.get('reached')}"
+        said = f"{kind.value}: {data.get('reached_by')}"
         return f"{said} (after {after})" if after else said
     if kind is EventKind.REPLY:
         return f"replied via {data.get('via')}: {quoted(data.get('text') or '')}"

@@ -34,7 +34,7 @@ async def test_a_delivered_text_is_enough(make_stack: MakeStack) -> None:
     await stack.run_until("3h")
     n = await stack.get(n.key or "")
     assert n.status is Status.DELIVERED
-    assert n.reached == "sms delivered"
+    assert n.reached_by == "sms delivered"
     assert channels_tried(n) == ["sms"]
     assert (len(stack.messages_to(pax.phone)), stack.emails_to(pax.email)) == (1, [])
     assert stack.calls_to(pax.phone) == []
@@ -56,7 +56,7 @@ async def test_a_landline_gets_the_email_at_once_and_no_call_once_it_is_delivere
     await stack.run_until("3h")
     n = await stack.get(n.key or "")
     assert n.status is Status.DELIVERED
-    assert n.reached == "email delivered"
+    assert n.reached_by == "email delivered"
     assert channels_tried(n) == ["sms", "email"]
     [mail] = stack.emails_to(pax.email)
     assert mail["created_at"] - stack.at("0s") < n.plan.steps[0].wait  # not after the wait
@@ -82,13 +82,13 @@ async def test_voicemail_never_counts_a_person_does(make_stack: MakeStack) -> No
     await stack.run_until("3h")
     left = await stack.get(left.key or "")
     assert left.status is Status.DELIVERED
-    assert left.reached == "email delivered"  # the voicemail did not end it; the email did
+    assert left.reached_by == "email delivered"  # the voicemail did not end it; the email did
     assert channels_tried(left) == ["voice", "email"]
     assert left.attempts[0].error == "voicemail"
 
     taken = await stack.get(taken.key or "")
     assert taken.status is Status.DELIVERED
-    assert taken.reached == "voice answered by a person"
+    assert taken.reached_by == "voice answered by a person"
     assert channels_tried(taken) == ["voice"]
     assert stack.emails_to(person.email) == []
     [call] = stack.calls_to(person.phone)
@@ -115,7 +115,7 @@ async def test_until_engaged_waits_for_the_email_to_be_opened(make_stack: MakeSt
     await stack.run_until("3h")
     n = await stack.get(n.key or "")
     assert n.status is Status.ENGAGED
-    assert n.reached == "email opened or clicked"
+    assert n.reached_by == "email opened or clicked"
     assert channels_tried(n) == ["sms", "email"]  # a delivered text was not enough
     assert stack.calls_to(pax.phone) == []
     [ended] = [e for e in await stack.events(n.id) if e.kind is EventKind.ENGAGED]
@@ -138,7 +138,7 @@ async def test_a_stop_is_a_reply_too_it_was_read(make_stack: MakeStack) -> None:
 
     await stack.run_until("2h")
     n = await stack.get(n.key or "")
-    assert (n.status, n.reached) == (Status.ENGAGED, "sms reply")
+    assert (n.status, n.reached_by) == (Status.ENGAGED, "sms reply")
     assert stack.emails_to(pax.email) == []
     assert await stack.client.store.opted_out([(Medium.SMS, pax.phone)])
     stack.assert_webhooks_accepted()

@@ -137,7 +137,7 @@ def hooks_and_webhooks(client: AsyncClient) -> None:
     AsyncClient(store="memory://", hooks=Hooks(on_acknowledged=acknowledged))
 
     async def delivered(notification: Notification) -> None:
-        assert_type(notification.reached, str | None)
+        assert_type(notification.reached_by, str | None)
         assert notification.status in (Status.DELIVERED, Status.ENGAGED)
 
     Hooks(on_delivered=delivered, on_engaged=delivered)

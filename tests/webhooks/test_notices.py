@@ -51,7 +51,7 @@ async def test_only_a_person_answering_the_call_delivers_the_notice(
     assert response.status_code == 200
     n = await client.get(n.id)
     assert n.status is (Status.DELIVERED if reached else Status.ACTIVE)
-    assert n.reached == ("voice answered by a person" if reached else None)
+    assert n.reached_by == ("voice answered by a person" if reached else None)
 
 
 async def test_a_key_pressed_is_a_person_whatever_detection_said(
@@ -74,7 +74,7 @@ async def test_a_key_pressed_is_a_person_whatever_detection_said(
     assert response.status_code == 200
     n = await client.get(n.id)
     assert n.status is Status.ENGAGED
-    assert n.reached == "voice answered by a person"
+    assert n.reached_by == "voice answered by a person"
     assert n.choice is None
 
 

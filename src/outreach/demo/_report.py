@@ -54,7 +54,7 @@ def _describe(event: Event, notification: Notification) -> str | None:
         case EventKind.FOLLOW_UP_STARTED:
             return f"follow-up '{data['name']}' scheduled"
         case EventKind.DELIVERED | EventKind.ENGAGED:
-            return f"[green]{event.kind.value}: {data['reached']}, nothing more sent[/green]"
+            return f"[green]{event.kind.value}: {data['reached_by']}, nothing more sent[/green]"
         case EventKind.EXHAUSTED | EventKind.EXPIRED | EventKind.FAILED:
             return f"[red]{event.kind.value}[/red]"
         case EventKind.ATTENTION_OPENED:
