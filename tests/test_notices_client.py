@@ -5,6 +5,7 @@ reports, telemetry, the sync ``Client`` and the command line all know ``delivere
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,17 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from typer.testing import CliRunner
 
-from outreach import AsyncClient, Client, Hooks, Plan, Recipient, Status, Step
+from outreach import (
+    AsyncClient,
+    Client,
+    FollowUp,
+    Hooks,
+    Option,
+    Plan,
+    Recipient,
+    Status,
+    Step,
+)
 from outreach._models import AttemptStatus, Attention, EventKind
 from outreach._telemetry import Telemetry
 from outreach.campaigns import campaign_report
@@ -204,3 +215,45 @@ async def test_an_answer_after_delivered_is_recorded_as_acknowledged(
         assert [name for name, _ in heard.endings] == ["delivered", "acknowledged"]
         assert await ox.store.campaign_counts("9K") == {}  # no campaign given
         assert [x.id for x in await ox.list(status=Status.ACKNOWLEDGED)] == [n.id]
+
+
+async def test_an_open_ends_an_engaged_notice_and_starts_its_follow_up(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    heard = Heard()
+    survey = FollowUp(after="1d", channel="sms", template="refund_check", name="survey")
+    plan = Plan(
+        name="read-me",
+        steps=[
+            Step(channel="email", template="flight_cancelled", wait="30m"),
+            Step(channel="voice", template="flight_cancelled", wait="1h"),
+        ],
+        options=[Option(key="1", label="Rebook me"), Option(key="2", label="Refund")],
+        until="engaged",
+        follow_ups=[survey],
+    )
+    channels = _channels()
+    async with AsyncClient(
+        store="memory://",
+        channels=channels,
+        templates=templates_dir,
+        clock=clock,
+        hooks=heard.hooks(),
+    ) as ox:
+        n = await ox.start(PAX, plan, context=CONTEXT, key="9K/pax-04")
+        await ox.run_due()
+        [email] = (await ox.get(n.id)).attempts
+        await ox.inbound.update_attempt(AttemptStatus.DELIVERED, attempt_id=email.id)
+        assert (await ox.get(n.id)).status is Status.ACTIVE  # delivered is not engaged
+        clock.advance("10m")
+        await ox.inbound.update_attempt(AttemptStatus.ENGAGED, provider_id=email.provider_id)
+        clock.advance("2h")
+        await ox.run_due()
+
+        n = await ox.get(n.id)
+        assert (n.status, n.reached_by) == (Status.ENGAGED, "email opened or clicked")
+        assert heard.endings == [("engaged", Status.ENGAGED)]
+        assert channels["voice"].outbox == []
+        child = await ox.get(key="9K/pax-04/survey")
+        assert child.parent_id == n.id
+        assert child.due_at == n.finished_at + timedelta(days=1)  # type: ignore[operator]
