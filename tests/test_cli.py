@@ -25,6 +25,9 @@ def test_demo_tells_the_whole_story(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "Ann Lee (handoff): chose 2: My refund has not arrived" in people
     assert "Bo Diaz (not_understood): replied, not understood: 'my bag is lost, call me'" in people
     assert "Dana Kim (unreached): sms: a landline" in people
+    # The next day's apology needs no answer: it stopped once the email was delivered.
+    assert "Dana Kim apology: no answer needed, until delivered" in result.output
+    assert "Apology to Dana Kim: delivered: email delivered" in " ".join(result.output.split())
     assert list(tmp_path.iterdir()) == []  # nothing left behind in the working directory
 
 
@@ -51,6 +54,12 @@ def test_demo_json_summary(tmp_path: Path) -> None:
     assert sorted(people) == ["pax-01", "pax-02", "pax-04", "pax-06"]
     assert people["pax-01"]["reason"] == "handoff"
     assert people["pax-02"]["detail"] == "replied, not understood: 'my bag is lost, call me'"
+    [apology] = summary["notices"]
+    assert (apology["recipient"], apology["until"]) == ("pax-04", "delivered")
+    assert apology["status"] == "delivered"
+    assert apology["attempts"] == ["sms failed", "email delivered"]  # no call
+    assert apology["outcome"] == "delivered: email delivered"
+    assert summary["acknowledged"] == 4  # the apology counts for nobody's answer
 
 
 def test_the_attention_queue_and_one_customers_timeline_from_the_command_line(

@@ -23,6 +23,8 @@ from outreach._engine import (
     Facts,
     Failure,
     HandOver,
+    Input,
+    Reply,
     Send,
     SendFailed,
     Sent,
@@ -31,7 +33,7 @@ from outreach._engine import (
     Tick,
     decide,
 )
-from outreach._models import Medium
+from outreach._models import RUNGS, Medium, Until
 
 ZONE = "America/New_York"
 # Nights the clocks change in New York: spring forward 2026-03-08, fall back 2026-11-01.
@@ -51,18 +53,56 @@ QUIET = [
 MEDIA = {"sms": Medium.SMS, "email": Medium.EMAIL, "voice": Medium.VOICE}
 
 
-def build_plan(quiet: QuietHours, repeat: int, deadline: int | None, waits: list[int]) -> Plan:
+def build_plan(
+    quiet: QuietHours,
+    repeat: int,
+    deadline: int | None,
+    waits: list[int],
+    until: Until = "acknowledged",
+) -> Plan:
     channels = ["sms", "email", "voice"]
+    options = [Option(key="1", label="one"), Option(key="2", label="two")]
     return Plan(
         name="p",
         steps=[
             Step(channel=channels[i % 3], template="t", wait=timedelta(minutes=w))
             for i, w in enumerate(waits)
         ],
-        options=[Option(key="1", label="one"), Option(key="2", label="two")],
+        options=[] if until == "delivered" else options,
         repeat=repeat,
         deadline=None if deadline is None else timedelta(hours=deadline),
         quiet_hours=quiet,
+        until=until,
+    )
+
+
+# What an attempt's status may be before a receipt of each rung moves it up.
+_BEFORE_DELIVERED = {AttemptStatus.SENDING, AttemptStatus.UNKNOWN, AttemptStatus.QUEUED}
+_BEFORE_DELIVERED |= {AttemptStatus.SENT}
+_BEFORE_ENGAGED = _BEFORE_DELIVERED | {AttemptStatus.DELIVERED}
+
+
+def reaches_the_rung(n: Notification, event: Input) -> bool:
+    """Whether ``event`` reaches the plan's ``until`` rung while ``n`` still escalates: an
+    oracle written from the ladder's definition, not from the engine's code."""
+    until = n.plan.until
+    if until == "acknowledged" or n.status.is_terminal:
+        return False
+    if isinstance(event, Reply):
+        return True  # a reply of any kind is engagement, and implies delivery
+    if not isinstance(event, StatusUpdate):
+        return False
+    attempt = n.attempt(event.attempt_id)
+    if attempt is None:
+        return False
+    if attempt.medium is Medium.VOICE:
+        return event.person  # voicemail never counts; a person does
+    if event.status is AttemptStatus.ENGAGED:
+        return attempt.status in _BEFORE_ENGAGED
+    return (
+        until == "delivered"
+        and event.status is AttemptStatus.DELIVERED
+        and attempt.status in _BEFORE_DELIVERED
     )
 
 
@@ -78,6 +118,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.opted_out: frozenset[Medium] = frozenset()
         self.in_flight: list[str] = []
         self.due: str | None = None  # an attempt the engine said is due, not yet handed over
+        self.rung_reached = False  # the plan's ``until`` rung was reached (by the oracle)
 
     @initialize(
         start=st.sampled_from(STARTS),
@@ -86,6 +127,7 @@ class EngineMachine(RuleBasedStateMachine):
         deadline=st.one_of(st.none(), st.integers(1, 30)),
         waits=st.lists(st.integers(1, 180), min_size=1, max_size=4),
         has_phone=st.booleans(),
+        until=st.sampled_from(RUNGS),
     )
     def create(
         self,
@@ -95,8 +137,9 @@ class EngineMachine(RuleBasedStateMachine):
         deadline: int | None,
         waits: list[int],
         has_phone: bool,
+        until: Until,
     ) -> None:
-        plan = build_plan(quiet, repeat, deadline, waits)
+        plan = build_plan(quiet, repeat, deadline, waits, until)
         self.now = start
         self.n = Notification(
             id="n1",
@@ -113,11 +156,17 @@ class EngineMachine(RuleBasedStateMachine):
             deadline_at=None if plan.deadline is None else start + plan.deadline,
         )
 
-    def apply(self, event: object) -> None:
+    def apply(self, event: Input) -> None:
         assert self.n is not None
         before = self.n
-        decision = decide(State(self.n, Facts(MEDIA, opted_out=self.opted_out)), event, self.now)  # type: ignore[arg-type]
+        reaches = reaches_the_rung(before, event)
+        decision = decide(State(self.n, Facts(MEDIA, opted_out=self.opted_out)), event, self.now)
         self.n = decision.notification
+        if reaches:
+            # (g) reaching the plan's rung ends it with that status, at once
+            self.rung_reached = True
+            assert self.n.status is Status(self.n.plan.until)
+            assert self.n.due_at is None
         # (e) a decision lists each attempt it created or changed, as it now stands (what the
         # store indexes for the webhooks)
         changed = {a.id for a in self.n.attempts if a != before.attempt(a.id)}
@@ -128,9 +177,11 @@ class EngineMachine(RuleBasedStateMachine):
                 self.due = action.attempt.id
             if isinstance(action, Send):
                 attempt = action.attempt
-                # (a) nothing is sent once acknowledged or cancelled
-                assert before.status not in (Status.ACKNOWLEDGED, Status.CANCELLED)
+                # (a) nothing is sent once acknowledged, cancelled, delivered or engaged
+                assert not before.status.is_terminal
                 assert self.n.status is Status.ACTIVE
+                # (g) nor once the plan's ``until`` rung was reached
+                assert not self.rung_reached
                 assert attempt.medium is not None
                 self.sends.append(
                     (self.now, attempt.medium, (attempt.pass_, attempt.step, attempt.reattempt))
@@ -204,6 +255,31 @@ class EngineMachine(RuleBasedStateMachine):
         assert self.n is not None
         attempt = data.draw(st.sampled_from(self.n.attempts))
         self.apply(StatusUpdate(attempt.id, status))
+
+    @precondition(lambda self: self.n is not None and bool(self.n.attempts))
+    @rule(data=st.data(), unmatched=st.booleans(), roll=st.integers(0, 4))
+    def reply(self, data: st.DataObject, unmatched: bool, roll: int) -> None:
+        """A reply that is not an answer (free text, a wrong key): engagement."""
+        assert self.n is not None
+        if roll == 0:
+            attempt = data.draw(st.sampled_from(self.n.attempts))
+            self.apply(Reply(via="sms", text="?", attempt_id=attempt.id, unmatched=unmatched))
+
+    @precondition(
+        lambda self: (
+            self.n is not None
+            and any(a.medium is Medium.VOICE and a.sent_at for a in self.n.attempts)
+        )
+    )
+    @rule(data=st.data())
+    def answered_by(self, data: st.DataObject) -> None:
+        """A call is answered by a person (or, with the same status, by voicemail)."""
+        assert self.n is not None
+        calls = [a for a in self.n.attempts if a.medium is Medium.VOICE and a.sent_at]
+        call = data.draw(st.sampled_from(calls))
+        person = data.draw(st.booleans())
+        note = None if person else "voicemail"
+        self.apply(StatusUpdate(call.id, AttemptStatus.ENGAGED, note, person=person))
 
     @rule(choice=st.sampled_from([None, "1", "2"]), roll=st.integers(0, 4))
     def acknowledge(self, choice: str | None, roll: int) -> None:

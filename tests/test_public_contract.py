@@ -81,6 +81,8 @@ def test_enums_are_upper_case_members_with_lower_case_values() -> None:
         "cancelled",
         "expired",
         "failed",
+        "delivered",
+        "engaged",
     ]
     assert {s.value for s in AttemptStatus} == {
         "sending",
@@ -167,3 +169,14 @@ def test_outreach_campaigns_exports() -> None:
     for name in campaigns.__all__:
         assert getattr(campaigns, name) is not None, name
     assert {"read_recipients", "validate_campaign", "campaign_report"} <= set(campaigns.__all__)
+
+
+def test_notices_that_need_no_answer() -> None:
+    """``Plan(until=...)``, its two endings and their hooks (the notices issue)."""
+    from outreach import Hooks, Plan, Status, Step
+
+    plan = Plan(name="apology", steps=[Step(channel="email", template="t")], until="delivered")
+    assert plan.until == "delivered"
+    assert Plan(name="p", steps=[Step(channel="sms", template="t")]).until == "acknowledged"
+    assert (Status.DELIVERED, Status.ENGAGED) == ("delivered", "engaged")
+    assert {"on_delivered", "on_engaged"} <= set(inspect.signature(Hooks).parameters)

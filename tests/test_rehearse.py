@@ -154,3 +154,17 @@ def test_the_docs_describe_every_built_in_persona_and_the_example_mix_loads() ->
     assert all(f"| `{name}` |" in docs for name in BUILT_IN)
     mix = load_mix(ROOT / "examples" / "rehearse_mix.toml")
     assert {p.name for p in mix.personas} >= {"answers-sms", "reads-email-at-lunch"}
+
+
+def test_a_notice_until_delivered_reaches_everyone_whose_text_is_delivered(cohort: Path) -> None:
+    """The demo's apology: nobody answers, and nobody needs to: a delivered text is reach."""
+    (cohort / "silent.toml").write_text("[personas.silent]\nweight = 1\n")
+    apology = str(ROOT / "src" / "outreach" / "demo" / "apology.toml")
+    args = ["rehearse", apology, "pax.csv", "--context", "flight=9K 1042"]
+    result = CliRunner().invoke(app, [*args, "--personas", "silent.toml", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["by_status"] == {"delivered": 12}
+    assert data["reach"]["15m"] == 1.0
+    assert (data["acknowledged"], data["left_for_a_person"]) == (0, [])
+    assert data["messages"] == {"sms": 12}  # no email, no call

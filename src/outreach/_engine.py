@@ -29,6 +29,7 @@ from outreach._models import (
     QuietHours,
     Status,
     Step,
+    Until,
 )
 from outreach._zones import quiet_hours_zones
 
@@ -82,12 +83,18 @@ class SendFailed:
 
 @dataclass(frozen=True, slots=True)
 class StatusUpdate:
-    """A provider reported on an attempt (delivery receipt, call progress, bounce)."""
+    """A provider reported on an attempt (delivery receipt, call progress, bounce).
+
+    ``person``: a person answered the call (answering-machine detection said human, or a key
+    was pressed). A call is ``engaged`` whoever answers; only a person reaches the
+    ``delivered`` and ``engaged`` rungs of ``Plan.until``.
+    """
 
     attempt_id: str
     status: AttemptStatus
     error: str | None = None
     provider_id: str | None = None
+    person: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +284,11 @@ _RANK = {
     AttemptStatus.SKIPPED: 5,
 }
 _LIVE_CALL = frozenset({AttemptStatus.QUEUED, AttemptStatus.SENT, AttemptStatus.ENGAGED})
-_UNREACHED = frozenset({Status.EXHAUSTED, Status.EXPIRED, Status.FAILED})
+UNREACHED = frozenset({Status.EXHAUSTED, Status.EXPIRED, Status.FAILED})
+"""The endings that open an attention record: the customer was not reached."""
+_LATE = UNREACHED | {Status.DELIVERED, Status.ENGAGED}  # still answerable within the grace
+_RUNG: dict[Until, int] = {"delivered": 0, "engaged": 1, "acknowledged": 2}
+_ENGAGED_AS = {Medium.SMS: "read", Medium.EMAIL: "opened or clicked"}
 _QUOTED = 200  # characters of a reply quoted in an attention's detail
 
 
@@ -398,8 +409,18 @@ class _Run:
     def finish(self, status: Status, **data: Any) -> None:
         self.update(status=status, due_at=None, finished_at=self.now)
         self.log(EventKind(status.value), **data)
-        if status in _UNREACHED:
+        if status in UNREACHED:
             self.actions.append(OpenAttention(AttentionReason.UNREACHED))
+
+    def late(self) -> bool:
+        """Whether an answer now still counts although the notification ended: it ended
+        unreached, delivered or engaged, within the plan's grace period."""
+        n = self.n
+        return (
+            n.status in _LATE
+            and n.finished_at is not None
+            and self.now <= n.finished_at + n.plan.grace
+        )
 
     # events
 
@@ -448,6 +469,8 @@ class _Run:
             )
         )
         self.log(EventKind.ATTEMPT, attempt.id, status=event.status, channel=attempt.channel)
+        if not ahead:
+            self.receipt(attempt, event.status)
         if self.n.status.is_terminal:
             self.hang_up_late_call(event.attempt_id)
         self.proceed_if_active()
@@ -526,6 +549,60 @@ class _Run:
         attempt = self.n.attempt(event.attempt_id)
         if attempt is None:
             return
+        moved = _RANK[event.status] > _RANK[attempt.status]
+        self.record_status(attempt, event)
+        if event.person and attempt.medium is Medium.VOICE:
+            self.reach("engaged", f"{attempt.channel} answered by a person", attempt, keep=attempt)
+        elif moved:
+            self.receipt(attempt, event.status)
+
+    def receipt(self, attempt: Attempt, status: AttemptStatus) -> None:
+        """A receipt moved ``attempt`` to ``status``: a rung of the ladder, if it is one. A
+        call is ``engaged`` whoever answers (voicemail too): only ``person`` counts for it."""
+        if attempt.medium is Medium.VOICE:
+            return
+        if status is AttemptStatus.DELIVERED:
+            self.reach("delivered", f"{attempt.channel} delivered", attempt)
+        elif status is AttemptStatus.ENGAGED:
+            said = _ENGAGED_AS.get(attempt.medium) if attempt.medium else None
+            self.reach("engaged", f"{attempt.channel} {said or 'engaged'}", attempt)
+
+    def reach(
+        self, rung: Until, by: str, attempt: Attempt | None, keep: Attempt | None = None
+    ) -> None:
+        """The customer was reached at ``rung`` (``by`` says how): if that meets the
+        plan's ``until``, the escalation is over, as an acknowledgement would end it (every
+        pending step and call stopped, except ``keep``, the call a person is on)."""
+        n = self.n
+        until = n.plan.until
+        if until == "acknowledged" or _RUNG[rung] < _RUNG[until]:
+            return
+        before = n.status
+        late = before in UNREACHED and self.late()
+        if before.is_terminal and not late:
+            return
+        self.cancel_calls(keep=None if keep is None else keep.id)
+        status = Status(until)
+        self.update(status=status, reached_by=by, finished_at=self.now, due_at=None)
+        # ``after``: the ending this came after; the shell closes its attention record.
+        after = {"after": before} if late else {}
+        attempt_id = None if attempt is None else attempt.id
+        self.log(EventKind(status.value), attempt_id, reached_by=by, **after)
+        self.start_follow_ups(None, first=True)
+
+    def start_follow_ups(self, choice: str | None, *, first: bool) -> None:
+        """Start the follow-ups waiting for ``choice``, and on the ``first`` ending that
+        reached the customer those with ``when_choice=None`` (an acknowledgement after
+        ``delivered`` or ``engaged`` does not start them again)."""
+        for follow_up in self.n.plan.follow_ups:
+            wanted = first if follow_up.when_choice is None else follow_up.when_choice == choice
+            if wanted:
+                first_due = self.now + follow_up.after
+                self.actions.append(StartFollowUp(follow_up, first_due))
+                self.log(EventKind.FOLLOW_UP_STARTED, name=follow_up.label, due=first_due)
+
+    def record_status(self, attempt: Attempt, event: StatusUpdate) -> None:
+        """Note a provider's report on ``attempt``: its status only ever moves up."""
         if event.provider_id and not attempt.provider_id:
             attempt = attempt.model_copy(update={"provider_id": event.provider_id})
             self.put(attempt.model_copy(update={"updated_at": self.now}))
@@ -560,12 +637,9 @@ class _Run:
 
     def ack(self, event: Ack) -> None:
         n = self.n
-        late = (
-            n.status in (Status.EXHAUSTED, Status.EXPIRED, Status.FAILED)
-            and n.finished_at is not None
-            and self.now <= n.finished_at + n.plan.grace
-        )
-        if n.status.is_terminal and not late:
+        before = n.status
+        late = self.late()
+        if before.is_terminal and not late:
             self.log(
                 EventKind.REPLY_RECORDED,
                 event.attempt_id,
@@ -584,7 +658,7 @@ class _Run:
             due_at=None,
         )
         # ``after``: the ending this answer came after; the shell closes its attention record.
-        after = {"after": n.status} if late else {}
+        after = {"after": before} if late else {}
         self.log(
             EventKind.ACKNOWLEDGED, event.attempt_id, via=event.via, choice=event.choice, **after
         )
@@ -592,11 +666,7 @@ class _Run:
         if option is not None and option.handoff:
             detail = f"chose {option.key}: {option.label}"
             self.actions.append(OpenAttention(AttentionReason.HANDOFF, detail))
-        for follow_up in n.plan.follow_ups:
-            if follow_up.when_choice in (None, event.choice):
-                first_due = self.now + follow_up.after
-                self.actions.append(StartFollowUp(follow_up, first_due))
-                self.log(EventKind.FOLLOW_UP_STARTED, name=follow_up.label, due=first_due)
+        self.start_follow_ups(event.choice, first=not before.reached)
 
     def cancel(self, event: Cancel) -> None:
         if self.n.status.is_terminal:
@@ -610,6 +680,9 @@ class _Run:
             self.update(last_reply=event.text)
             detail = f"replied, not understood: {quoted(event.text)}"
             self.actions.append(OpenAttention(AttentionReason.NOT_UNDERSTOOD, detail))
+        attempt = self.n.attempt(event.attempt_id) if event.attempt_id else None
+        keep = attempt if attempt is not None and attempt.medium is Medium.VOICE else None
+        self.reach("engaged", f"{event.via} reply", attempt, keep=keep)
 
     def opted_out(self, event: OptedOut) -> None:
         self.log(EventKind.OPTED_OUT, medium=event.medium)

@@ -27,11 +27,17 @@ class Hooks:
     """Optional callbacks, sync or async. A hook that raises is logged and otherwise ignored:
     the change it reports is already stored, and ``AsyncClient.events`` has it at least once.
 
-    Every terminal status has its hook: ``on_acknowledged``, ``on_exhausted``,
-    ``on_expired``, ``on_failed`` and ``on_cancelled``, each called once per notification.
+    Every terminal status has its hook: ``on_acknowledged``, ``on_delivered``,
+    ``on_engaged``, ``on_exhausted``, ``on_expired``, ``on_failed`` and ``on_cancelled``, each
+    called once per ending (an acknowledgement after an ending, within the grace period, calls
+    ``on_acknowledged`` too).
     """
 
     on_acknowledged: NotificationHook | None = None
+    on_delivered: NotificationHook | None = None
+    """A plan with ``until="delivered"`` reached the customer (``Notification.reached_by``)."""
+    on_engaged: NotificationHook | None = None
+    """A plan with ``until="engaged"`` reached the customer (``Notification.reached_by``)."""
     on_exhausted: NotificationHook | None = None
     on_expired: NotificationHook | None = None
     on_failed: NotificationHook | None = None
@@ -54,6 +60,8 @@ class Hooks:
         """Fire the hooks that ``events`` (just committed for ``notification``) call for."""
         endings = {
             EventKind.ACKNOWLEDGED: self.on_acknowledged,
+            EventKind.DELIVERED: self.on_delivered,
+            EventKind.ENGAGED: self.on_engaged,
             EventKind.EXHAUSTED: self.on_exhausted,
             EventKind.EXPIRED: self.on_expired,
             EventKind.FAILED: self.on_failed,

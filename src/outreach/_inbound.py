@@ -55,8 +55,10 @@ class Inbound:
         attempt_id: str | None = None,
         provider_id: str | None = None,
         error: str | None = None,
+        person: bool = False,
     ) -> Notification | None:
-        """Apply a provider's report on one attempt, found by our id or else the provider's.
+        """Apply a provider's report on one attempt, found by our id or else the provider's;
+        ``person``: a person answered the call (not voicemail).
 
         Late, repeated and out-of-order reports are harmless: a status only moves forward.
         Given both ids, an attempt that never learned its provider id (its send's answer was
@@ -78,7 +80,7 @@ class Inbound:
         )
         if notification is None or attempt is None:
             return None
-        update = StatusUpdate(attempt.id, AttemptStatus(status), error, provider_id)
+        update = StatusUpdate(attempt.id, AttemptStatus(status), error, provider_id, person)
         return await self._apply(notification, update)
 
     async def reply_target(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeAlias, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -46,7 +47,11 @@ class Medium(StrEnum):
 
 
 class Status(StrEnum):
-    """Where a notification is in its life."""
+    """Where a notification is in its life.
+
+    ``delivered`` and ``engaged`` end a plan with ``until=`` that rung: the customer was
+    reached without answering (``acknowledged`` is always a customer's answer).
+    """
 
     PENDING = "pending"
     ACTIVE = "active"
@@ -55,11 +60,18 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     FAILED = "failed"
+    DELIVERED = "delivered"
+    ENGAGED = "engaged"
 
     @property
     def is_terminal(self) -> bool:
         """True once nothing more will be sent for this notification."""
         return self not in (Status.PENDING, Status.ACTIVE)
+
+    @property
+    def reached(self) -> bool:
+        """True for the endings that reached the customer: acknowledged, engaged, delivered."""
+        return self in (Status.ACKNOWLEDGED, Status.ENGAGED, Status.DELIVERED)
 
 
 class AttemptStatus(StrEnum):
@@ -91,6 +103,8 @@ class EventKind(StrEnum):
     EXHAUSTED = "exhausted"
     EXPIRED = "expired"
     FAILED = "failed"
+    DELIVERED = "delivered"
+    ENGAGED = "engaged"
     FOLLOW_UP_STARTED = "follow_up_started"
     OPTED_OUT = "opted_out"
     STUCK = "stuck"
@@ -499,8 +513,22 @@ def keypad_problem(options: tuple[Option, ...], voice: str) -> str | None:
     return None
 
 
+Until: TypeAlias = Literal["delivered", "engaged", "acknowledged"]
+"""The rungs of the acknowledgement ladder a plan may stop at, lowest first."""
+
+RUNGS: tuple[Until, ...] = ("delivered", "engaged", "acknowledged")
+
+
 class Plan(_Config):
-    """The escalation a notification follows, frozen once a notification starts with it."""
+    """The escalation a notification follows, frozen once a notification starts with it.
+
+    ``until`` is the rung of the acknowledgement ladder at which the escalation has done its
+    job: ``"delivered"`` (a delivery receipt, or a call a person answered), ``"engaged"`` (a
+    reply, an email opened or clicked, a read receipt, a call a person answered) or
+    ``"acknowledged"`` (a customer's answer: the default). Reaching it ends the notification
+    as ``delivered``/``engaged``; a higher rung counts too (an acknowledgement always ends it
+    ``acknowledged``).
+    """
 
     name: str = Field(min_length=1)
     steps: tuple[Step, ...] = Field(min_length=1)
@@ -513,6 +541,7 @@ class Plan(_Config):
     follow_ups: tuple[FollowUp, ...] = ()
     grace: Duration = timedelta(days=7)
     retry: RetryPolicy = RetryPolicy()
+    until: Until = "acknowledged"
 
     if TYPE_CHECKING:
 
@@ -530,12 +559,23 @@ class Plan(_Config):
             follow_ups: Many[FollowUp] = ...,
             grace: DurationInput = ...,
             retry: RetryPolicy = ...,
+            until: Until = ...,
         ) -> None: ...
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
         return _check_timezone(value)
+
+    @field_validator("until")
+    @classmethod
+    def _choice_possible(cls, value: Until, info: ValidationInfo) -> Until:
+        if value == "delivered" and info.data.get("options"):
+            raise ValueError(
+                "'delivered' ends the plan before a choice can be made: drop the options, "
+                "or use until='engaged' or 'acknowledged'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -665,6 +705,8 @@ class Notification(BaseModel):
     attempts: tuple[Attempt, ...] = ()
     last_reply: str | None = None
     """The customer's latest reply that matched nothing (kept for whoever takes over)."""
+    reached_by: str | None = None
+    """What met the plan's ``until`` rung ("email delivered", "sms reply"), once it did."""
 
     def same_request(self, other: Notification) -> bool:
         """Whether ``other`` was started for the same recipient with the same plan: what a

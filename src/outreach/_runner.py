@@ -21,6 +21,7 @@ from outreach._alerts import ChannelWatch, failure_code
 from outreach._attentions import attentions_in, with_attentions
 from outreach._clock import Clock, SystemClock
 from outreach._engine import (
+    UNREACHED,
     CancelCall,
     Decision,
     Due,
@@ -763,8 +764,14 @@ class Runner:
             self.telemetry.channel_alert(alert)
             await self.hooks.channel_alert(alert)
         for event in decision.events:
-            if event.kind is EventKind.ACKNOWLEDGED and event.data.get("after"):
-                await self.close_unreached(notification, event.data["via"])
+            if event.data.get("after") in UNREACHED:
+                reached = event.data.get("reached_by")
+                note = (
+                    f"reached after all: {reached}"
+                    if reached
+                    else f"answered after all, via {event.data.get('via')}"
+                )
+                await self.close_unreached(notification, note)
         for event in decision.events:
             reported = self._channel_errors.pop(event.attempt_id or "", None)
             if reported is not None:
@@ -772,6 +779,8 @@ class Runner:
         for event in decision.events:
             if event.kind in (
                 EventKind.ACKNOWLEDGED,
+                EventKind.DELIVERED,
+                EventKind.ENGAGED,
                 EventKind.EXHAUSTED,
                 EventKind.EXPIRED,
                 EventKind.FAILED,
@@ -786,11 +795,11 @@ class Runner:
                     event.data["attention_id"],
                 )
 
-    async def close_unreached(self, notification: Notification, via: str) -> None:
-        """The customer answered after all (late, within the grace period): the attention
-        record their unreached ending opened is resolved, by the customer. A separate write:
-        should it be lost, the record stays open, and a person finds the notification
-        acknowledged."""
+    async def close_unreached(self, notification: Notification, note: str) -> None:
+        """The customer answered (or was reached) after all, late, within the grace period:
+        the attention record their unreached ending opened is resolved, by the customer, with
+        ``note``. A separate write: should it be lost, the record stays open, and a person
+        finds the notification acknowledged (or delivered, engaged)."""
         cases = await self.store.attentions(recipient_id=notification.recipient.id)
         for case in cases:
             if (
@@ -798,7 +807,6 @@ class Runner:
                 or case.reason is not AttentionReason.UNREACHED
             ):
                 continue
-            note = f"answered after all, via {via}"
             found = await self.store.resolve_attention(
                 case.id, by="customer", note=note, now=self.clock.now()
             )

@@ -44,6 +44,8 @@ _ACK_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86
 _STATUS_OF = {
     EventKind.ACTIVATED: "active",
     EventKind.ACKNOWLEDGED: "acknowledged",
+    EventKind.DELIVERED: "delivered",
+    EventKind.ENGAGED: "engaged",
     EventKind.EXHAUSTED: "exhausted",
     EventKind.EXPIRED: "expired",
     EventKind.FAILED: "failed",

@@ -623,7 +623,7 @@ class CampaignReport:
     by_status: dict[str, int]
     acknowledged: int
     reach_rate: float | None
-    """Acknowledged / notifications (None for an empty campaign)."""
+    """Reached / notifications (None for an empty campaign)."""
     by_channel: dict[str, int]
     """Acknowledgements by how they came in (``sms``, ``email``, ``voice``, ``api`` ...)."""
     by_step: dict[str, int]
@@ -640,6 +640,9 @@ class CampaignReport:
     """``recipient``, ``key``, ``status`` and ``reason`` of everyone not reached."""
     recipients: list[dict[str, Any]] = field(default_factory=list, repr=False)
     """One line per notification (the CSV form of the report)."""
+    reached: int = 0
+    """Acknowledged, engaged or delivered: the notifications that did their job (a plan's
+    ``until`` says which rung that is)."""
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON data, without the per-recipient lines."""
@@ -687,6 +690,7 @@ def campaign_report(
         ):
             opted.add(n.id)
     acked = [n for n in roots if n.status is Status.ACKNOWLEDGED]
+    reached = [n for n in roots if n.status.reached]
     waits = [
         (n.acknowledged_at - n.created_at) / timedelta(seconds=1)
         for n in acked
@@ -729,7 +733,7 @@ def campaign_report(
         notifications=len(roots),
         by_status=dict(sorted(Counter(n.status.value for n in roots).items())),
         acknowledged=len(acked),
-        reach_rate=len(acked) / len(roots) if roots else None,
+        reach_rate=len(reached) / len(roots) if roots else None,
         by_channel=dict(Counter(n.acknowledged_via or "unknown" for n in acked).most_common()),
         by_step=dict(sorted(Counter(_acked_step(n, acks.get(n.id)) for n in acked).items())),
         seconds_to_ack_p50=_percentile(waits, 0.5),
@@ -739,4 +743,5 @@ def campaign_report(
         follow_ups=dict(sorted(Counter(n.status.value for n in children).items())),
         never_reached=unreached,
         recipients=recipients,
+        reached=len(reached),
     )

@@ -78,7 +78,8 @@ def never_reached(notification: Notification) -> str:
 
 def describe(notification: Notification) -> str:
     """The outcome of one notification in a line: how it was acknowledged (and what was
-    chosen), or why it never reached the customer, or where it stands."""
+    chosen), what reached the customer (``delivered: email delivered``), or why it never
+    reached them, or where it stands."""
     n = notification
     if n.status is Status.ACKNOWLEDGED:
         said = f"acknowledged by {n.acknowledged_via or 'api'}"
@@ -90,6 +91,8 @@ def describe(notification: Notification) -> str:
         elif n.choice is not None:
             said += f", chose {n.choice}"
         return said
+    if n.status in (Status.DELIVERED, Status.ENGAGED):
+        return f"{n.status.value}: {n.reached_by or 'reached'}"
     if n.status in (Status.EXHAUSTED, Status.EXPIRED, Status.FAILED):
         return f"{n.status.value}: {never_reached(n)}"
     if n.status is Status.CANCELLED:
@@ -117,6 +120,10 @@ def describe_event(event: Event) -> str:
         said = "acknowledged" if kind is EventKind.ACKNOWLEDGED else "answered after the end"
         choice = data.get("choice")
         return f"{said} via {data.get('via')}" + (f", chose {choice}" if choice else "")
+    if kind in (EventKind.DELIVERED, EventKind.ENGAGED):
+        after = data.get("after")
+        said = f"{kind.value}: {data.get('reached_by')}"
+        return f"{said} (after {after})" if after else said
     if kind is EventKind.REPLY:
         return f"replied via {data.get('via')}: {quoted(data.get('text') or '')}"
     if kind is EventKind.FOLLOW_UP_STARTED:

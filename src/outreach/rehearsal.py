@@ -69,7 +69,7 @@ CHECKPOINTS = (
     ("4h", timedelta(hours=4)),
     ("24h", timedelta(hours=24)),
 )
-"""When reach is read off: acknowledged by then, counted from the start."""
+"""When reach is read off: reached by then, counted from the start."""
 
 _CHANNELS = ("sms", "email", "voice")
 _EVERYONE = 100_000_000
@@ -236,7 +236,8 @@ class Rehearsal:
     personas: dict[str, int]
     """Recipients drawn per persona."""
     reach: dict[str, float]
-    """Share acknowledged by ``15m``, ``1h``, ``4h`` and ``24h`` (within the horizon)."""
+    """Share reached by ``15m``, ``1h``, ``4h`` and ``24h`` (within the horizon): acknowledged,
+    or, for a plan with ``until=``, delivered or engaged."""
     by_step: dict[str, int]
     """Acknowledgements by the step last sent before them (``"1 sms"``)."""
     by_channel: dict[str, int]
@@ -252,7 +253,7 @@ class Rehearsal:
     left_for_a_person: list[dict[str, str]]
     """``recipient``, ``persona``, ``status`` and ``reason`` of everyone not reached."""
     curve: list[tuple[float, int]] = field(default_factory=list, repr=False)
-    """(seconds from the start, acknowledged so far) at each acknowledgement."""
+    """(seconds from the start, reached so far) at each ending that reached someone."""
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON data."""
@@ -355,14 +356,14 @@ def _summarise(
     persona_of = {
         row.request.recipient.id: kind.name for row, kind in zip(rows, kinds, strict=True)
     }
-    acked = sorted(
-        (n.acknowledged_at - began).total_seconds()
+    reached = sorted(
+        (at - began).total_seconds()
         for n in roots
-        if n.status is Status.ACKNOWLEDGED and n.acknowledged_at is not None
+        if n.status.reached and (at := n.acknowledged_at or n.finished_at) is not None
     )
     total = len(roots) or 1
     reach = {
-        label: sum(s <= at.total_seconds() for s in acked) / total
+        label: sum(s <= at.total_seconds() for s in reached) / total
         for label, at in CHECKPOINTS
         if at <= span
     }
@@ -383,7 +384,7 @@ def _summarise(
             ),
         }
         for n in roots
-        if n.status is not Status.ACKNOWLEDGED
+        if not n.status.reached
     ]
     return Rehearsal(
         recipients=len(rows),
@@ -393,14 +394,14 @@ def _summarise(
         reach=reach,
         by_step=report.by_step,
         by_channel=report.by_channel,
-        acknowledged=len(acked),
+        acknowledged=sum(n.status is Status.ACKNOWLEDGED for n in roots),
         messages=messages,
         cost=cost,
         total_cost=round(sum(cost.values()), 6),
         currency=mix.currency,
         by_status=report.by_status,
         left_for_a_person=left,
-        curve=[(seconds, i + 1) for i, seconds in enumerate(acked)],
+        curve=[(seconds, i + 1) for i, seconds in enumerate(reached)],
     )
 
 

@@ -8,7 +8,7 @@ an ignore that is not needed.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import assert_type
+from typing import Literal, assert_type
 
 import outreach
 from outreach import (
@@ -66,6 +66,12 @@ assert_type(plan.options[0].keywords, tuple[str, ...])
 RetryPolicy(attempts=3, initial="2s", max_delay="1m", max_total_delay=timedelta(minutes=5))
 QuietHours(start="22:00", end="07:00", media={outreach.Medium.SMS})
 loaded: Plan = Plan.load("plan.toml")
+
+# A notice that needs no answer stops at a rung of the ladder; a rung that is not one is an error.
+apology = Plan(name="apology", steps=[Step(channel="email", template="apology")], until="delivered")
+assert_type(apology.until, Literal["delivered", "engaged", "acknowledged"])
+Plan(name="read", steps=[Step(channel="sms", template="t")], until="engaged")
+Plan(name="p", steps=[Step(channel="sms", template="t")], until="read")  # type: ignore[arg-type]
 
 # Misspelt and mistyped arguments are errors.
 Step(chanel="sms", template="t")  # type: ignore[call-arg]
@@ -129,6 +135,12 @@ def hooks_and_webhooks(client: AsyncClient) -> None:
         print(notification.choice)
 
     AsyncClient(store="memory://", hooks=Hooks(on_acknowledged=acknowledged))
+
+    async def delivered(notification: Notification) -> None:
+        assert_type(notification.reached_by, str | None)
+        assert notification.status in (Status.DELIVERED, Status.ENGAGED)
+
+    Hooks(on_delivered=delivered, on_engaged=delivered)
     create_app(client)
 
 

@@ -69,6 +69,8 @@ class Outcome:
     tag: str
     status: AttemptStatus | None
     error: str | None = None
+    person: bool = False
+    """Answering-machine detection says a person answered (``AnsweredBy=human``)."""
 
 
 def call_outcome(form: Form) -> Outcome:
@@ -83,7 +85,7 @@ def call_outcome(form: Form) -> Outcome:
     else:
         status = CALL_STATUS.get(raw)
         error = code or _CALL_ERROR.get(raw)
-    return Outcome(form.get("CallSid"), tag, status, error)
+    return Outcome(form.get("CallSid"), tag, status, error, answered_by == "human")
 
 
 def answered(answered_by: str) -> tuple[AttemptStatus, str | None]:
@@ -290,7 +292,11 @@ async def status_callback(ctx: Ctx, request: Request) -> Response:
     # Both ids when we have them: the callback teaches an attempt whose send answer was lost
     # its provider id (needed to hang up the call, say).
     updated = await ctx.inbound.update_attempt(
-        outcome.status, attempt_id=attempt_id, provider_id=outcome.sid or None, error=outcome.error
+        outcome.status,
+        attempt_id=attempt_id,
+        provider_id=outcome.sid or None,
+        error=outcome.error,
+        person=outcome.person,
     )
     if updated is None:
         log.warning("Twilio status for an unknown attempt %s (%s)", attempt_id, outcome.sid)
@@ -317,7 +323,8 @@ async def voice(ctx: Ctx, request: Request) -> Response:
         return _say(None, "en")
     # Answered: recorded before the menu, so an acknowledgement by key does not hang up on us.
     status, note = answered(answered_by)
-    await ctx.inbound.update_attempt(status, attempt_id=attempt_id, error=note)
+    person = answered_by == "human"
+    await ctx.inbound.update_attempt(status, attempt_id=attempt_id, error=note, person=person)
     p = phrases(message.locale)
     voices = _voices(ctx, notification, attempt_id)
     if status is AttemptStatus.UNDELIVERED or notification.status is Status.CANCELLED:
@@ -347,8 +354,10 @@ async def gather(ctx: Ctx, request: Request) -> Response:
     locale = notification.recipient.locale
     p = phrases(locale)
     voices = _voices(ctx, notification, attempt_id)
-    await ctx.inbound.update_attempt(AttemptStatus.ENGAGED, attempt_id=attempt_id)
     digits = form.get("Digits").strip()
+    # A key pressed: a person is on the line, whatever answering-machine detection said.
+    person = bool(digits)
+    await ctx.inbound.update_attempt(AttemptStatus.ENGAGED, attempt_id=attempt_id, person=person)
     if not digits:  # answered, but no answer: not an acknowledgement
         return _say(p.goodbye, locale, voices)
     options = notification.plan.options

@@ -471,7 +471,7 @@ def report(
     rows = [
         ("notifications", f"{result.notifications:,}"),
         ("status", ", ".join(f"{k}: {v:,}" for k, v in result.by_status.items())),
-        ("reached", f"{result.acknowledged:,} ({rate})"),
+        ("reached", f"{result.reached:,} ({rate})"),
         ("acknowledged by channel", ", ".join(f"{k}: {v}" for k, v in result.by_channel.items())),
         ("acknowledged by step", ", ".join(f"{k}: {v}" for k, v in result.by_step.items())),
         (

@@ -1,28 +1,34 @@
 """The Cape Air story, runnable anywhere: ``outreach demo``.
 
 Six passengers of a cancelled flight, each a simulated customer with their own way of
-answering (or not). Everything real runs: the SQLite store, the Twilio and SendGrid adapters
-talking HTTP to the loopback :class:`~outreach.testing.ProviderSimulator`, and the webhooks
-app receiving its signed callbacks. Only time is virtual, so the story is the same at any hour
-and takes seconds.
+answering (or not); the next day, the passenger never reached gets an apology that needs no
+answer (``until="delivered"``). Everything real runs: the SQLite store, the Twilio and
+SendGrid adapters talking HTTP to the loopback :class:`~outreach.testing.ProviderSimulator`,
+and the webhooks app receiving its signed callbacks. Only time is virtual, so the story is
+the same at any hour and takes seconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from outreach._client import AsyncClient
+from outreach._durations import parse_duration
 from outreach._models import Attention, Event, Notification, Plan, Recipient, StartRequest
 from outreach._sandbox import Sandbox
 from outreach._simulator import CallBehaviour, EmailBehaviour, Persona, SmsBehaviour
 
 DEMO_START = datetime.fromisoformat("2026-11-23T13:30:00+00:00")
 CAMPAIGN = "9K1042-2026-11-23"
+APOLOGY_CAMPAIGN = f"{CAMPAIGN}-apology"
+APOLOGY_AFTER = timedelta(days=1)
+"""When the apology goes out, from the start of the story."""
+APOLOGY_TO = "pax-04"
 
 
 @dataclass(frozen=True)
@@ -114,11 +120,18 @@ class Story:
     started: datetime
     passengers: dict[str, Passenger] = field(default_factory=dict)
     attention: list[Attention] = field(default_factory=list)
+    notices: list[Notification] = field(default_factory=list)
+    """Notices that need no answer (the apology), apart from the campaign."""
 
 
 def demo_plan() -> Plan:
     """The plan shipped with the demo (``outreach/demo/plan.toml``)."""
     return Plan.load(Path(str(resources.files("outreach.demo") / "plan.toml")))
+
+
+def apology_plan() -> Plan:
+    """The apology sent the day after (``outreach/demo/apology.toml``): until delivered."""
+    return Plan.load(Path(str(resources.files("outreach.demo") / "apology.toml")))
 
 
 def templates_dir() -> str:
@@ -130,10 +143,12 @@ StepHook = Callable[[datetime, AsyncClient], Awaitable[None]]
 
 
 async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None = None) -> Story:
-    """Play the story on ``store`` from ``DEMO_START`` for ``until`` of virtual time.
+    """Play the story on ``store`` from ``DEMO_START`` for ``until`` of virtual time; a day
+    in, the passenger never reached gets the apology.
 
     ``on_step`` is awaited after every moment something happened (a live view, a slower pace).
     """
+    total: timedelta = parse_duration(until)
     async with Sandbox(
         store=store,
         templates=templates_dir(),
@@ -148,7 +163,18 @@ async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None =
             context={"flight": "9K 1042"},
             campaign=CAMPAIGN,
         )
-        await box.run_until(until, on_step=on_step)
+        await box.run_until(DEMO_START + min(total, APOLOGY_AFTER), on_step=on_step)
+        if total > APOLOGY_AFTER:
+            box.clock.set(max(box.clock.now(), DEMO_START + APOLOGY_AFTER))
+            [dana] = [p.recipient for p in PASSENGERS if p.recipient.id == APOLOGY_TO]
+            await ox.start(
+                dana,
+                apology_plan(),
+                context={"flight": "9K 1042"},
+                key=f"{CAMPAIGN}/{dana.id}/apology",
+                campaign=APOLOGY_CAMPAIGN,
+            )
+            await box.run_until(DEMO_START + total, on_step=on_step)
         order = {p.recipient.id: i for i, p in enumerate(PASSENGERS)}
         notifications = sorted(
             await ox.list(campaign=CAMPAIGN),
@@ -161,7 +187,16 @@ async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None =
             started=DEMO_START,
             passengers={p.recipient.id: p for p in PASSENGERS},
             attention=await ox.attention(campaign=CAMPAIGN),
+            notices=await ox.list(campaign=APOLOGY_CAMPAIGN),
         )
 
 
-__all__ = ["DEMO_START", "PASSENGERS", "Passenger", "Story", "demo_plan", "run_story"]
+__all__ = [
+    "DEMO_START",
+    "PASSENGERS",
+    "Passenger",
+    "Story",
+    "apology_plan",
+    "demo_plan",
+    "run_story",
+]

@@ -53,6 +53,8 @@ def _describe(event: Event, notification: Notification) -> str | None:
             return f"[yellow]opted out of {data['medium']}[/yellow]"
         case EventKind.FOLLOW_UP_STARTED:
             return f"follow-up '{data['name']}' scheduled"
+        case EventKind.DELIVERED | EventKind.ENGAGED:
+            return f"[green]{event.kind.value}: {data['reached_by']}, nothing more sent[/green]"
         case EventKind.EXHAUSTED | EventKind.EXPIRED | EventKind.FAILED:
             return f"[red]{event.kind.value}[/red]"
         case EventKind.ATTENTION_OPENED:
@@ -65,8 +67,11 @@ def print_timeline(console: Console, story: Story, notification: Notification) -
     """One passenger's escalation, event by event, in their own time zone."""
     zone = ZoneInfo(notification.recipient.timezone or "UTC")
     name = notification.recipient.attributes.get("name", notification.recipient.id)
+    plan = notification.plan
     if notification.parent_id:
-        title = f"[bold]{name}[/bold] [dim]follow-up {notification.plan.name}[/dim]"
+        title = f"[bold]{name}[/bold] [dim]follow-up {plan.name}[/dim]"
+    elif plan.until != "acknowledged":
+        title = f"[bold]{name}[/bold] [dim]{plan.name}: no answer needed, until {plan.until}[/dim]"
     else:
         passenger = story.passengers.get(notification.recipient.id)
         title = f"[bold]{name}[/bold] [dim]{passenger.description if passenger else ''}[/dim]"
@@ -112,6 +117,18 @@ def summary(story: Story) -> dict[str, Any]:
             }
         )
     names = {row["recipient"]: row["name"] for row in rows}
+    notices = [
+        {
+            "recipient": n.recipient.id,
+            "name": names.get(n.recipient.id, n.recipient.id),
+            "plan": n.plan.name,
+            "until": n.plan.until,
+            "status": n.status.value,
+            "attempts": [f"{a.channel} {a.status.value}" for a in n.attempts],
+            "outcome": describe(n),
+        }
+        for n in story.notices
+    ]
     return {
         "campaign": CAMPAIGN,
         "passengers": rows,
@@ -127,6 +144,7 @@ def summary(story: Story) -> dict[str, Any]:
             }
             for a in story.attention
         ],
+        "notices": notices,
     }
 
 
@@ -150,6 +168,12 @@ def print_summary(console: Console, story: Story) -> None:
     for row in data["passengers"]:
         if row["never_reached"]:
             console.print(f"[red]Never reached[/red] {row['name']}: {row['never_reached']}")
+    for notice in data["notices"]:
+        sent = ", ".join(notice["attempts"])
+        console.print(
+            f"[green]{notice['plan'].capitalize()}[/green] to {notice['name']}: "
+            f"{notice['outcome']} ({sent}; nothing more sent)"
+        )
     people = data["needs_a_person"]
     console.print(f"[bold]{len(people)} need a person[/bold] (outreach attention):")
     for case in people:

@@ -56,7 +56,9 @@ _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _ENCODER = Encoder(lambda when: when)
 
 _Cursor = psycopg.AsyncCursor[Any]
-_WAKING = frozenset({EventKind.ACKNOWLEDGED, EventKind.CANCELLED})  # and any follow-up started
+_WAKING = frozenset(  # and any follow-up started
+    {EventKind.ACKNOWLEDGED, EventKind.DELIVERED, EventKind.ENGAGED, EventKind.CANCELLED}
+)
 
 
 def _wakes(change: Change) -> bool:
