@@ -21,6 +21,7 @@ from outreach._alerts import ChannelWatch, failure_code
 from outreach._attentions import attentions_in, with_attentions
 from outreach._clock import Clock, SystemClock
 from outreach._engine import (
+    Cancel,
     CancelCall,
     Decision,
     Due,
@@ -48,7 +49,9 @@ from outreach._models import (
     EventKind,
     Medium,
     Notification,
+    Status,
 )
+from outreach._paging import Paging, page_campaign, paged_for, unanswered, with_pages
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
@@ -71,6 +74,7 @@ from outreach.stores import Change, Limit, Store
 log = logging.getLogger("outreach.runner")
 
 _SAVE_TRIES = 5
+_UNANSWERED = (EventKind.EXHAUSTED, EventKind.EXPIRED, EventKind.FAILED)
 _MEDIA = tuple(Medium)  # iterating the enum class itself is slow, and this runs per claim
 
 
@@ -286,6 +290,8 @@ class Runner:
     telemetry: Telemetry = field(default_factory=Telemetry)
     wake_debounce: timedelta = timedelta(milliseconds=50)
     """The shortest time between two rounds that wake-ups from other processes start."""
+    paging: Paging | None = None
+    """Who is paged when an attention record opened here is not taken in time."""
 
     def __post_init__(self) -> None:
         self.sweeper = Sweeper(self.store, self.clock)
@@ -674,7 +680,8 @@ class Runner:
         notification_id = paced.decision.notification.id
         release = leased and paced.due is None
         fence = self._leases.get(notification_id) if fenced else None
-        return change_for(paced.decision, now, owner=self.owner if release else None, fence=fence)
+        change = change_for(paced.decision, now, owner=self.owner if release else None, fence=fence)
+        return change if self.paging is None else with_pages(change, self.paging, now)
 
     async def save(self, change: Change) -> Notification | None:
         """Store one change (with whatever else is queued); None if it lost its check."""
@@ -765,6 +772,8 @@ class Runner:
         for event in decision.events:
             if event.kind is EventKind.ACKNOWLEDGED and event.data.get("after"):
                 await self.close_unreached(notification, event.data["via"])
+            elif event.kind in _UNANSWERED and paged_for(notification) is not None:
+                await self.page_ended(notification)
         for event in decision.events:
             reported = self._channel_errors.pop(event.attempt_id or "", None)
             if reported is not None:
@@ -804,6 +813,39 @@ class Runner:
             )
             if found is not None and found[1] is not None:
                 await self.hooks.attention_resolved(found[0])
+            await self.stop_paging(case.id, "resolved: the customer answered")
+
+    async def page_ended(self, page: Notification) -> None:
+        """A page ended unanswered: if it was the last one and nobody took the record, say
+        so loudly (an ERROR and ``on_attention_unanswered``), once."""
+        attention = await unanswered(self.store, page, self.clock.now())
+        if attention is None:
+            return
+        log.error(
+            "attention %s (%s, customer %s): every page ended and nobody took it",
+            attention.id,
+            attention.reason.value,
+            attention.recipient_id,
+        )
+        await self.hooks.attention_unanswered(attention)
+
+    async def stop_paging(self, attention_id: str, reason: str) -> int:
+        """Cancel the pages of one attention record still running; how many."""
+        return await self.cancel_campaign(page_campaign(attention_id), reason=reason)
+
+    async def cancel_campaign(self, campaign: str, *, reason: str | None, batch: int = 500) -> int:
+        """Cancel every pending or active notification of ``campaign``, ``batch`` to a
+        transaction (never the whole campaign in memory); how many were cancelled."""
+        cancelled = 0
+        seen: set[str] = set()
+        while found := await self.store.unfinished_in_campaign(campaign, limit=batch):
+            fresh = [n for n in found if n.id not in seen]
+            if not fresh:  # only ones another writer keeps active: nothing more to do here
+                break
+            seen.update(n.id for n in fresh)
+            stored = await self.apply_many(fresh, Cancel(reason))
+            cancelled += sum(n.status is Status.CANCELLED for n in stored)
+        return cancelled
 
     async def cancel_call(self, attempt: Attempt) -> None:
         channel = self.channels.get(attempt.channel)

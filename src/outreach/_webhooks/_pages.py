@@ -24,7 +24,15 @@ from outreach._tokens import TokenClaims
 from outreach._webhooks._brand import Brand, palettes
 from outreach._webhooks._common import FORM_LIMIT, Ctx, Form, parse_form, read_body
 from outreach._webhooks._page_phrases import page_phrases
-from outreach.exceptions import ExpiredToken, InvalidChoice, InvalidToken, NotFound, TemplateError
+from outreach._webhooks._phrases import phrases
+from outreach.exceptions import (
+    AlreadyTaken,
+    ExpiredToken,
+    InvalidChoice,
+    InvalidToken,
+    NotFound,
+    TemplateError,
+)
 
 log = logging.getLogger("outreach.webhooks")
 
@@ -190,6 +198,8 @@ class Pages:
             )
         except InvalidChoice:
             return self.notice(locale, p.invalid_heading, p.invalid, status_code=400)
+        except AlreadyTaken as taken:  # a page someone else answered first
+            return self.notice(locale, p.thanks, phrases(locale).taken_by.format(owner=taken.owner))
         if after.status is not Status.ACKNOWLEDGED:
             return self.closed(locale)
         if before is Status.ACKNOWLEDGED or after.choice != choice:
