@@ -5,11 +5,14 @@ it after the whole plan is an ERROR and a hook."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from outreach import (
     AsyncClient,
@@ -25,6 +28,8 @@ from outreach import (
     Step,
 )
 from outreach._paging import TAKE, page_campaign
+from outreach.cli import app
+from outreach.demo import templates_dir as demo_templates
 from outreach.exceptions import AlreadyTaken, ConfigurationError, NotFound
 from outreach.stores import Store
 from outreach.stores.postgres import PostgresStore
@@ -68,6 +73,13 @@ class Heard:
 @pytest.fixture
 def heard() -> Heard:
     return Heard()
+
+
+@pytest.fixture
+def templates_dir(templates_dir: Path) -> Path:
+    """The example templates, with the demo's page (what staff are sent)."""
+    shutil.copytree(Path(demo_templates()) / "page", templates_dir / "page")
+    return templates_dir
 
 
 def paging(**options: object) -> Paging:
@@ -445,3 +457,39 @@ async def test_two_staff_taking_at_once_on_postgres_one_owner_the_other_told(
     await race(
         lambda: PostgresStore(postgres_url, schema=postgres_schema), clock, channels, templates_dir
     )
+
+
+def test_outreach_attention_take_from_the_command_line(
+    tmp_path: Path, clock: FakeClock, channels: dict[str, InMemoryChannel], templates_dir: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    with Client(
+        store=url, channels=channels, templates=templates_dir, clock=clock, attention=paging()
+    ) as ox:
+        n = ox.start(CUSTOMER, REFUND_CHECK, context={"flight": "9K 1042"})
+        ox.run_due()
+        ox.acknowledge(n.id, choice="2")
+        [case] = ox.attention()
+        clock.advance("15m")
+        ox.run_due()  # both are paged
+    runner = CliRunner()
+    store = ["--store", url]
+    taken = runner.invoke(app, ["attention", "take", case.id, "--by", "agent-ana", *store])
+    assert taken.exit_code == 0, taken.output
+    assert taken.output.startswith(f"attention {case.id} taken by agent-ana at ")
+    late = runner.invoke(app, ["attention", "take", case.id, "--by", "agent-bo", *store])
+    assert late.exit_code == 1
+    assert f"attention {case.id} is already taken by agent-ana" in late.output
+    blank = runner.invoke(app, ["attention", "take", case.id, "--by", " ", *store])
+    assert blank.exit_code == 2
+    listed = json.loads(runner.invoke(app, ["attention", "--json", *store]).output)
+    assert [(a["id"], a["taken_by"]) for a in listed] == [(case.id, "agent-ana")]
+    table = runner.invoke(app, ["attention", *store], terminal_width=200)
+    assert "[taken by agent-ana]" in table.output
+    again = runner.invoke(
+        app, ["attention", "take", case.id, "--by", "agent-ana", "--json", *store]
+    )
+    assert json.loads(again.output)["taken_by"] == "agent-ana"
+    with Client(store=url, channels=channels, templates=templates_dir, clock=clock) as ox:
+        paged = ox.list(campaign=page_campaign(case.id))
+        assert {p.status for p in paged} == {Status.CANCELLED}
