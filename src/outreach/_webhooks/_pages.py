@@ -162,7 +162,11 @@ class Pages:
         if notification.status is Status.ACKNOWLEDGED:
             return self.already(notification)
         if notification.status is Status.CANCELLED:
-            return self.closed(locale)
+            owner = await ctx.inbound.page_owner(notification)
+            if owner is None:
+                return self.closed(locale)
+            taken = phrases(locale).taken_by.format(owner=owner)  # a page someone else took
+            return self.notice(locale, page_phrases(locale)[1].thanks, taken)
         p = page_phrases(locale)[1]
         summary = await _summary(ctx, notification, claims)
         options = localised(notification.plan.options, locale)
