@@ -17,9 +17,11 @@ from typer.testing import CliRunner
 from outreach import (
     AsyncClient,
     Attention,
+    AttentionReason,
     Client,
     EventKind,
     Hooks,
+    Medium,
     Option,
     Paging,
     Plan,
@@ -28,6 +30,7 @@ from outreach import (
     Step,
 )
 from outreach._paging import TAKE, page_campaign
+from outreach._templates import Templates
 from outreach.cli import app
 from outreach.demo import templates_dir as demo_templates
 from outreach.exceptions import AlreadyTaken, ConfigurationError, NotFound
@@ -345,6 +348,7 @@ async def test_a_plan_without_options_is_given_take() -> None:
         ({"staff": []}, "staff"),
         ({"staff": [ANA], "respond_within": "soon"}, "respond_within"),
         ({"staff": [ANA], "stagger": "-"}, "stagger"),
+        ({"staff": [ANA], "reasons": ["angry"]}, "reasons"),
     ],
 )
 def test_bad_paging_is_refused_naming_the_field(options: dict[str, object], message: str) -> None:
@@ -493,3 +497,45 @@ def test_outreach_attention_take_from_the_command_line(
     with Client(store=url, channels=channels, templates=templates_dir, clock=clock) as ox:
         paged = ox.list(campaign=page_campaign(case.id))
         assert {p.status for p in paged} == {Status.CANCELLED}
+
+
+async def test_reasons_limit_paging_to_those_records(
+    clock: FakeClock, channels: dict[str, InMemoryChannel], templates_dir: Path
+) -> None:
+    only_unreached = paging(reasons=["unreached"])
+    assert only_unreached.reasons == (AttentionReason.UNREACHED,)
+    async with AsyncClient(
+        store="memory://",
+        channels=channels,
+        templates=templates_dir,
+        clock=clock,
+        attention=only_unreached,
+    ) as ox:
+        case = await open_case(ox)  # a handoff
+        await later(ox, clock, "1h")
+        assert await pages(ox, case) == {}
+        assert sent_to(channels, "sms") == [CUSTOMER.phone]
+
+
+def test_the_demos_page_carries_the_customer_the_reason_and_how_to_take_it(
+    templates_dir: Path,
+) -> None:
+    """The page templates the docs show render on every medium, in one SMS segment."""
+    templates = Templates(templates_dir)
+    context = {
+        "attention": {"id": "3afe41801e59e6b4", "reason": "handoff", "detail": "chose 2: No"},
+        "customer": {"id": "pax-17", "phone": "+16175550123", "email": None, "attributes": {}},
+        "notice": {"flight": "9K 1042"},
+        "campaign": "9K1042",
+        "recipient": ANA,
+        "options": [TAKE],
+        "ack_url": "https://air.example/ack/tok",
+    }
+    sms = templates.render("page", Medium.SMS, context)
+    assert sms.body == "pax-17 needs a person (handoff): chose 2: No. Reply TAKE to take it."
+    assert sms.segments == 1
+    email = templates.render("page", Medium.EMAIL, context)
+    assert email.subject == "Needs a person: pax-17 (handoff)"
+    assert "Phone: +16175550123" in email.body
+    assert "https://air.example/ack/tok" in email.body
+    assert "pax-17" in templates.render("page", Medium.VOICE, context).body

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 from outreach._durations import Duration, DurationInput
 from outreach._models import (
     Attention,
+    AttentionReason,
     Event,
     EventKind,
     Many,
@@ -47,13 +48,16 @@ class Paging(_Config):
     zone, quiet hours and all unless the plan is ``urgent``); with ``stagger``, the next one in
     the list is paged that long after the one before, an escalation chain. Whoever answers a
     page first (any acknowledgement: a reply, a key, the link) takes the record, and the
-    others' pages stop. A plan without options is given :data:`TAKE`.
+    others' pages stop. A plan without options is given :data:`TAKE`. ``reasons`` limits
+    paging to records opened for those reasons (``["handoff"]``: not for every customer a
+    storm leaves unreached); None pages for every record.
     """
 
     plan: Plan
     staff: tuple[Recipient, ...] = Field(min_length=1)
     respond_within: Duration = timedelta(minutes=15)
     stagger: Duration | None = None
+    reasons: tuple[AttentionReason, ...] | None = None
 
     if TYPE_CHECKING:
 
@@ -64,6 +68,7 @@ class Paging(_Config):
             staff: Many[Recipient],
             respond_within: DurationInput = ...,
             stagger: DurationInput | None = ...,
+            reasons: Many[AttentionReason | str] | None = ...,
         ) -> None: ...
 
     @model_validator(mode="after")
@@ -82,7 +87,10 @@ class Paging(_Config):
     def pages(
         self, attention: Attention, customer: Notification, now: datetime
     ) -> list[Notification]:
-        """One page per staff member for ``attention`` (opened for ``customer``)."""
+        """One page per staff member for ``attention`` (opened for ``customer``); none when
+        its reason is not one of ``reasons``."""
+        if self.reasons is not None and attention.reason not in self.reasons:
+            return []
         first = attention.opened_at + self.respond_within
         stagger = self.stagger or timedelta(0)
         context = page_context(attention, customer)

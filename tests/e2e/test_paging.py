@@ -5,9 +5,13 @@ next one to answer is told who has it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from outreach import Paging, Plan, Recipient, Status, Step
+from outreach.demo import DUTY_AGENT, run_story
+from outreach.demo._report import summary
 from outreach.testing import CallBehaviour, EmailBehaviour, Persona, SmsBehaviour
 
 from ._stack import MakeStack, Stack, passenger
@@ -118,3 +122,19 @@ async def test_the_emails_link_takes_it_and_the_later_click_is_told(
     assert "agent-ana already has this one" in bo_visit["response"]
     assert "agent-ana" not in ana_visit["response"]
     stack.assert_webhooks_accepted()
+
+
+async def test_the_demos_refund_complaint_pages_the_duty_agent_who_takes_it_by_sms(
+    tmp_path: Path,
+) -> None:
+    story = await run_story(f"sqlite:///{tmp_path / 'demo.db'}")
+    [complaint] = [a for a in story.attention if a.reason.value == "handoff"]
+    assert (complaint.recipient_id, complaint.taken_by) == ("pax-01", DUTY_AGENT.id)
+    [page] = story.pages
+    assert page.recipient.id == DUTY_AGENT.id
+    assert (page.status, page.acknowledged_via) == (Status.ACKNOWLEDGED, "sms")
+    assert [a.channel for a in page.attempts] == ["sms"]  # taken before the email was due
+    others = [a for a in story.attention if a.id != complaint.id]
+    assert others
+    assert all(a.taken_by is None for a in others)  # only handoffs page (Paging(reasons=))
+    assert summary(story)["acknowledged"] == 4

@@ -1,9 +1,11 @@
 """The Cape Air story, runnable anywhere: ``outreach demo``.
 
 Six passengers of a cancelled flight, each a simulated customer with their own way of
-answering (or not). Everything real runs: the SQLite store, the Twilio and SendGrid adapters
-talking HTTP to the loopback :class:`~outreach.testing.ProviderSimulator`, and the webhooks
-app receiving its signed callbacks. Only time is virtual, so the story is the same at any hour
+answering (or not); a refund that never came hands one of them to a person, and the duty
+agent is paged until they take the case (by SMS). Everything real runs: the SQLite store,
+the Twilio and SendGrid adapters talking HTTP to the loopback
+:class:`~outreach.testing.ProviderSimulator`, and the webhooks app receiving its signed
+callbacks. Only time is virtual, so the story is the same at any hour
 and takes seconds.
 """
 
@@ -17,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from outreach._client import AsyncClient
-from outreach._models import Attention, Event, Notification, Plan, Recipient, StartRequest
+from outreach._models import (
+    Attention,
+    AttentionReason,
+    Event,
+    Notification,
+    Plan,
+    Recipient,
+    StartRequest,
+    Step,
+)
+from outreach._paging import Paging, page_campaign
 from outreach._sandbox import Sandbox
 from outreach._simulator import CallBehaviour, EmailBehaviour, Persona, SmsBehaviour
 
@@ -103,10 +115,41 @@ PASSENGERS = (
 )
 
 
+DUTY_AGENT = Recipient(
+    id="duty-agent",
+    phone="+16175550190",
+    email="duty@capeair.example",
+    timezone="America/New_York",
+    attributes={"name": "Sam Ortiz"},
+)
+"""Who is on duty: paged when a passenger hands over to a person and nobody takes it."""
+DUTY_PERSONA = Persona(
+    phone=DUTY_AGENT.phone,
+    email=DUTY_AGENT.email,
+    name="Sam Ortiz",
+    on_sms=SmsBehaviour(reply="TAKE", reply_after="4m"),
+)
+PAGING = Paging(
+    plan=Plan(
+        name="page-duty-agent",
+        steps=[
+            Step(channel="sms", template="page", wait="5m"),
+            Step(channel="email", template="page", wait="10m"),
+            Step(channel="voice", template="page", wait="10m"),
+        ],
+        urgent=True,  # on duty: quiet hours do not apply
+    ),
+    staff=[DUTY_AGENT],
+    respond_within="15m",
+    reasons=[AttentionReason.HANDOFF],
+)
+"""Handoffs page the duty agent after 15 minutes untaken: SMS, then email, then a call."""
+
+
 @dataclass
 class Story:
-    """What happened: every notification of the campaign (with follow-ups), the event log and
-    who needs a person (the open attention records)."""
+    """What happened: every notification of the campaign (with follow-ups), the event log,
+    who needs a person (the open attention records) and the pages sent to staff for them."""
 
     plan: Plan
     notifications: list[Notification]
@@ -114,6 +157,7 @@ class Story:
     started: datetime
     passengers: dict[str, Passenger] = field(default_factory=dict)
     attention: list[Attention] = field(default_factory=list)
+    pages: list[Notification] = field(default_factory=list)
 
 
 def demo_plan() -> Plan:
@@ -137,8 +181,9 @@ async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None =
     async with Sandbox(
         store=store,
         templates=templates_dir(),
-        personas=[p.persona for p in PASSENGERS],
+        personas=[*(p.persona for p in PASSENGERS), DUTY_PERSONA],
         start=DEMO_START,
+        attention=PAGING,
     ) as box:
         ox = box.client
         plan = demo_plan()
@@ -154,14 +199,25 @@ async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None =
             await ox.list(campaign=CAMPAIGN),
             key=lambda n: (n.parent_id is not None, order[n.recipient.id]),
         )
+        attention = await ox.attention(campaign=CAMPAIGN)
         return Story(
             plan=plan,
             notifications=notifications,
             events=[event async for event in ox.events()],
             started=DEMO_START,
             passengers={p.recipient.id: p for p in PASSENGERS},
-            attention=await ox.attention(campaign=CAMPAIGN),
+            attention=attention,
+            pages=[n for a in attention for n in await ox.list(campaign=page_campaign(a.id))],
         )
 
 
-__all__ = ["DEMO_START", "PASSENGERS", "Passenger", "Story", "demo_plan", "run_story"]
+__all__ = [
+    "DEMO_START",
+    "DUTY_AGENT",
+    "PAGING",
+    "PASSENGERS",
+    "Passenger",
+    "Story",
+    "demo_plan",
+    "run_story",
+]
