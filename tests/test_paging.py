@@ -34,6 +34,7 @@ from outreach._templates import Templates
 from outreach.cli import app
 from outreach.demo import templates_dir as demo_templates
 from outreach.exceptions import AlreadyTaken, ConfigurationError, NotFound
+from outreach.outcomes import describe_event
 from outreach.stores import Store
 from outreach.stores.postgres import PostgresStore
 from outreach.testing import FakeClock, InMemoryChannel
@@ -231,6 +232,8 @@ async def test_nobody_taking_it_after_the_whole_plan_is_an_error_and_a_hook(
     ]
     # Still open for whoever looks, and the pages opened no records of their own.
     assert [a.id for a in await ox.attention()] == [case.id]
+    [logged] = [e async for e in ox.events(kinds=[EventKind.ATTENTION_UNANSWERED])]
+    assert describe_event(logged) == f"attention {case.id}: paged, nobody took it"
     await later(ox, clock, "1d")
     assert len(heard.unanswered) == 1
     assert CUSTOMER.phone not in caplog.text
@@ -539,3 +542,40 @@ def test_the_demos_page_carries_the_customer_the_reason_and_how_to_take_it(
     assert "Phone: +16175550123" in email.body
     assert "https://air.example/ack/tok" in email.body
     assert "pax-17" in templates.render("page", Medium.VOICE, context).body
+
+
+def test_the_command_line_lists_a_record_nobody_took(
+    tmp_path: Path, clock: FakeClock, channels: dict[str, InMemoryChannel], templates_dir: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    nobody = Paging(plan=PAGE, staff=[Recipient(id="agent-nil")], respond_within="0s")
+    with Client(
+        store=url, channels=channels, templates=templates_dir, clock=clock, attention=nobody
+    ) as ox:
+        n = ox.start(CUSTOMER, REFUND_CHECK, context={"flight": "9K 1042"})
+        ox.run_due()
+        ox.acknowledge(n.id, choice="2")
+        ox.run_due()
+    table = CliRunner().invoke(app, ["attention", "--store", url], terminal_width=200)
+    assert table.exit_code == 0, table.output
+    assert "[paged, nobody took it]" in table.output
+
+
+async def test_with_options_of_its_own_any_answer_takes_it(
+    clock: FakeClock, channels: dict[str, InMemoryChannel], templates_dir: Path
+) -> None:
+    mine = Option(key="5", label="On it", keywords=["mine"])
+    own = Plan(name="page", steps=[Step(channel="sms", template="page")], options=[mine])
+    async with AsyncClient(
+        store="memory://",
+        channels=channels,
+        templates=templates_dir,
+        clock=clock,
+        attention=Paging(plan=own, staff=[ANA], respond_within="0s"),
+    ) as ox:
+        case = await open_case(ox)
+        await ox.run_due()
+        [page] = await ox.list(campaign=page_campaign(case.id))
+        await ox.acknowledge(page.id, via="sms", choice="5")
+        [record] = await ox.attention()
+        assert record.taken_by == "agent-ana"
