@@ -129,13 +129,15 @@ DUTY_PERSONA = Persona(
     name="Sam Ortiz",
     on_sms=SmsBehaviour(reply="TAKE", reply_after="4m"),
 )
+PAGE_TEMPLATE = "page"
+"""The notice the duty agent is paged with (its templates see the paging context)."""
 PAGING = Paging(
     plan=Plan(
         name="page-duty-agent",
         steps=[
-            Step(channel="sms", template="page", wait="5m"),
-            Step(channel="email", template="page", wait="10m"),
-            Step(channel="voice", template="page", wait="10m"),
+            Step(channel="sms", template=PAGE_TEMPLATE, wait="5m"),
+            Step(channel="email", template=PAGE_TEMPLATE, wait="10m"),
+            Step(channel="voice", template=PAGE_TEMPLATE, wait="10m"),
         ],
         urgent=True,  # on duty: quiet hours do not apply
     ),
@@ -214,6 +216,7 @@ async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None =
 __all__ = [
     "DEMO_START",
     "DUTY_AGENT",
+    "PAGE_TEMPLATE",
     "PAGING",
     "PASSENGERS",
     "Passenger",
