@@ -579,3 +579,20 @@ async def test_with_options_of_its_own_any_answer_takes_it(
         await ox.acknowledge(page.id, via="sms", choice="5")
         [record] = await ox.attention()
         assert record.taken_by == "agent-ana"
+
+
+async def test_a_take_whose_process_stopped_before_cancelling_the_pages_still_stops_them(
+    ox: AsyncClient, clock: FakeClock, channels: dict[str, InMemoryChannel]
+) -> None:
+    """The record's owner is written, then the process dies before it cancels the pages: each
+    page is cancelled the next time it is due, and nothing more is sent."""
+    case = await open_case(ox)
+    await later(ox, clock, "15m")
+    await ox.store.take_attention(case.id, by="agent-ana", now=clock.now())  # and no more
+    assert set((await pages(ox, case)).values()) == {Status.ACTIVE}
+    await later(ox, clock, "5m")
+    assert channels["email"].outbox == []
+    assert await pages(ox, case) == {"agent-ana": Status.CANCELLED, "agent-bo": Status.CANCELLED}
+    [page] = (await ox.list(campaign=page_campaign(case.id)))[:1]
+    cancelled = [e async for e in ox.events(notification_id=page.id, kinds=["cancelled"])]
+    assert [e.data.get("reason") for e in cancelled] == ["taken by agent-ana"]

@@ -12,6 +12,7 @@ cancels the pages still running. Pages of one record share the campaign
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -163,6 +164,24 @@ def with_pages(change: Change, paging: Paging, now: datetime) -> Change:
         for page in pages
     ]
     return replace(change, children=[*change.children, *pages], events=[*change.events, *created])
+
+
+async def settled(store: Store, batch: Sequence[Notification]) -> dict[str, str]:
+    """Of the pages in ``batch``, those whose record someone already took or resolved, with
+    why (a cancellation reason): a take whose process stopped before it cancelled the pages
+    still stops them, the next time they are due."""
+    pages = {n.id: attention_id for n in batch if (attention_id := paged_for(n)) is not None}
+    if not pages:
+        return {}
+    customers = {str(n.context.get("customer", {}).get("id")) for n in batch if n.id in pages}
+    owners = {}
+    for customer in customers:
+        for record in await store.attentions(recipient_id=customer, open=None):
+            if record.taken_by is not None:
+                owners[record.id] = f"taken by {record.taken_by}"
+            elif record.resolved_by is not None:
+                owners[record.id] = f"resolved by {record.resolved_by}"
+    return {page: owners[a] for page, a in pages.items() if a in owners}
 
 
 async def unanswered(store: Store, page: Notification, now: datetime) -> Attention | None:

@@ -51,7 +51,7 @@ from outreach._models import (
     Notification,
     Status,
 )
-from outreach._paging import Paging, page_campaign, paged_for, unanswered, with_pages
+from outreach._paging import Paging, page_campaign, paged_for, settled, unanswered, with_pages
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
@@ -476,21 +476,25 @@ class Runner:
         now = self.clock.now()
         sending: list[tuple[Notification, Paced]] = []
         quiet: list[tuple[Notification, Paced]] = []
-        decided: list[tuple[Notification, State, Decision]] = []
+        decided: list[tuple[Notification, State, Input, Decision]] = []
+        stopped = await settled(self.store, batch)  # pages of records someone already has
         for notification in batch:
             try:
                 state = State(notification, self.facts(opted_out[notification.id]))
-                decided.append((notification, state, with_attentions(decide(state, Tick(), now))))
+                reason = stopped.get(notification.id)
+                event: Input = Tick() if reason is None else Cancel(reason)
+                decision = with_attentions(decide(state, event, now))
+                decided.append((notification, state, event, decision))
             except Exception as error:
                 log.error("notification %s could not be driven", notification.id, exc_info=error)
                 failures.append(error)
         try:
-            paced_batch = await self.pace([(state, Tick(), d) for _, state, d in decided], now)
+            paced_batch = await self.pace([(s, e, d) for _, s, e, d in decided], now)
         except Exception as error:
             log.error("a claimed batch could not be paced", exc_info=error)
             failures.append(error)
             return []
-        for (notification, _, _), paced in zip(decided, paced_batch, strict=True):
+        for (notification, _, _, _), paced in zip(decided, paced_batch, strict=True):
             (quiet if paced.due is None else sending).append((notification, paced))
         work = [(n.id, self.drive(n, paced, opted_out[n.id], stored=False)) for n, paced in sending]
         if not quiet:
