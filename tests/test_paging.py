@@ -444,6 +444,7 @@ async def race(
             assert stored.taken_by == won[0].taken_by
         taken = [e async for e in one.events(kinds=[EventKind.ATTENTION_TAKEN])]
         assert len(taken) == len(cases)
+        assert await other.store.paged_out(limit=10) == []  # taken: never "nobody took it"
 
 
 async def test_two_staff_taking_at_once_on_a_sqlite_file_one_owner_the_other_told(
@@ -596,3 +597,34 @@ async def test_a_take_whose_process_stopped_before_cancelling_the_pages_still_st
     [page] = (await ox.list(campaign=page_campaign(case.id)))[:1]
     cancelled = [e async for e in ox.events(notification_id=page.id, kinds=["cancelled"])]
     assert [e.data.get("reason") for e in cancelled] == ["taken by agent-ana"]
+
+
+async def test_pages_that_all_ended_unnoticed_are_reported_by_the_audit(
+    clock: FakeClock, channels: dict[str, InMemoryChannel], templates_dir: Path
+) -> None:
+    """The check after the last page's ending did not happen (here the pages were cancelled
+    by hand, which that check ignores; a process stopping in between is the same): a worker's
+    audit reports the record, once."""
+    said: asyncio.Queue[Attention] = asyncio.Queue()
+    async with AsyncClient(
+        store="memory://",
+        channels=channels,
+        templates=templates_dir,
+        clock=clock,
+        hooks=Hooks(on_attention_unanswered=said.put_nowait),
+        attention=paging(),
+    ) as ox:
+        case = await open_case(ox)
+        for page in await ox.list(campaign=page_campaign(case.id)):
+            await ox.cancel(page.id, reason="by hand")
+        assert said.empty()
+        worker = asyncio.create_task(ox.run())
+        try:
+            reported = await asyncio.wait_for(said.get(), timeout=30)
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        assert reported.id == case.id
+        assert (await ox.store.paged_out(limit=10)) == []
+        [record] = await ox.attention()
+        assert record.unanswered_at is not None

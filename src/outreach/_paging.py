@@ -11,14 +11,16 @@ cancels the pages still running. Pages of one record share the campaign
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
+from outreach._clock import Clock
 from outreach._durations import Duration, DurationInput
 from outreach._models import (
     Attention,
@@ -32,7 +34,10 @@ from outreach._models import (
     Recipient,
     _Config,
 )
+from outreach.exceptions import OutreachError
 from outreach.stores import Change, Store
+
+log = logging.getLogger("outreach.paging")
 
 TAKE = Option(key="1", label="Take it", keywords=["take"])
 """The option a paging plan without options of its own offers: reply 1 or TAKE, press 1, or
@@ -197,3 +202,33 @@ async def unanswered(store: Store, page: Notification, now: datetime) -> Attenti
     if found is None or found[1] is None:
         return None
     return found[0]
+
+
+@dataclass
+class PageAudit:
+    """Every ``every`` at most, the records whose pages all ended with nobody taking them
+    that the check after the last page's ending missed (its process stopped in between):
+    marked unanswered now, once, so that nobody is silently left holding a customer."""
+
+    store: Store
+    clock: Clock
+    every: timedelta = timedelta(minutes=1)
+    limit: int = 100
+    _next: datetime | None = field(default=None, init=False)
+
+    async def audit_if_due(self) -> list[Attention]:
+        """The records newly marked unanswered (none when the last audit is too recent). A
+        store error is logged and skipped until the next audit."""
+        now = self.clock.now()
+        if self._next is not None and now < self._next:
+            return []
+        self._next = now + self.every
+        marked = []
+        try:
+            for attention_id in await self.store.paged_out(limit=self.limit):
+                found = await self.store.unanswered_attention(attention_id, now=now)
+                if found is not None and found[1] is not None:
+                    marked.append(found[0])
+        except OutreachError:
+            log.warning("the audit of pages nobody answered failed", exc_info=True)
+        return marked

@@ -44,6 +44,7 @@ from outreach._messages import Messages
 from outreach._models import (
     Attempt,
     AttemptStatus,
+    Attention,
     AttentionReason,
     Event,
     EventKind,
@@ -51,7 +52,15 @@ from outreach._models import (
     Notification,
     Status,
 )
-from outreach._paging import Paging, page_campaign, paged_for, settled, unanswered, with_pages
+from outreach._paging import (
+    PageAudit,
+    Paging,
+    page_campaign,
+    paged_for,
+    settled,
+    unanswered,
+    with_pages,
+)
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
 from outreach._retry import GaveUp, with_retries
@@ -295,6 +304,7 @@ class Runner:
 
     def __post_init__(self) -> None:
         self.sweeper = Sweeper(self.store, self.clock)
+        self.page_audit = PageAudit(self.store, self.clock)
         self._commits = _GroupCommit(self.store)
         self._senders = SenderChoice(self.store, self.clock)
         self._in_flight = {
@@ -410,8 +420,9 @@ class Runner:
         or until ``wake`` is set: by this process's own writes, or when the store hears
         another process's (:meth:`~outreach.stores.Store.watch`, PostgreSQL's ``LISTEN``).
         However many wake-ups other processes send, they start at most one round per
-        ``wake_debounce``. After each round the sweeper looks for stuck notifications (at
-        most once a minute). Cancelled, it stops as :meth:`run_due` does."""
+        ``wake_debounce``. After each round the sweeper looks for stuck notifications, and the
+        page audit for records whose pages all ended untaken unnoticed (each at most once a
+        minute). Cancelled, it stops as :meth:`run_due` does."""
         listener = _Listener(self.store, wake, self.clock)
         try:
             while True:
@@ -427,6 +438,8 @@ class Runner:
                     log.exception("running due notifications failed; trying again shortly")
                     due = None
                 await self.sweeper.sweep_if_due()
+                for attention in await self.page_audit.audit_if_due():
+                    await self.report_unanswered(attention)
                 poll = self.clock.now() + poll_interval
                 await self.clock.sleep_until(poll if due is None else min(due, poll), wake)
                 rest = started + self.wake_debounce - self.clock.now()
@@ -823,8 +836,11 @@ class Runner:
         """A page ended unanswered: if it was the last one and nobody took the record, say
         so loudly (an ERROR and ``on_attention_unanswered``), once."""
         attention = await unanswered(self.store, page, self.clock.now())
-        if attention is None:
-            return
+        if attention is not None:
+            await self.report_unanswered(attention)
+
+    async def report_unanswered(self, attention: Attention) -> None:
+        """Nobody took ``attention`` (just marked so): an ERROR and the hook."""
         log.error(
             "attention %s (%s, customer %s): every page ended and nobody took it",
             attention.id,

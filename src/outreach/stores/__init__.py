@@ -281,6 +281,11 @@ class Store(Protocol):
         event is None when it was already marked, taken or resolved (None: no such record)."""
         ...
 
+    async def paged_out(self, *, limit: int) -> list[str]:
+        """Up to ``limit`` ids of open records nobody took whose pages (the notifications of
+        campaign ``attention/<id>``) have all ended, not yet marked unanswered."""
+        ...
+
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
         """Which of these (medium, address) pairs are suppressed."""
         ...

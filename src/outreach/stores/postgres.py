@@ -519,6 +519,12 @@ class PostgresStore(NamedReads):
             rows = await cur.fetchall()
         return [load_attention(row, _utc) for row in rows]
 
+    async def paged_out(self, *, limit: int) -> list[str]:
+        async with self._cursor() as cur:
+            await cur.execute(_SQL["paged_out"], {"limit": limit})
+            rows = await cur.fetchall()
+        return [row[0] for row in rows]
+
     async def resolve_attention(
         self, attention_id: str, *, by: str, note: str | None, now: datetime
     ) -> tuple[Attention, Event | None] | None:

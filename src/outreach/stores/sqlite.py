@@ -473,6 +473,10 @@ class SQLiteStore(NamedReads):
         rows = await self._call(self._rows, "attentions", params)
         return [load_attention(row, from_micros) for row in rows]
 
+    async def paged_out(self, *, limit: int) -> list[str]:
+        rows = await self._call(self._rows, "paged_out", {"limit": limit})
+        return [row[0] for row in rows]
+
     def _rows(self, query: str, params: Params) -> list[tuple[Any, ...]]:
         return self.db.execute(_SQL[query], params).fetchall()
 

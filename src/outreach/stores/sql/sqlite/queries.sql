@@ -286,6 +286,17 @@ WHERE id = :id AND taken_by IS NULL AND resolved_at IS NULL
 UPDATE attention SET unanswered_at = :unanswered_at
 WHERE id = :id AND taken_by IS NULL AND resolved_at IS NULL AND unanswered_at IS NULL
 
+-- name: paged_out --
+-- Open records nobody took whose pages have all ended and that are not marked so yet (the
+-- check after the last page's ending did not happen: its process stopped, say).
+SELECT a.id FROM attention a
+WHERE a.resolved_at IS NULL AND a.taken_by IS NULL AND a.unanswered_at IS NULL
+  AND EXISTS (SELECT 1 FROM notifications n WHERE n.campaign = 'attention/' || a.id)
+  AND NOT EXISTS (
+      SELECT 1 FROM notifications n
+      WHERE n.campaign = 'attention/' || a.id AND n.status IN ('pending', 'active'))
+ORDER BY a.opened_at, a.id LIMIT :limit
+
 -- name: resolve_attention --
 -- Close an open record; a resolved one is left as it is.
 UPDATE attention SET resolved_at = :resolved_at, resolved_by = :resolved_by, note = :note
