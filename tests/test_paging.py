@@ -628,3 +628,18 @@ async def test_pages_that_all_ended_unnoticed_are_reported_by_the_audit(
         assert (await ox.store.paged_out(limit=10)) == []
         [record] = await ox.attention()
         assert record.unanswered_at is not None
+
+
+async def test_a_customer_answering_late_closes_the_case_and_stops_its_pages(
+    ox: AsyncClient, clock: FakeClock
+) -> None:
+    n = await ox.start(CUSTOMER, REFUND_CHECK, context={"flight": "9K 1042"})
+    await ox.run_due()
+    await later(ox, clock, "1h")  # exhausted: unreached, a record
+    [case] = await ox.attention()
+    assert case.reason is AttentionReason.UNREACHED
+    await later(ox, clock, "15m")
+    assert set((await pages(ox, case)).values()) == {Status.ACTIVE}
+    await ox.acknowledge(n.id, via="sms", choice="1")
+    assert await ox.attention() == []
+    assert await pages(ox, case) == {"agent-ana": Status.CANCELLED, "agent-bo": Status.CANCELLED}
