@@ -3,10 +3,12 @@
 A page is a notification like any other, to one staff member, with the paging plan (SMS,
 email, a call...). Every staff member's page is created in the same transaction that opens
 the record, first due at ``opened + respond_within``: the engine's own timers do the waiting,
-so nothing is lost on a crash and no loop polls for records. Taking or resolving the record
-cancels the pages still running. Pages of one record share the campaign
-``attention/<record id>`` (so they are found, and cancelled, together) and have the key
-``attention/<record id>/<staff id>``.
+so nothing is lost on a crash and no loop looks for records to page. Taking or resolving the
+record cancels the pages still running (and a page claimed after its record was taken is
+cancelled rather than sent). When the last page ends with nobody taking the record, that is
+reported once; a worker's :class:`PageAudit` catches a report a stopped process missed.
+Pages of one record share the campaign ``attention/<record id>`` (so they are found, and
+cancelled, together) and have the key ``attention/<record id>/<staff id>``.
 """
 
 from __future__ import annotations
