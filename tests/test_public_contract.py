@@ -16,6 +16,7 @@ def test_the_documented_imports_work() -> None:
         FollowUp,
         Notification,
         Option,
+        Paging,
         Plan,
         QuietHours,
         Recipient,
@@ -31,7 +32,7 @@ def test_the_documented_imports_work() -> None:
         TwilioSMS,
         TwilioVoice,
     )
-    from outreach.exceptions import OutreachError  # noqa: F401
+    from outreach.exceptions import AlreadyTaken, OutreachError  # noqa: F401
     from outreach.testing import FakeClock, InMemoryChannel, ProviderSimulator  # noqa: F401
     from outreach.webhooks import create_app  # noqa: F401
 

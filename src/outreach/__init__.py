@@ -25,6 +25,7 @@ from outreach._models import (
     Status,
     Step,
 )
+from outreach._paging import Paging
 from outreach._ratelimit import RecipientCap
 from outreach._settings import Settings
 from outreach._sync import Client
@@ -48,6 +49,7 @@ __all__ = [
     "Medium",
     "Notification",
     "Option",
+    "Paging",
     "Plan",
     "QuietHours",
     "Recipient",

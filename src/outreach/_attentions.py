@@ -13,16 +13,20 @@ from dataclasses import replace
 
 from outreach._engine import Decision, OpenAttention
 from outreach._models import Attention, AttentionReason, Event, EventKind, Notification
+from outreach._paging import paged_for
 from outreach.outcomes import never_reached
 
 
 def with_attentions(decision: Decision) -> Decision:
     """``decision`` with each :class:`OpenAttention` action turned into an
-    ``attention_opened`` log entry."""
+    ``attention_opened`` log entry (none on a page: see ``outreach._paging``)."""
     wanted = [a for a in decision.actions if isinstance(a, OpenAttention)]
     if not wanted:
         return decision
     n = decision.notification
+    if paged_for(n) is not None:  # a page nobody answers ends in on_attention_unanswered
+        kept = tuple(a for a in decision.actions if not isinstance(a, OpenAttention))
+        return replace(decision, actions=kept)
     opened = [
         Event(
             at=n.updated_at,

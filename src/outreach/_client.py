@@ -36,6 +36,7 @@ from outreach._models import (
     Status,
     keypad_problem,
 )
+from outreach._paging import Paging, paged_for
 from outreach._ratelimit import DEFAULT_CAP, Pacer, RecipientCap
 from outreach._runner import Runner, new_id
 from outreach._settings import SHORT_SECRET_KEY, Settings, checked_secret_key
@@ -46,6 +47,7 @@ from outreach._urls import PublicUrls
 from outreach.channels import Channel, resolve_media
 from outreach.channels._base import as_channel
 from outreach.exceptions import (
+    AlreadyTaken,
     ConfigurationError,
     InvalidChoice,
     InvalidContext,
@@ -76,7 +78,8 @@ class AsyncClient:
     ``channel_probe_after``, the wait doubling on each failed try up to ``channel_probe_max``.
     A spike of one kind of failure on a channel (``channel_alerts`` says when) calls
     ``Hooks.on_channel_alert``. ``telemetry`` sends spans and metrics to the given
-    OpenTelemetry providers (default: the global ones).
+    OpenTelemetry providers (default: the global ones). ``attention`` pages staff when an
+    attention record is not taken in time (:class:`~outreach.Paging`).
     Use it as ``async with AsyncClient(...) as ox:``.
     """
 
@@ -96,6 +99,7 @@ class AsyncClient:
         channel_probe_max: timedelta = timedelta(minutes=30),
         channel_alerts: AlertThresholds | None = None,
         telemetry: Telemetry | None = None,
+        attention: Paging | None = None,
     ) -> None:
         self.settings = settings or Settings()
         store = store if store is not None else self.settings.store
@@ -144,7 +148,10 @@ class AsyncClient:
             health=ChannelHealth(channel_probe_after, channel_probe_max),
             alerts=ChannelWatch(channel_alerts or AlertThresholds()),
             telemetry=self.telemetry,
+            paging=attention,
         )
+        if attention is not None:
+            self._check_channels(attention.plan)
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()  # run() and run_due() calls in progress
 
@@ -368,7 +375,37 @@ class AsyncClient:
         if event is not None:
             log.info("attention %s resolved", attention.id)
             await self._runner.hooks.attention_resolved(attention)
+        await self._runner.stop_paging(attention.id, f"resolved by {attention.resolved_by}")
         return attention
+
+    async def take(self, attention_id: str, *, by: str) -> Attention:
+        """Take an attention record: ``by`` is its owner from now on, and every page for it
+        stops (``Paging``). Taking it again, by the same person, changes nothing; raises
+        ``AlreadyTaken`` (naming who has it) when someone else took or resolved it first,
+        ``NotFound`` for an unknown id. Answering a page takes its record the same way."""
+        attention = await self._take(attention_id, by)
+        await self._runner.stop_paging(attention.id, f"taken by {attention.taken_by}")
+        self._wake.set()
+        return attention
+
+    async def _take(self, attention_id: str, by: str) -> Attention:
+        if not by.strip():
+            raise ValueError("take(..., by=) must name who takes it")
+        found = await self.store.take_attention(attention_id, by=by.strip(), now=self.clock.now())
+        if found is None:
+            raise NotFound(f"no attention record with id {attention_id!r}")
+        attention, event = found
+        if event is not None:
+            log.info("attention %s taken by %s", attention.id, attention.taken_by)
+            await self._runner.hooks.attention_taken(attention)
+            return attention
+        if attention.taken_by == by.strip():
+            return attention
+        if attention.taken_by is not None:
+            owner, done = attention.taken_by, "taken"
+        else:
+            owner, done = attention.resolved_by or "someone", "resolved"
+        raise AlreadyTaken(f"attention {attention.id} is already {done} by {owner}", owner=owner)
 
     # changing
 
@@ -381,7 +418,10 @@ class AsyncClient:
         choice: str | None = None,
         attempt_id: str | None = None,
     ) -> Notification:
-        """Record the customer's acknowledgement (and choice); stops every pending step."""
+        """Record the customer's acknowledgement (and choice); stops every pending step.
+
+        On a page (``Paging``) it takes the attention record for the staff member paged, and
+        raises ``AlreadyTaken`` when someone else has it."""
         notification = await self.get(notification_id, key=key)
         if (
             choice is not None
@@ -392,7 +432,15 @@ class AsyncClient:
             raise InvalidChoice(
                 f"notification {notification.id}: choice {choice!r} is not one of {keys}"
             )
-        return await self._apply(notification, Ack(via=via, choice=choice, attempt_id=attempt_id))
+        ack = Ack(via=via, choice=choice, attempt_id=attempt_id)
+        attention_id = paged_for(notification)
+        if attention_id is None:
+            return await self._apply(notification, ack)
+        # A page: answering it takes the record (or raises AlreadyTaken), then stops the others.
+        taken = await self._take(attention_id, notification.recipient.id)
+        stored = await self._apply(notification, ack)
+        await self._runner.stop_paging(attention_id, f"taken by {taken.taken_by}")
+        return stored
 
     async def cancel(
         self,
@@ -410,15 +458,7 @@ class AsyncClient:
     ) -> int:
         """Withdraw every pending or active notification of ``campaign``, ``batch`` to a
         transaction (never the whole campaign in memory); how many were cancelled."""
-        cancelled = 0
-        seen: set[str] = set()
-        while found := await self.store.unfinished_in_campaign(campaign, limit=batch):
-            fresh = [n for n in found if n.id not in seen]
-            if not fresh:  # only ones another writer keeps active: nothing more to do here
-                break
-            seen.update(n.id for n in fresh)
-            stored = await self._runner.apply_many(fresh, Cancel(reason))
-            cancelled += sum(n.status is Status.CANCELLED for n in stored)
+        cancelled = await self._runner.cancel_campaign(campaign, reason=reason, batch=batch)
         self._wake.set()
         return cancelled
 

@@ -46,6 +46,10 @@ class Hooks:
     """An attention record was opened: a person should act (``AsyncClient.attention``)."""
     on_attention_resolved: AttentionHook | None = None
     """Someone resolved an attention record (``AsyncClient.resolve``)."""
+    on_attention_taken: AttentionHook | None = None
+    """Someone took an attention record (``AsyncClient.take``, or answering a page)."""
+    on_attention_unanswered: AttentionHook | None = None
+    """Every page for an attention record ended and nobody took it (see ``Paging``)."""
     on_attempt: AttemptHook | None = None
     on_channel_error: ChannelErrorHook | None = None
     """A configuration error switched a channel off (once per switch-off)."""
@@ -82,6 +86,12 @@ class Hooks:
 
     async def attention_resolved(self, attention: Attention) -> None:
         await _call(self.on_attention_resolved, attention)
+
+    async def attention_taken(self, attention: Attention) -> None:
+        await _call(self.on_attention_taken, attention)
+
+    async def attention_unanswered(self, attention: Attention) -> None:
+        await _call(self.on_attention_unanswered, attention)
 
     async def channel_error(self, channel: str, error: Exception) -> None:
         await _call(self.on_channel_error, channel, error)

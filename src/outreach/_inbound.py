@@ -14,6 +14,7 @@ from outreach._clock import Clock
 from outreach._engine import Input, Reply, StatusUpdate, notification_id_of
 from outreach._messages import Messages
 from outreach._models import AttemptStatus, Medium, Notification
+from outreach._paging import paged_for
 from outreach._settings import Settings
 from outreach._tokens import TokenClaims
 from outreach.channels import Message
@@ -157,6 +158,17 @@ class Inbound:
         if len(first) <= _NOTICE_NAME:
             return first
         return first[: _NOTICE_NAME - 3].rsplit(" ", 1)[0].rstrip(" ,.:;") + "..."
+
+    async def page_owner(self, page: Notification) -> str | None:
+        """Who has the attention record ``page`` pages for (took or resolved it), when
+        someone does; None for a notification that is not a page."""
+        attention_id = paged_for(page)
+        customer = page.context.get("customer")
+        if attention_id is None or not isinstance(customer, dict):
+            return None
+        found = await self._store.attentions(recipient_id=customer.get("id"), open=None)
+        record = next((a for a in found if a.id == attention_id), None)
+        return None if record is None else record.taken_by or record.resolved_by
 
     async def render_attempt(self, attempt_id: str) -> tuple[Notification, Message]:
         """Render an attempt's message again (a call fetching its script, say)."""

@@ -110,6 +110,8 @@ class EventKind(StrEnum):
     STUCK = "stuck"
     ATTENTION_OPENED = "attention_opened"
     ATTENTION_RESOLVED = "attention_resolved"
+    ATTENTION_TAKEN = "attention_taken"
+    ATTENTION_UNANSWERED = "attention_unanswered"
 
 
 class AttentionReason(StrEnum):
@@ -733,10 +735,12 @@ class Event(BaseModel):
 
 
 class Attention(BaseModel):
-    """A notification a person should act on: why, since when, and who closed it.
+    """A notification a person should act on: why, since when, who took it and who closed it.
 
     ``reason`` says what kind of case it is; ``detail`` says it in words (the truthful
-    per-channel reasons, the reply's text, the option chosen).
+    per-channel reasons, the reply's text, the option chosen). ``taken_by`` is the person who
+    took it (``AsyncClient.take``, or answering a page); ``unanswered_at`` is when paging ended
+    with nobody taking it.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -751,6 +755,9 @@ class Attention(BaseModel):
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     note: str | None = None
+    taken_by: str | None = None
+    taken_at: datetime | None = None
+    unanswered_at: datetime | None = None
 
     @property
     def open(self) -> bool:

@@ -22,6 +22,7 @@ from outreach._attentions import attentions_in, with_attentions
 from outreach._clock import Clock, SystemClock
 from outreach._engine import (
     UNREACHED,
+    Cancel,
     CancelCall,
     Decision,
     Due,
@@ -44,11 +45,22 @@ from outreach._messages import Messages
 from outreach._models import (
     Attempt,
     AttemptStatus,
+    Attention,
     AttentionReason,
     Event,
     EventKind,
     Medium,
     Notification,
+    Status,
+)
+from outreach._paging import (
+    PageAudit,
+    Paging,
+    page_campaign,
+    paged_for,
+    settled,
+    unanswered,
+    with_pages,
 )
 from outreach._ratelimit import Pacer
 from outreach._redact import mask
@@ -72,6 +84,7 @@ from outreach.stores import Change, Limit, Store
 log = logging.getLogger("outreach.runner")
 
 _SAVE_TRIES = 5
+_UNANSWERED = (EventKind.EXHAUSTED, EventKind.EXPIRED, EventKind.FAILED)
 _MEDIA = tuple(Medium)  # iterating the enum class itself is slow, and this runs per claim
 
 
@@ -287,9 +300,12 @@ class Runner:
     telemetry: Telemetry = field(default_factory=Telemetry)
     wake_debounce: timedelta = timedelta(milliseconds=50)
     """The shortest time between two rounds that wake-ups from other processes start."""
+    paging: Paging | None = None
+    """Who is paged when an attention record opened here is not taken in time."""
 
     def __post_init__(self) -> None:
         self.sweeper = Sweeper(self.store, self.clock)
+        self.page_audit = PageAudit(self.store, self.clock)
         self._commits = _GroupCommit(self.store)
         self._senders = SenderChoice(self.store, self.clock)
         self._in_flight = {
@@ -405,8 +421,9 @@ class Runner:
         or until ``wake`` is set: by this process's own writes, or when the store hears
         another process's (:meth:`~outreach.stores.Store.watch`, PostgreSQL's ``LISTEN``).
         However many wake-ups other processes send, they start at most one round per
-        ``wake_debounce``. After each round the sweeper looks for stuck notifications (at
-        most once a minute). Cancelled, it stops as :meth:`run_due` does."""
+        ``wake_debounce``. After each round the sweeper looks for stuck notifications, and the
+        page audit for records whose pages all ended untaken unnoticed (each at most once a
+        minute). Cancelled, it stops as :meth:`run_due` does."""
         listener = _Listener(self.store, wake, self.clock)
         try:
             while True:
@@ -422,6 +439,8 @@ class Runner:
                     log.exception("running due notifications failed; trying again shortly")
                     due = None
                 await self.sweeper.sweep_if_due()
+                for attention in await self.page_audit.audit_if_due():
+                    await self.report_unanswered(attention)
                 poll = self.clock.now() + poll_interval
                 await self.clock.sleep_until(poll if due is None else min(due, poll), wake)
                 rest = started + self.wake_debounce - self.clock.now()
@@ -471,21 +490,25 @@ class Runner:
         now = self.clock.now()
         sending: list[tuple[Notification, Paced]] = []
         quiet: list[tuple[Notification, Paced]] = []
-        decided: list[tuple[Notification, State, Decision]] = []
+        decided: list[tuple[Notification, State, Input, Decision]] = []
+        stopped = await settled(self.store, batch)  # pages of records someone already has
         for notification in batch:
             try:
                 state = State(notification, self.facts(opted_out[notification.id]))
-                decided.append((notification, state, with_attentions(decide(state, Tick(), now))))
+                reason = stopped.get(notification.id)
+                event: Input = Tick() if reason is None else Cancel(reason)
+                decision = with_attentions(decide(state, event, now))
+                decided.append((notification, state, event, decision))
             except Exception as error:
                 log.error("notification %s could not be driven", notification.id, exc_info=error)
                 failures.append(error)
         try:
-            paced_batch = await self.pace([(state, Tick(), d) for _, state, d in decided], now)
+            paced_batch = await self.pace([(s, e, d) for _, s, e, d in decided], now)
         except Exception as error:
             log.error("a claimed batch could not be paced", exc_info=error)
             failures.append(error)
             return []
-        for (notification, _, _), paced in zip(decided, paced_batch, strict=True):
+        for (notification, _, _, _), paced in zip(decided, paced_batch, strict=True):
             (quiet if paced.due is None else sending).append((notification, paced))
         work = [(n.id, self.drive(n, paced, opted_out[n.id], stored=False)) for n, paced in sending]
         if not quiet:
@@ -675,7 +698,8 @@ class Runner:
         notification_id = paced.decision.notification.id
         release = leased and paced.due is None
         fence = self._leases.get(notification_id) if fenced else None
-        return change_for(paced.decision, now, owner=self.owner if release else None, fence=fence)
+        change = change_for(paced.decision, now, owner=self.owner if release else None, fence=fence)
+        return change if self.paging is None else with_pages(change, self.paging, now)
 
     async def save(self, change: Change) -> Notification | None:
         """Store one change (with whatever else is queued); None if it lost its check."""
@@ -772,6 +796,8 @@ class Runner:
                     else f"answered after all, via {event.data.get('via')}"
                 )
                 await self.close_unreached(notification, note)
+            elif event.kind in _UNANSWERED and paged_for(notification) is not None:
+                await self.page_ended(notification)
         for event in decision.events:
             reported = self._channel_errors.pop(event.attempt_id or "", None)
             if reported is not None:
@@ -812,6 +838,42 @@ class Runner:
             )
             if found is not None and found[1] is not None:
                 await self.hooks.attention_resolved(found[0])
+            await self.stop_paging(case.id, "resolved: the customer answered")
+
+    async def page_ended(self, page: Notification) -> None:
+        """A page ended unanswered: if it was the last one and nobody took the record, say
+        so loudly (an ERROR and ``on_attention_unanswered``), once."""
+        attention = await unanswered(self.store, page, self.clock.now())
+        if attention is not None:
+            await self.report_unanswered(attention)
+
+    async def report_unanswered(self, attention: Attention) -> None:
+        """Nobody took ``attention`` (just marked so): an ERROR and the hook."""
+        log.error(
+            "attention %s (%s, customer %s): every page ended and nobody took it",
+            attention.id,
+            attention.reason.value,
+            attention.recipient_id,
+        )
+        await self.hooks.attention_unanswered(attention)
+
+    async def stop_paging(self, attention_id: str, reason: str) -> int:
+        """Cancel the pages of one attention record still running; how many."""
+        return await self.cancel_campaign(page_campaign(attention_id), reason=reason)
+
+    async def cancel_campaign(self, campaign: str, *, reason: str | None, batch: int = 500) -> int:
+        """Cancel every pending or active notification of ``campaign``, ``batch`` to a
+        transaction (never the whole campaign in memory); how many were cancelled."""
+        cancelled = 0
+        seen: set[str] = set()
+        while found := await self.store.unfinished_in_campaign(campaign, limit=batch):
+            fresh = [n for n in found if n.id not in seen]
+            if not fresh:  # only ones another writer keeps active: nothing more to do here
+                break
+            seen.update(n.id for n in fresh)
+            stored = await self.apply_many(fresh, Cancel(reason))
+            cancelled += sum(n.status is Status.CANCELLED for n in stored)
+        return cancelled
 
     async def cancel_call(self, attempt: Attempt) -> None:
         channel = self.channels.get(attempt.channel)

@@ -32,6 +32,7 @@ from outreach._models import (
     StartRequest,
     Status,
 )
+from outreach._paging import Paging
 from outreach._ratelimit import DEFAULT_CAP, RecipientCap
 from outreach._settings import Settings
 from outreach._telemetry import Telemetry
@@ -66,6 +67,7 @@ class Client:
         channel_probe_max: timedelta = timedelta(minutes=30),
         channel_alerts: AlertThresholds | None = None,
         telemetry: Telemetry | None = None,
+        attention: Paging | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="outreach", daemon=True)
@@ -87,6 +89,7 @@ class Client:
                 channel_probe_max=channel_probe_max,
                 channel_alerts=channel_alerts,
                 telemetry=telemetry,
+                attention=attention,
             )
             try:
                 await client.open()
@@ -224,6 +227,10 @@ class Client:
     def resolve(self, attention_id: str, *, by: str, note: str | None = None) -> Attention:
         """See ``AsyncClient.resolve``."""
         return self._call(self._async.resolve(attention_id, by=by, note=note))
+
+    def take(self, attention_id: str, *, by: str) -> Attention:
+        """See ``AsyncClient.take``."""
+        return self._call(self._async.take(attention_id, by=by))
 
     # changing
 

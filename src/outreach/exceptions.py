@@ -10,6 +10,7 @@ Our exception hierarchy::
     ├── IdempotencyConflict
     ├── NotFound                      (also a LookupError)
     ├── InvalidChoice
+    ├── AlreadyTaken                  (owner)
     ├── DeliveryError
     │   ├── TransientDeliveryError    (retry_after, retry_at)
     │   │   └── RateLimited
@@ -66,6 +67,14 @@ class NotFound(OutreachError, LookupError):
 
 class InvalidChoice(OutreachError):
     """An acknowledgement names a choice that is not one of the plan's options."""
+
+
+class AlreadyTaken(OutreachError):
+    """Someone else took (or closed) this attention record first; ``owner`` says who."""
+
+    def __init__(self, message: str, *, owner: str) -> None:
+        super().__init__(message)
+        self.owner = owner
 
 
 class DeliveryError(OutreachError):

@@ -141,5 +141,9 @@ def describe_event(event: Event) -> str:
         note = data.get("note")
         said = f"attention {data.get('attention_id')} resolved by {data.get('by')}"
         return f"{said}: {note}" if note else said
+    if kind is EventKind.ATTENTION_TAKEN:
+        return f"attention {data.get('attention_id')} taken by {data.get('by')}"
+    if kind is EventKind.ATTENTION_UNANSWERED:
+        return f"attention {data.get('attention_id')}: paged, nobody took it"
     reason = data.get("reason")
     return f"{kind.value}: {reason}" if reason else kind.value

@@ -20,6 +20,7 @@ from outreach import (
     Hooks,
     Notification,
     Option,
+    Paging,
     Plan,
     QuietHours,
     Recipient,
@@ -142,6 +143,20 @@ def hooks_and_webhooks(client: AsyncClient) -> None:
 
     Hooks(on_delivered=delivered, on_engaged=delivered)
     create_app(client)
+
+
+async def paging_idioms() -> None:
+    """Paging staff when a customer needs a person, as docs/paging.md writes it."""
+    duty = Recipient(id="agent-7", phone="+16175550150", email="duty@example.com")
+    page = Plan(name="page", steps=[Step(channel="sms", template="page", wait="5m")], urgent=True)
+    paging = Paging(plan=page, staff=[duty], respond_within="15m", stagger=timedelta(minutes=5))
+    async with AsyncClient(store="memory://", channels=channels, attention=paging) as ox:
+        taken = await ox.take("3afe41801e59e6b4", by="agent-7")
+        assert_type(taken.taken_by, str | None)
+    with Client(store="memory://", channels=channels, attention=paging) as sync:
+        assert_type(sync.take("3afe41801e59e6b4", by="agent-7"), outreach.Attention)
+    Paging(plan=page, staff=[duty], respond_in="15m")  # type: ignore[call-arg]
+    Hooks(on_attention_unanswered=lambda attention: print(attention.id))
 
 
 def adapters() -> None:

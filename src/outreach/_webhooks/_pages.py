@@ -24,7 +24,15 @@ from outreach._tokens import TokenClaims
 from outreach._webhooks._brand import Brand, palettes
 from outreach._webhooks._common import FORM_LIMIT, Ctx, Form, parse_form, read_body
 from outreach._webhooks._page_phrases import page_phrases
-from outreach.exceptions import ExpiredToken, InvalidChoice, InvalidToken, NotFound, TemplateError
+from outreach._webhooks._phrases import phrases
+from outreach.exceptions import (
+    AlreadyTaken,
+    ExpiredToken,
+    InvalidChoice,
+    InvalidToken,
+    NotFound,
+    TemplateError,
+)
 
 log = logging.getLogger("outreach.webhooks")
 
@@ -154,7 +162,11 @@ class Pages:
         if notification.status is Status.ACKNOWLEDGED:
             return self.already(notification)
         if notification.status is Status.CANCELLED:
-            return self.closed(locale)
+            owner = await ctx.inbound.page_owner(notification)
+            if owner is None:
+                return self.closed(locale)
+            taken = phrases(locale).taken_by.format(owner=owner)  # a page someone else took
+            return self.notice(locale, page_phrases(locale)[1].thanks, taken)
         p = page_phrases(locale)[1]
         summary = await _summary(ctx, notification, claims)
         options = localised(notification.plan.options, locale)
@@ -190,6 +202,8 @@ class Pages:
             )
         except InvalidChoice:
             return self.notice(locale, p.invalid_heading, p.invalid, status_code=400)
+        except AlreadyTaken as taken:  # a page someone else answered first
+            return self.notice(locale, p.thanks, phrases(locale).taken_by.format(owner=taken.owner))
         if after.status is not Status.ACKNOWLEDGED:
             return self.closed(locale)
         if before is Status.ACKNOWLEDGED or after.choice != choice:

@@ -12,7 +12,8 @@ from typing import Final, NamedTuple
 
 class Phrases(NamedTuple):
     """What is said in one language; ``press_option`` and ``any_key`` are the call's menu;
-    ``applied_to`` names the notice a reply was applied to when the customer has several."""
+    ``applied_to`` names the notice a reply was applied to when the customer has several;
+    ``taken_by`` answers a staff member whose page someone else took first."""
 
     choice_recorded: str
     recorded: str
@@ -28,6 +29,7 @@ class Phrases(NamedTuple):
     reply_word: str
     noted: str
     applied_to: str
+    taken_by: str
 
 
 _PHRASES: Final[dict[str, Phrases]] = {
@@ -46,6 +48,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         reply_word="Reply {word} to confirm you got our message.",
         noted="Thank you, we have received your message.",
         applied_to='(This answer is for: "{notice}")',
+        taken_by="Thank you. {owner} already has this one.",
     ),
     "fr": Phrases(
         choice_recorded="Merci. Nous avons enregistré votre choix : {label}.",
@@ -62,6 +65,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         reply_word="Répondez {word} pour confirmer la réception de notre message.",
         noted="Merci, nous avons bien reçu votre message.",
         applied_to='(Cette réponse concerne : "{notice}")',
+        taken_by="Merci. {owner} s'en occupe déjà.",
     ),
     "es": Phrases(
         choice_recorded="Gracias. Hemos registrado su elección: {label}.",
@@ -78,6 +82,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         reply_word="Responda {word} para confirmar que recibió nuestro mensaje.",
         noted="Gracias, hemos recibido su mensaje.",
         applied_to='(Esta respuesta es para: "{notice}")',
+        taken_by="Gracias. {owner} ya se ocupa de esto.",
     ),
     "de": Phrases(
         choice_recorded="Vielen Dank. Wir haben Ihre Wahl gespeichert: {label}.",
@@ -94,6 +99,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         reply_word="Antworten Sie {word}, um den Erhalt unserer Nachricht zu bestätigen.",
         noted="Vielen Dank, wir haben Ihre Nachricht erhalten.",
         applied_to='(Diese Antwort gilt für: "{notice}")',
+        taken_by="Danke. {owner} kümmert sich bereits darum.",
     ),
     "pt": Phrases(
         choice_recorded="Obrigado. Registramos a sua escolha: {label}.",
@@ -110,6 +116,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         reply_word="Responda {word} para confirmar que recebeu a nossa mensagem.",
         noted="Obrigado, recebemos a sua mensagem.",
         applied_to='(Esta resposta é para: "{notice}")',
+        taken_by="Obrigado. {owner} já está a tratar disto.",
     ),
     "it": Phrases(
         choice_recorded="Grazie. Abbiamo registrato la sua scelta: {label}.",
@@ -126,6 +133,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         reply_word="Risponda {word} per confermare di aver ricevuto il nostro messaggio.",
         noted="Grazie, abbiamo ricevuto il suo messaggio.",
         applied_to='(Questa risposta riguarda: "{notice}")',
+        taken_by="Grazie. Se ne sta già occupando {owner}.",
     ),
 }
 

@@ -28,7 +28,7 @@ from outreach._webhooks._phrases import UNMATCHED, Phrases, phrases, twilio_lang
 from outreach._webhooks._twiml import call_twiml
 from outreach._webhooks._words import Intent, keyword, meaning
 from outreach.channels.twilio import CALL_STATUS, MESSAGE_STATUS, SAY_VOICES, TwilioVoice
-from outreach.exceptions import NotFound, TemplateError
+from outreach.exceptions import AlreadyTaken, NotFound, TemplateError
 
 log = logging.getLogger("outreach.webhooks")
 
@@ -226,9 +226,12 @@ async def _answer(ctx: Ctx, text: _Text, *, opted_in: bool) -> Response:
         return _sms()  # YES/START re-subscribes; only an explicitly configured ack word acks
     if understood.intent in (Intent.CHOICE, Intent.ACK):
         choice = understood.option.key if understood.option else None
-        after = await ctx.client.acknowledge(
-            target.id, via="sms", choice=choice, attempt_id=attempt_id
-        )
+        try:
+            after = await ctx.client.acknowledge(
+                target.id, via="sms", choice=choice, attempt_id=attempt_id
+            )
+        except AlreadyTaken as taken:  # a page someone else answered first
+            return _sms(p.taken_by.format(owner=taken.owner))
         return _sms(await _confirm(ctx, text, p, target, after, choice, attempt_id))
     await ctx.inbound.record_reply(
         target.id, via="sms", text=text.body, attempt_id=attempt_id, unmatched=True
@@ -372,7 +375,10 @@ async def gather(ctx: Ctx, request: Request) -> Response:
         xml = call_twiml(p.invalid_key, options, gather_url=retry_url, locale=locale, voices=voices)
         return Response(xml, media_type="text/xml")
     choice = option.key if option else None
-    after = await client.acknowledge(
-        notification.id, via="voice", choice=choice, attempt_id=attempt_id
-    )
+    try:
+        after = await client.acknowledge(
+            notification.id, via="voice", choice=choice, attempt_id=attempt_id
+        )
+    except AlreadyTaken as taken:  # a page someone else answered first
+        return _say(f"{p.taken_by.format(owner=taken.owner)} {p.goodbye}", locale, voices)
     return _say(f"{ack_reply(p, notification.status, after, choice)} {p.goodbye}", locale, voices)

@@ -11,10 +11,12 @@ import typer
 
 from outreach.cli._app import app
 from outreach.cli._common import bad_input
+from outreach.demo import PAGE_TEMPLATE
 
 
 def starter_files() -> dict[str, Traversable]:
-    """What ``init`` writes, by path relative to the project folder, from package data."""
+    """What ``init`` writes, by path relative to the project folder, from package data (the
+    demo's notices, but not what it pages its duty agent with: that needs Paging's context)."""
     demo = resources.files("outreach.demo")
     starter = resources.files("outreach.cli") / "starter"
     files = {
@@ -24,7 +26,7 @@ def starter_files() -> dict[str, Traversable]:
     }
     templates = demo / "templates"
     for notice in sorted(templates.iterdir(), key=lambda t: t.name):
-        if notice.is_dir():
+        if notice.is_dir() and notice.name != PAGE_TEMPLATE:
             for part in sorted(notice.iterdir(), key=lambda t: t.name):
                 files[f"templates/{notice.name}/{part.name}"] = part
     return files

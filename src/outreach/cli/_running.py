@@ -214,6 +214,6 @@ def demo(
         with LiveBoard(console, speed=speed) as board:
             story = run_command(run_story(url, on_step=board.update))
     console.rule("[bold]Cape Air flight 9K 1042 is cancelled")
-    for notification in [*story.notifications, *story.notices]:
+    for notification in [*story.notifications, *story.notices, *story.pages]:
         print_timeline(console, story, notification)
     print_summary(console, story)

@@ -1,11 +1,12 @@
 """The Cape Air story, runnable anywhere: ``outreach demo``.
 
 Six passengers of a cancelled flight, each a simulated customer with their own way of
-answering (or not); the next day, the passenger never reached gets an apology that needs no
-answer (``until="delivered"``). Everything real runs: the SQLite store, the Twilio and
-SendGrid adapters talking HTTP to the loopback :class:`~outreach.testing.ProviderSimulator`,
-and the webhooks app receiving its signed callbacks. Only time is virtual, so the story is
-the same at any hour and takes seconds.
+answering (or not); a refund that never came hands one of them to a person, and the duty
+agent is paged until they take the case (by SMS); the next day, the passenger never reached
+gets an apology that needs no answer (``until="delivered"``). Everything real runs: the SQLite
+store, the Twilio and SendGrid adapters talking HTTP to the loopback
+:class:`~outreach.testing.ProviderSimulator`, and the webhooks app receiving its signed
+callbacks. Only time is virtual, so the story is the same at any hour and takes seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from typing import Any
 
 from outreach._client import AsyncClient
 from outreach._durations import parse_duration
-from outreach._models import Attention, Event, Notification, Plan, Recipient, StartRequest
+from outreach._models import (
+    Attention,
+    AttentionReason,
+    Event,
+    Notification,
+    Plan,
+    Recipient,
+    StartRequest,
+    Step,
+)
+from outreach._paging import Paging, page_campaign
 from outreach._sandbox import Sandbox
 from outreach._simulator import CallBehaviour, EmailBehaviour, Persona, SmsBehaviour
 
@@ -109,10 +120,43 @@ PASSENGERS = (
 )
 
 
+DUTY_AGENT = Recipient(
+    id="duty-agent",
+    phone="+16175550190",
+    email="duty@capeair.example",
+    timezone="America/New_York",
+    attributes={"name": "Sam Ortiz"},
+)
+"""Who is on duty: paged when a passenger hands over to a person and nobody takes it."""
+DUTY_PERSONA = Persona(
+    phone=DUTY_AGENT.phone,
+    email=DUTY_AGENT.email,
+    name="Sam Ortiz",
+    on_sms=SmsBehaviour(reply="TAKE", reply_after="4m"),
+)
+PAGE_TEMPLATE = "page"
+"""The notice the duty agent is paged with (its templates see the paging context)."""
+PAGING = Paging(
+    plan=Plan(
+        name="page-duty-agent",
+        steps=[
+            Step(channel="sms", template=PAGE_TEMPLATE, wait="5m"),
+            Step(channel="email", template=PAGE_TEMPLATE, wait="10m"),
+            Step(channel="voice", template=PAGE_TEMPLATE, wait="10m"),
+        ],
+        urgent=True,  # on duty: quiet hours do not apply
+    ),
+    staff=[DUTY_AGENT],
+    respond_within="15m",
+    reasons=[AttentionReason.HANDOFF],
+)
+"""Handoffs page the duty agent after 15 minutes untaken: SMS, then email, then a call."""
+
+
 @dataclass
 class Story:
-    """What happened: every notification of the campaign (with follow-ups), the event log and
-    who needs a person (the open attention records)."""
+    """What happened: every notification of the campaign (with follow-ups), the event log,
+    who needs a person (the open attention records) and the pages sent to staff for them."""
 
     plan: Plan
     notifications: list[Notification]
@@ -122,6 +166,7 @@ class Story:
     attention: list[Attention] = field(default_factory=list)
     notices: list[Notification] = field(default_factory=list)
     """Notices that need no answer (the apology), apart from the campaign."""
+    pages: list[Notification] = field(default_factory=list)
 
 
 def demo_plan() -> Plan:
@@ -152,8 +197,9 @@ async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None =
     async with Sandbox(
         store=store,
         templates=templates_dir(),
-        personas=[p.persona for p in PASSENGERS],
+        personas=[*(p.persona for p in PASSENGERS), DUTY_PERSONA],
         start=DEMO_START,
+        attention=PAGING,
     ) as box:
         ox = box.client
         plan = demo_plan()
@@ -180,19 +226,24 @@ async def run_story(store: str, *, until: str = "4d", on_step: StepHook | None =
             await ox.list(campaign=CAMPAIGN),
             key=lambda n: (n.parent_id is not None, order[n.recipient.id]),
         )
+        attention = await ox.attention(campaign=CAMPAIGN)
         return Story(
             plan=plan,
             notifications=notifications,
             events=[event async for event in ox.events()],
             started=DEMO_START,
             passengers={p.recipient.id: p for p in PASSENGERS},
-            attention=await ox.attention(campaign=CAMPAIGN),
+            attention=attention,
             notices=await ox.list(campaign=APOLOGY_CAMPAIGN),
+            pages=[n for a in attention for n in await ox.list(campaign=page_campaign(a.id))],
         )
 
 
 __all__ = [
     "DEMO_START",
+    "DUTY_AGENT",
+    "PAGE_TEMPLATE",
+    "PAGING",
     "PASSENGERS",
     "Passenger",
     "Story",

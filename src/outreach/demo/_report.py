@@ -59,6 +59,8 @@ def _describe(event: Event, notification: Notification) -> str | None:
             return f"[red]{event.kind.value}[/red]"
         case EventKind.ATTENTION_OPENED:
             return f"[yellow]needs a person: {data['detail']}[/yellow]"
+        case EventKind.ATTENTION_TAKEN:
+            return f"[green]taken by {data['by']}[/green]"
         case _:
             return None
 
@@ -68,7 +70,11 @@ def print_timeline(console: Console, story: Story, notification: Notification) -
     zone = ZoneInfo(notification.recipient.timezone or "UTC")
     name = notification.recipient.attributes.get("name", notification.recipient.id)
     plan = notification.plan
-    if notification.parent_id:
+    if notification in story.pages:
+        customer = notification.context["customer"]
+        paged_for = customer["attributes"].get("name", customer["id"])
+        title = f"[bold]{name}[/bold] [dim]paged: {paged_for} needs a person[/dim]"
+    elif notification.parent_id:
         title = f"[bold]{name}[/bold] [dim]follow-up {plan.name}[/dim]"
     elif plan.until != "acknowledged":
         title = f"[bold]{name}[/bold] [dim]{plan.name}: no answer needed, until {plan.until}[/dim]"
@@ -141,6 +147,10 @@ def summary(story: Story) -> dict[str, Any]:
                 "name": names.get(a.recipient_id, a.recipient_id),
                 "reason": a.reason.value,
                 "detail": a.detail,
+                "paged": sorted(
+                    p.recipient.id for p in story.pages if p.campaign == f"attention/{a.id}"
+                ),
+                "taken_by": a.taken_by,
             }
             for a in story.attention
         ],
@@ -177,7 +187,10 @@ def print_summary(console: Console, story: Story) -> None:
     people = data["needs_a_person"]
     console.print(f"[bold]{len(people)} need a person[/bold] (outreach attention):")
     for case in people:
-        console.print(f"  [yellow]{case['name']}[/yellow] ({case['reason']}): {case['detail']}")
+        taken = f" [green]taken by {case['taken_by']}[/green]" if case["taken_by"] else ""
+        console.print(
+            f"  [yellow]{case['name']}[/yellow] ({case['reason']}): {case['detail']}{taken}"
+        )
 
 
 class LiveBoard:

@@ -265,6 +265,27 @@ class Store(Protocol):
         event is None)."""
         ...
 
+    async def take_attention(
+        self, attention_id: str, *, by: str, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        """Give an open attention record nobody has taken to ``by`` and log it, in one
+        transaction; None if there is no such record. Of concurrent takers exactly one wins:
+        for the others (and for a taken or resolved record) nothing changes and the event is
+        None, and the record returned says who has it."""
+        ...
+
+    async def unanswered_attention(
+        self, attention_id: str, *, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        """Mark, once, that paging for an open record nobody took has ended, and log it; the
+        event is None when it was already marked, taken or resolved (None: no such record)."""
+        ...
+
+    async def paged_out(self, *, limit: int) -> list[str]:
+        """Up to ``limit`` ids of open records nobody took whose pages (the notifications of
+        campaign ``attention/<id>``) have all ended, not yet marked unanswered."""
+        ...
+
     async def opted_out(self, addresses: Sequence[tuple[Medium, str]]) -> set[tuple[Medium, str]]:
         """Which of these (medium, address) pairs are suppressed."""
         ...

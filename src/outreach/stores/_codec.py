@@ -92,7 +92,10 @@ def load_event(
 def load_attention(row: tuple[Any, ...], when: Callable[[Any], datetime]) -> Attention:
     """An attention record from its row (``attentions`` column order); ``when`` reads the
     store's time columns."""
-    id_, notification_id, recipient_id, campaign, reason, detail, opened, resolved, by, note = row
+    id_, notification_id, recipient_id, campaign, reason, detail, opened, resolved, by, note = row[
+        :10
+    ]
+    taken_by, taken, unanswered = row[10:]
     return Attention(
         id=id_,
         notification_id=notification_id,
@@ -104,4 +107,7 @@ def load_attention(row: tuple[Any, ...], when: Callable[[Any], datetime]) -> Att
         resolved_at=None if resolved is None else when(resolved),
         resolved_by=by,
         note=note,
+        taken_by=taken_by,
+        taken_at=None if taken is None else when(taken),
+        unanswered_at=None if unanswered is None else when(unanswered),
     )

@@ -294,3 +294,25 @@ def resolved_event(attention: Attention) -> Event:
         kind=EventKind.ATTENTION_RESOLVED,
         data={"attention_id": attention.id, "by": attention.resolved_by, "note": attention.note},
     )
+
+
+def taken_event(attention: Attention) -> Event:
+    """The log entry of ``attention`` being taken (just now) by its owner."""
+    assert attention.taken_at is not None
+    return Event(
+        at=attention.taken_at,
+        notification_id=attention.notification_id,
+        kind=EventKind.ATTENTION_TAKEN,
+        data={"attention_id": attention.id, "by": attention.taken_by},
+    )
+
+
+def unanswered_event(attention: Attention) -> Event:
+    """The log entry of paging for ``attention`` ending with nobody taking it."""
+    assert attention.unanswered_at is not None
+    return Event(
+        at=attention.unanswered_at,
+        notification_id=attention.notification_id,
+        kind=EventKind.ATTENTION_UNANSWERED,
+        data={"attention_id": attention.id},
+    )

@@ -49,6 +49,8 @@ from outreach.stores._rows import (
     Rows,
     filtered_events,
     resolved_event,
+    taken_event,
+    unanswered_event,
 )
 
 _SQL = _queries.load("postgres")
@@ -519,13 +521,46 @@ class PostgresStore(NamedReads):
             rows = await cur.fetchall()
         return [load_attention(row, _utc) for row in rows]
 
+    async def paged_out(self, *, limit: int) -> list[str]:
+        async with self._cursor() as cur:
+            await cur.execute(_SQL["paged_out"], {"limit": limit})
+            rows = await cur.fetchall()
+        return [row[0] for row in rows]
+
     async def resolve_attention(
         self, attention_id: str, *, by: str, note: str | None, now: datetime
     ) -> tuple[Attention, Event | None] | None:
-        closing = {"id": attention_id, "resolved_at": now, "resolved_by": by, "note": note}
+        closing = {"resolved_at": now, "resolved_by": by, "note": note}
+        return await self._change_attention(
+            "resolve_attention", attention_id, closing, resolved_event
+        )
+
+    async def take_attention(
+        self, attention_id: str, *, by: str, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        taking = {"taken_by": by, "taken_at": now}
+        return await self._change_attention("take_attention", attention_id, taking, taken_event)
+
+    async def unanswered_attention(
+        self, attention_id: str, *, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        marking = {"unanswered_at": now}
+        return await self._change_attention(
+            "unanswered_attention", attention_id, marking, unanswered_event
+        )
+
+    async def _change_attention(
+        self,
+        query: str,
+        attention_id: str,
+        params: dict[str, Any],
+        logged: Callable[[Attention], Event],
+    ) -> tuple[Attention, Event | None] | None:
+        """Run one conditional update of an attention record and, if it changed the row, log
+        it, in one transaction."""
         async with self._cursor(transaction=True) as cur:
             await self._lock_events(cur)
-            await cur.execute(_SQL["resolve_attention"], closing)
+            await cur.execute(_SQL[query], params | {"id": attention_id})
             changed = await cur.fetchone() is not None
             await cur.execute(_SQL["get_attention"], {"id": attention_id})
             row = await cur.fetchone()
@@ -534,7 +569,7 @@ class PostgresStore(NamedReads):
             attention = load_attention(row, _utc)
             if not changed:
                 return attention, None
-            event = resolved_event(attention)
+            event = logged(attention)
             await cur.execute(_SQL["insert_event_returning_seq"], _ENCODER.events([event])[0])
             inserted = await cur.fetchone()
         assert inserted is not None

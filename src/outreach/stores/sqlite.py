@@ -37,6 +37,8 @@ from outreach.stores._rows import (
     Rows,
     filtered_events,
     resolved_event,
+    taken_event,
+    unanswered_event,
 )
 
 T = TypeVar("T")
@@ -471,27 +473,53 @@ class SQLiteStore(NamedReads):
         rows = await self._call(self._rows, "attentions", params)
         return [load_attention(row, from_micros) for row in rows]
 
+    async def paged_out(self, *, limit: int) -> list[str]:
+        rows = await self._call(self._rows, "paged_out", {"limit": limit})
+        return [row[0] for row in rows]
+
     def _rows(self, query: str, params: Params) -> list[tuple[Any, ...]]:
         return self.db.execute(_SQL[query], params).fetchall()
 
     async def resolve_attention(
         self, attention_id: str, *, by: str, note: str | None, now: datetime
     ) -> tuple[Attention, Event | None] | None:
-        return await self._call(self._resolve_attention, attention_id, by, note, now)
+        closing = {"resolved_at": to_micros(now), "resolved_by": by, "note": note}
+        return await self._call(
+            self._change_attention, "resolve_attention", attention_id, closing, resolved_event
+        )
 
-    def _resolve_attention(
-        self, attention_id: str, by: str, note: str | None, now: datetime
+    async def take_attention(
+        self, attention_id: str, *, by: str, now: datetime
     ) -> tuple[Attention, Event | None] | None:
-        closing = {"id": attention_id, "resolved_at": to_micros(now), "resolved_by": by}
+        taking = {"taken_by": by, "taken_at": to_micros(now)}
+        return await self._call(
+            self._change_attention, "take_attention", attention_id, taking, taken_event
+        )
+
+    async def unanswered_attention(
+        self, attention_id: str, *, now: datetime
+    ) -> tuple[Attention, Event | None] | None:
+        marking = {"unanswered_at": to_micros(now)}
+        return await self._call(
+            self._change_attention, "unanswered_attention", attention_id, marking, unanswered_event
+        )
+
+    def _change_attention(
+        self,
+        query: str,
+        attention_id: str,
+        params: Params,
+        logged: Callable[[Attention], Event],
+    ) -> tuple[Attention, Event | None] | None:
         with self._write() as db:
-            changed = db.execute(_SQL["resolve_attention"], closing | {"note": note}).rowcount
+            changed = db.execute(_SQL[query], params | {"id": attention_id}).rowcount
             row = db.execute(_SQL["get_attention"], {"id": attention_id}).fetchone()
             if row is None:
                 return None
             attention = load_attention(row, from_micros)
             if not changed:
                 return attention, None
-            event = resolved_event(attention)
+            event = logged(attention)
             seq = db.execute(_SQL["insert_event"], _ENCODER.events([event])[0]).lastrowid
         return attention, event.model_copy(update={"seq": seq})
 

@@ -264,7 +264,7 @@ VALUES
 -- name: attentions --
 -- Attention records, oldest first; a NULL filter matches everything (:open: 1 open, 0 resolved).
 SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
-       resolved_by, note
+       resolved_by, note, taken_by, taken_at, unanswered_at
 FROM attention
 WHERE (:campaign IS NULL OR campaign = :campaign)
   AND (:open IS NULL OR (resolved_at IS NULL) = :open)
@@ -273,8 +273,29 @@ ORDER BY opened_at, id LIMIT :limit
 
 -- name: get_attention --
 SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
-       resolved_by, note
+       resolved_by, note, taken_by, taken_at, unanswered_at
 FROM attention WHERE id = :id
+
+-- name: take_attention --
+-- Give an open record nobody has taken to its first taker; a taken or resolved one is left.
+UPDATE attention SET taken_by = :taken_by, taken_at = :taken_at
+WHERE id = :id AND taken_by IS NULL AND resolved_at IS NULL
+
+-- name: unanswered_attention --
+-- Mark, once, that paging for an open record nobody took has ended.
+UPDATE attention SET unanswered_at = :unanswered_at
+WHERE id = :id AND taken_by IS NULL AND resolved_at IS NULL AND unanswered_at IS NULL
+
+-- name: paged_out --
+-- Open records nobody took whose pages have all ended and that are not marked so yet (the
+-- check after the last page's ending did not happen: its process stopped, say).
+SELECT a.id FROM attention a
+WHERE a.resolved_at IS NULL AND a.taken_by IS NULL AND a.unanswered_at IS NULL
+  AND EXISTS (SELECT 1 FROM notifications n WHERE n.campaign = 'attention/' || a.id)
+  AND NOT EXISTS (
+      SELECT 1 FROM notifications n
+      WHERE n.campaign = 'attention/' || a.id AND n.status IN ('pending', 'active'))
+ORDER BY a.opened_at, a.id LIMIT :limit
 
 -- name: resolve_attention --
 -- Close an open record; a resolved one is left as it is.
