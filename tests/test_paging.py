@@ -359,6 +359,13 @@ def test_bad_paging_is_refused_naming_the_field(options: dict[str, object], mess
         Paging(plan=PAGE, **options)  # type: ignore[arg-type]
 
 
+def test_a_paging_plan_that_ends_before_anyone_takes_the_record_is_refused() -> None:
+    """A page delivered is not a record taken: ``until`` must stay at an acknowledgement."""
+    delivered = PAGE.model_copy(update={"until": "delivered", "options": ()})
+    with pytest.raises(ConfigurationError, match="until must be 'acknowledged'"):
+        Paging(plan=delivered, staff=[ANA])
+
+
 def test_a_paging_plan_on_a_channel_the_client_lacks_is_refused(
     channels: dict[str, InMemoryChannel],
 ) -> None:

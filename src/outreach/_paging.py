@@ -88,6 +88,11 @@ class Paging(_Config):
             raise ValueError(f"respond_within must not be negative, got {self.respond_within}")
         if self.stagger is not None and self.stagger < timedelta(0):
             raise ValueError(f"stagger must not be negative, got {self.stagger}")
+        if self.plan.until != "acknowledged":
+            raise ValueError(
+                f"plan.until must be 'acknowledged' (a page ends when someone takes the record),"
+                f" got {self.plan.until!r}"
+            )
         if not self.plan.options:
             object.__setattr__(self, "plan", self.plan.model_copy(update={"options": (TAKE,)}))
         return self
