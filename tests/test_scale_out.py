@@ -454,3 +454,29 @@ def hung_up(fleet: Fleet, *channels: InMemoryChannel) -> set[str]:
     provider_ids = [e["provider_id"] for e in fleet.entries("cancel")]
     provider_ids += [p for channel in channels for p in channel.cancelled]
     return {p.removeprefix("voice-") for p in provider_ids}
+
+
+async def test_stores_given_the_schema_either_way_hear_each_others_wake_ups(
+    postgres_store: Store, postgres_url: str, postgres_schema: str, templates_dir: Path
+) -> None:
+    """A worker configured with ``?options=-csearch_path%3D...`` (as these tests' workers are)
+    and a process given ``schema=`` share tables, so they must share wake-ups too."""
+    from outreach.stores.postgres import PostgresStore
+
+    for number in (1, 2):
+        named = PostgresStore(postgres_url, schema=postgres_schema)
+        by_url = PostgresStore(worker_url(postgres_url, postgres_schema))
+        writer, listener = (named, by_url) if number == 1 else (by_url, named)
+        heard = asyncio.Event()
+        async with AsyncClient(
+            store=writer, channels={"sms": InMemoryChannel(name="sms")}, templates=templates_dir
+        ) as ox:
+            await listener.open()
+            listening = asyncio.create_task(listener.watch(heard.set))
+            await asyncio.wait_for(heard.wait(), timeout=30)  # heard once as listening starts
+            heard.clear()
+            await ox.start(pax(number), ONE_TEXT, context=CONTEXT)
+            await asyncio.wait_for(heard.wait(), timeout=30)
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+            await listener.close()

@@ -141,6 +141,15 @@ async def _run_many(
     return found
 
 
+_SEARCH_PATH = re.compile(r"-c\s*search_path\s*=\s*([A-Za-z0-9_]+)")
+
+
+def _schema_in_options(url: str) -> str | None:
+    """The schema ``?options=-csearch_path%3Dname`` puts first on the search path, if any."""
+    found = _SEARCH_PATH.search(str(conninfo_to_dict(url).get("options") or ""))
+    return found.group(1) if found else None
+
+
 class PostgresStore(NamedReads):
     """A store in a PostgreSQL database, shared by every runner that points at it.
 
@@ -168,7 +177,8 @@ class PostgresStore(NamedReads):
         self._url, notify_in_url = notify_option(url)
         self.notify = notify and notify_in_url
         """Whether this store sends and hears wake-ups (False: poll-only mode)."""
-        self._channel = "outreach" if schema is None else f"outreach.{schema}"
+        named = schema or _schema_in_options(self._url)  # either way, one channel per schema
+        self._channel = "outreach" if named is None else f"outreach.{named}"
         self._schema = schema
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
