@@ -37,7 +37,7 @@ from typing import Any
 from engine_sqlite import CONTEXT, START, bench_client, build_requests, counting_channels, make_plan
 
 from outreach import Medium
-from outreach._engine import Due, State, Tick, decide
+from outreach._engine import Due, Send, State, Tick, decide
 from outreach._runner import Paced
 from outreach._tokens import TokenClaims
 from outreach.stores._codec import load_notification
@@ -72,7 +72,7 @@ async def measure(number: int, repeat: int) -> list[tuple[str, float]]:
             state = State(record, runner.facts())
             decision = decide(state, Tick(), now)
             decided, change = decision.notification, runner.change(Paced(decision), now)
-            [call] = [action.attempt for action in decision.actions if isinstance(action, Due)]
+            [call] = [a.attempt for a in decision.actions if isinstance(a, Due | Send)]
             sent = {attempt.medium: attempt for attempt in record.attempts}
             sms, email = sent[Medium.SMS], sent[Medium.EMAIL]
             fingerprints = {id(plan): plan.fingerprint}
