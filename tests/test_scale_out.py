@@ -254,6 +254,9 @@ async def start_backlog(ox: AsyncClient, plan: Plan, count: int) -> list[Notific
 async def test_four_workers_drain_ten_thousand_notifications_each_step_once(
     pg_fleet: tuple[Fleet, Tables], postgres_store: Store
 ) -> None:
+    """A text then an email (a second's wait each) to 10,000 people, due at once: every step
+    reaches the channel once (the send log) and is stored once, `sent` (the attempts table),
+    every notification ends `exhausted`, and each of the four workers did part of it."""
     fleet, tables = pg_fleet
     count = 10_000
     async with fleet.client(postgres_store) as ox:
