@@ -11,7 +11,11 @@ client from ``OUTREACH_*`` settings (store, secret key, templates) and these var
   logging and the delay), e.g. ``sms``;
 - ``PROCESS_APP_HOOK_DELAY``: seconds an ``on_attempt`` hook sleeps on every attempt outcome
   (default: no hook);
-- ``PROCESS_APP_POLL``: the worker's poll interval in seconds (default 0.2).
+- ``PROCESS_APP_POLL``: the worker's poll interval in seconds (default 0.2);
+- ``PROCESS_APP_LEASE``: the runner's lease in seconds (default: the runner's own), so a
+  killed worker's notifications are taken over within a test's patience;
+- ``PROCESS_APP_BATCH``: how many notifications the worker claims and drives at once (its
+  ``concurrency``; default: the client's own), so several workers share a backlog.
 
 Channels ``sms``, ``email`` and ``voice``, each allowing 10 requests in flight. The factory
 logs a ``ready`` line (with its pid) as the worker starts.
@@ -110,5 +114,12 @@ def make_client() -> AsyncClient:
 
         hooks = Hooks(on_attempt=slow_hook)
     poll = float(os.environ.get("PROCESS_APP_POLL", "0.2"))
+    client = AsyncClient(channels=channels, hooks=hooks, poll_interval=timedelta(seconds=poll))
+    lease = os.environ.get("PROCESS_APP_LEASE")
+    if lease:
+        client._runner.lease = timedelta(seconds=float(lease))  # no public knob yet
+    batch = os.environ.get("PROCESS_APP_BATCH")
+    if batch:
+        client.concurrency = int(batch)
     append_line(log, {"kind": "ready", "at": time.time(), "pid": os.getpid()})
-    return AsyncClient(channels=channels, hooks=hooks, poll_interval=timedelta(seconds=poll))
+    return client

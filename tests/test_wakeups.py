@@ -372,8 +372,9 @@ async def test_a_start_in_another_process_wakes_a_worker_process_that_polls_once
             import psycopg
 
             async with await psycopg.AsyncConnection.connect(postgres_url) as db:
-                cur = await db.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN \"outreach\"'"
+                cur = await db.execute(  # the schema's channel, named in the URL's options
+                    "SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+                    (f'LISTEN "outreach.{postgres_schema}"',),
                 )
                 row = await cur.fetchone()
             return bool(row and row[0])

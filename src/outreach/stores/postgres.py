@@ -91,6 +91,15 @@ def notify_option(url: str) -> tuple[str, bool]:
     return urlunsplit(parts._replace(query=rest)), value in ("on", "true", "1", "yes")
 
 
+_SEARCH_PATH = re.compile(r"-c\s*search_path\s*=\s*([A-Za-z0-9_]+)")
+
+
+def _schema_in_options(url: str) -> str | None:
+    """The schema ``?options=-csearch_path%3Dname`` puts first on the search path, if any."""
+    found = _SEARCH_PATH.search(str(conninfo_to_dict(url).get("options") or ""))
+    return found.group(1) if found else None
+
+
 _RANK_BITS = 24  # an event's cursor: its transaction id << 24, plus its rank in it
 _EVENTS_LOCK = 0x6F757472  # with the events table's oid, the key of its writers' shared lock
 _XID_BITS = 32
@@ -172,7 +181,8 @@ class PostgresStore(NamedReads):
         self._url, notify_in_url = notify_option(url)
         self.notify = notify and notify_in_url
         """Whether this store sends and hears wake-ups (False: poll-only mode)."""
-        self._channel = "outreach" if schema is None else f"outreach.{schema}"
+        named = schema or _schema_in_options(self._url)  # either way, one channel per schema
+        self._channel = "outreach" if named is None else f"outreach.{named}"
         self._schema = schema
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
