@@ -71,6 +71,12 @@ from outreach.stores import Change, Limit, Store
 log = logging.getLogger("outreach.runner")
 
 _SAVE_TRIES = 5
+LEASE = timedelta(seconds=30)
+"""How long a claim holds a notification: a dead runner's work is taken over within it."""
+WINDOW_PER_SLOT = 2
+"""Notifications claimed per in-flight slot of the runner's channels (by default)."""
+MAX_WINDOW = 500
+"""The most notifications claimed and in progress at once (by default)."""
 _MEDIA = tuple(Medium)  # iterating the enum class itself is slow, and this runs per claim
 
 
@@ -275,8 +281,10 @@ class Runner:
     hooks: Hooks
     owner: str
     pacer: Pacer
-    lease: timedelta = timedelta(minutes=5)
-    batch_size: int = 500
+    lease: timedelta = LEASE
+    batch_size: int | None = None
+    """How many notifications are claimed and in progress at once; None: :attr:`window`
+    follows the channels' in-flight slots."""
     max_in_flight: int = 100
     drain_timeout: timedelta = timedelta(seconds=10)
     health: ChannelHealth = field(default_factory=ChannelHealth)
@@ -299,6 +307,16 @@ class Runner:
         self._handed_over: set[str] = set()  # handing over, or outcome not yet stored
         self._leases: dict[str, int] = {}  # notification id -> fencing counter of our lease
         self._stopping = False
+
+    @property
+    def window(self) -> int:
+        """How many notifications are claimed and in progress at once: ``batch_size`` when
+        set, else :data:`WINDOW_PER_SLOT` per in-flight slot of the channels, at most
+        :data:`MAX_WINDOW` (a claim never leases much more than can be sent soon)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        slots = sum(c.max_in_flight or self.max_in_flight for c in self.channels.values())
+        return max(1, min(MAX_WINDOW, WINDOW_PER_SLOT * slots))
 
     def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
         unavailable = self.health.unavailable(self.clock.now())
@@ -328,7 +346,7 @@ class Runner:
         Each claim is decided as one batch: what needs no send is stored together (one group
         commit); each notification that has an attempt due carries on in a task of its own
         (:meth:`drive`). Claims are topped up while earlier sends are still going (a rolling
-        window of about ``batch_size`` notifications), so no batch waits for the slowest send
+        window of about :attr:`window` notifications), so no batch waits for the slowest send
         of the one before. Cancelled, it stops as :meth:`stop` says.
         """
         self._stopping = False
@@ -336,13 +354,14 @@ class Runner:
         running: dict[asyncio.Task[None], str] = {}  # task -> the notification it drives
         claimed: list[str] = []  # a batch being decided, not yet running
         failures: list[BaseException] = []
-        refill_below = max(self.batch_size // 2, 1)
+        window = self.window
+        refill_below = max(window // 2, 1)
         drained = False  # the last claim found nothing due
         renewal = asyncio.create_task(self.keep_leases(running))
         try:
             while True:
                 if not drained and len(running) < refill_below and not failures:
-                    batch, opted_out = await self.claim(self.batch_size - len(running))
+                    batch, opted_out = await self.claim(window - len(running))
                     claimed = [n.id for n in batch]
                     drained = not batch
                     handled += len(batch)
@@ -367,7 +386,7 @@ class Runner:
                     drained = False  # what just ran may have made more work due: look again
         except asyncio.CancelledError:
             await self.stop(running, claimed)
-            raise
+            raise  # the cancellation, even when the store failed while stopping
         finally:
             renewal.cancel()
             await asyncio.gather(renewal, return_exceptions=True)
@@ -444,9 +463,18 @@ class Runner:
                 task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         given_back = [*running.values(), *claimed]
-        handed_back = await self.store.release(given_back, owner=self.owner)
         for notification_id in given_back:
             self._leases.pop(notification_id, None)
+        try:
+            handed_back = await self.store.release(given_back, owner=self.owner)
+        except OutreachError as error:  # a store gone (or its schema dropped) must not keep us
+            log.warning(
+                "stopped: %d lease(s) could not be given back and lapse within %s: %s",
+                len(given_back),
+                self.lease,
+                error,
+            )
+            return
         log.info("stopped: %d notification(s) handed back for another runner", handed_back)
 
     async def claim(self, limit: int) -> tuple[list[Notification], dict[str, frozenset[Medium]]]:
@@ -740,8 +768,10 @@ class Runner:
 
     @property
     def horizon(self) -> timedelta:
-        """The longest a paced send waits in process; later ones are deferred in the store."""
-        return self.pacer.horizon
+        """The longest a paced send waits in process; later ones are deferred in the store.
+        At most a third of a lease, so a paced wait never outlasts the claim it waits under
+        (renewed, too, every third of a lease while it waits)."""
+        return min(self.pacer.horizon, self.lease / 3)
 
     def _limits(self, due: Attempt) -> tuple[Limit, ...]:
         assert due.medium is not None
