@@ -36,7 +36,7 @@ from typing import Any
 from engine_sqlite import CONTEXT, START, bench_client, build_requests, counting_channels, make_plan
 
 from outreach import Medium
-from outreach._engine import Send, State, Tick, decide
+from outreach._engine import Due, Send, State, Tick, decide
 from outreach._runner import Paced
 from outreach._tokens import TokenClaims
 from outreach.stores._codec import load_notification
@@ -71,7 +71,7 @@ async def measure(number: int, repeat: int) -> list[tuple[str, float]]:
             state = State(record, runner.facts())
             decision = decide(state, Tick(), now)
             decided, change = decision.notification, runner.change(Paced(decision), now)
-            [call] = [action.attempt for action in decision.actions if isinstance(action, Send)]
+            [call] = [a.attempt for a in decision.actions if isinstance(a, Due | Send)]
             sent = {attempt.medium: attempt for attempt in record.attempts}
             sms, email = sent[Medium.SMS], sent[Medium.EMAIL]
             fingerprints = {id(plan): plan.fingerprint}
@@ -81,7 +81,7 @@ async def measure(number: int, repeat: int) -> list[tuple[str, float]]:
                 (f"load a stored record ({len(body):,} B)", lambda: load_notification(body, plan)),
                 ("  of which json.loads", lambda: json.loads(body)),
                 ("engine: decide the next tick (a call)", lambda: decide(state, Tick(), now)),
-                ("encode its change into rows", lambda: store._encode(change, fingerprints)),
+                ("encode its change into rows", lambda: store.encoder.change(change, fingerprints)),
                 ("render sms, with its signed link", lambda: messages.render(record, sms)),
                 ("render email, with its signed links", lambda: messages.render(record, email)),
                 ("render voice, with its signed link", lambda: messages.render(decided, call)),

