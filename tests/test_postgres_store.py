@@ -152,7 +152,7 @@ async def test_every_postgres_query_plans_against_the_migrated_schema(
         for name, sql in _queries.load("postgres").items():
             if not sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
                 continue  # DDL (schema, schema_version): run by every open()
-            params = dict.fromkeys(re.findall(r"%\((\w+)\)s", sql))
+            params = dict.fromkeys(re.findall(r"%\((\w+)\)[sb]", sql))
             try:
                 db.execute(f"EXPLAIN {sql}", params)
             except psycopg.Error as error:

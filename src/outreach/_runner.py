@@ -358,18 +358,21 @@ class Runner:
         self, notifications: Sequence[Notification]
     ) -> dict[str, frozenset[Medium]]:
         """Per notification id, the media whose address its recipient has opted out of."""
-        wanted = {
-            (medium, address)
+        addresses = {
+            n.id: [
+                (medium, address)
+                for medium in _MEDIA
+                if (address := n.recipient.address(medium)) is not None
+            ]
             for n in notifications
-            for medium in _MEDIA
-            if (address := n.recipient.address(medium)) is not None
         }
+        wanted = {pair for pairs in addresses.values() for pair in pairs}
         suppressed = await self.store.opted_out(sorted(wanted)) if wanted else set()
+        if not suppressed:  # the usual answer: nobody in the batch opted out
+            return dict.fromkeys(addresses, frozenset())
         return {
-            n.id: frozenset(
-                medium for medium in _MEDIA if (medium, n.recipient.address(medium)) in suppressed
-            )
-            for n in notifications
+            nid: frozenset(medium for medium, address in pairs if (medium, address) in suppressed)
+            for nid, pairs in addresses.items()
         }
 
     async def run_due(self) -> int:

@@ -141,6 +141,39 @@ async def _run_many(
     return found
 
 
+def _columns(rows: Sequence[Params]) -> Params:
+    """Rows of one statement's parameters as one array per parameter (for ``unnest``)."""
+    return {name: [row[name] for row in rows] for name in rows[0]} if rows else {}
+
+
+async def _update_all(cur: _Cursor, updates: Sequence[Params]) -> list[bool]:
+    """Run each version-checked update; per update, whether it was written. Updates of
+    distinct notifications (the usual group) go as one statement; a group writing one
+    notification twice runs in order, each checked against the version the one before set."""
+    if not updates:
+        return []
+    ids = [update["id"] for update in updates]
+    if len(set(ids)) < len(ids):
+        updated = await _run_many(cur, _SQL["update_notification"], updates)
+        return [bool(rows) for rows in updated]
+    await cur.execute(_SQL["update_notifications"], _columns(updates))
+    written = {row[0] for row in await cur.fetchall()}
+    return [notification_id in written for notification_id in ids]
+
+
+async def _upsert_attempts(cur: _Cursor, attempts: Sequence[Params]) -> None:
+    """Write attempts' index rows in one statement (an attempt listed twice: its last row)."""
+    latest = list({attempt["id"]: attempt for attempt in attempts}.values())
+    if latest:
+        await cur.execute(_SQL["upsert_attempts"], _columns(latest))
+
+
+async def _insert_events(cur: _Cursor, events: Sequence[Params]) -> None:
+    """Log entries in one statement, in order."""
+    if events:
+        await cur.execute(_SQL["insert_events"], _columns(events))
+
+
 class PostgresStore(NamedReads):
     """A store in a PostgreSQL database, shared by every runner that points at it.
 
@@ -360,15 +393,14 @@ class PostgresStore(NamedReads):
             if any(e.events for e in encoded):
                 await self._lock_events(cur)
             await _run_many(cur, _SQL["insert_plan"], plans.rows())
-            # In order, as SQLite does: two changes of one notification in a group are checked
-            # against each other's versions. One statement per table for the whole group.
-            updated = await _run_many(cur, _SQL["update_notification"], [c.update for c in encoded])
-            saved = [bool(rows) for rows in updated]
+            # As SQLite does: two changes of one notification in a group are checked against
+            # each other's versions. One statement per table for the whole group.
+            saved = await _update_all(cur, [c.update for c in encoded])
             kept = [change for change, ok in zip(encoded, saved, strict=True) if ok]
             # A follow-up whose key is taken was started before: it is not started twice.
             await _run_many(cur, _SQL["insert_notification"], [r for c in kept for r in c.children])
-            await _run_many(cur, _SQL["upsert_attempt"], [r for c in kept for r in c.attempts])
-            await _run_many(cur, _SQL["insert_event"], [r for c in kept for r in c.events])
+            await _upsert_attempts(cur, [r for c in kept for r in c.attempts])
+            await _insert_events(cur, [r for c in kept for r in c.events])
             await _run_many(cur, _SQL["insert_suppression"], [r for c in kept for r in c.opt_outs])
             await _run_many(cur, _SQL["insert_attention"], [r for c in kept for r in c.attentions])
             if any(_wakes(change) for change, ok in zip(changes, saved, strict=True) if ok):
