@@ -475,6 +475,8 @@ async def test_the_claim_window_follows_the_channels_in_flight_slots(
     wide = {f"c{i}": InMemoryChannel("sms", name=f"c{i}") for i in range(4)}
     async with client(**wide) as ox:
         assert ox.concurrency == 500
+    async with client() as ox:  # no channels (a webhooks-only process): still a window
+        assert ox.concurrency == 200
 
 
 # -- long-running commands in real processes -------------------------------------------------

@@ -344,11 +344,12 @@ class Runner:
     def window(self) -> int:
         """How many notifications are claimed and in progress at once: ``batch_size`` when
         set, else :data:`WINDOW_PER_SLOT` per in-flight slot of the channels, at most
-        :data:`MAX_WINDOW` (a claim never leases much more than can be sent soon)."""
+        :data:`MAX_WINDOW` (a claim never leases much more than can be sent soon; without
+        channels, as for one of ``max_in_flight`` slots)."""
         if self.batch_size is not None:
             return self.batch_size
         slots = sum(c.max_in_flight or self.max_in_flight for c in self.channels.values())
-        return max(1, min(MAX_WINDOW, WINDOW_PER_SLOT * slots))
+        return min(MAX_WINDOW, WINDOW_PER_SLOT * (slots or self.max_in_flight))
 
     def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
         unavailable = self.health.unavailable(self.clock.now())
