@@ -205,3 +205,36 @@ async def test_a_worker_whose_schema_is_dropped_under_it_stops_at_once(
         await asyncio.wait({running}, timeout=30)
         assert running.cancelled()
         assert time.monotonic() - started < 5
+
+
+async def test_a_transition_writes_the_records_state_and_never_its_body(
+    client: AsyncClient, plan: Plan, channels: dict[str, InMemoryChannel], postgres_url: str
+) -> None:
+    """What a notification was started with (recipient, context, metadata) is written once,
+    in its body; each transition writes the changing part (``state``), laid over it on read."""
+    import psycopg
+
+    n = await client.start(PAX, plan, context=CONTEXT, key="k1", metadata={"pnr": "QX7T2L"})
+    schema = client.store._schema  # type: ignore[attr-defined]
+
+    def stored() -> tuple[str, str | None]:
+        with psycopg.connect(postgres_url) as db:
+            row = db.execute(
+                f"SELECT body, state FROM {schema}.notifications WHERE id = %s", (n.id,)
+            ).fetchone()
+        assert row is not None
+        return row[0], row[1]
+
+    started_body, state = stored()
+    assert state is None
+    await client.run_due()
+    assert len(channels["sms"].outbox) == 1
+    body, state = stored()
+    assert body == started_body  # not rewritten
+    assert state is not None
+    for given in ('"recipient"', '"context"', '"pnr"'):
+        assert given not in state
+    read = await client.get(n.id)
+    assert read.status is Status.ACTIVE
+    assert [a.channel for a in read.attempts] == ["sms"]
+    assert (read.recipient, read.context, read.metadata) == (n.recipient, n.context, n.metadata)

@@ -19,7 +19,10 @@ sends one ``NOTIFY`` from the application (never a trigger: it would serialise c
 in the URL (or ``notify=False``) sends and hears none, for PgBouncer in transaction mode,
 where a ``LISTEN`` would not last: runners then poll.
 
-Writing only the columns a change touched (and not the whole body) is a later optimisation.
+A transition writes what changed: the notification's columns and the changing part of its
+record (``state``: status, times, attempts), never the body it was started with (recipient,
+context, metadata); a read lays the state over the body. A group of changes goes as one
+statement per table (arrays through ``unnest``).
 """
 
 from __future__ import annotations
@@ -39,13 +42,14 @@ from psycopg_pool import AsyncConnectionPool
 from outreach._models import Attention, Event, EventKind, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
 from outreach.stores import Change, Claimed, EventFilter, Limit, Stuck, _prune, _queries, _stuck
-from outreach.stores._codec import load_attention, load_event
+from outreach.stores._codec import load_attention, load_event, merged
 from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
 from outreach.stores._rows import (
     Encoder,
     NamedReads,
     Params,
     PlanCache,
+    Row,
     Rows,
     filtered_events,
     resolved_event,
@@ -53,7 +57,7 @@ from outreach.stores._rows import (
 
 _SQL = _queries.load("postgres")
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_ENCODER = Encoder(lambda when: when)
+_ENCODER = Encoder(lambda when: when, split=True)  # a transition writes `state`, not `body`
 
 _Cursor = psycopg.AsyncCursor[Any]
 _WAKING = frozenset({EventKind.ACKNOWLEDGED, EventKind.CANCELLED})  # and any follow-up started
@@ -241,7 +245,7 @@ class PostgresStore(NamedReads):
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store {self!r}: {exc}") from exc
 
-    async def _with_plans(self, cur: _Cursor, rows: list[tuple[str, str]]) -> Rows:
+    async def _with_plans(self, cur: _Cursor, rows: list[Row]) -> Rows:
         """``rows`` plus the stored bodies of the plans they use that are not parsed yet."""
         missing = self._plans.missing(rows)
         plans: dict[str, str] = {}
@@ -367,8 +371,8 @@ class PostgresStore(NamedReads):
         async with self._cursor() as cur:
             await cur.execute(_SQL["claim_due"], claim)
             rows = await cur.fetchall()
-            read = await self._with_plans(cur, [(plan_id, body) for _, _, plan_id, body in rows])
-        return Claimed(self._plans.decode(read), {nid: epoch for nid, epoch, _, _ in rows})
+            read = await self._with_plans(cur, [row[2:] for row in rows])
+        return Claimed(self._plans.decode(read), {row[0]: row[1] for row in rows})
 
     async def renew(self, leases: Mapping[str, int], *, owner: str, until: datetime) -> set[str]:
         if not leases:
@@ -458,8 +462,8 @@ class PostgresStore(NamedReads):
                 query = {"before": finished_before, "statuses": list(_prune.FINISHED)}
                 await cur.execute(_SQL["prunable"], {**query, "limit": batch})
                 rows = await cur.fetchall()
-                keys = [{"id": nid, "version": version} for nid, version, _ in rows]
-                bodies = [_prune.anonymized(body) for _, _, body in rows]
+                keys = [{"id": nid, "version": version} for nid, version, _, _ in rows]
+                bodies = [_prune.anonymized(merged(body, state)) for _, _, body, state in rows]
                 await _run_many(
                     cur,
                     _SQL["prune_notification"],
