@@ -526,7 +526,7 @@ async def child_path(args: argparse.Namespace, common: Any, kind: str) -> dict[s
         store_thread_cpu_ms_per_msg=round(1000 * store_cpu / args.n, 3),
         commits=saves.transactions,
         rows_per_commit=round(saves.rows / max(saves.transactions, 1), 1),
-        batch_size=ox._runner.batch_size,
+        batch_size=ox._runner.window,
     )
 
 

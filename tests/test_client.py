@@ -253,16 +253,16 @@ async def test_restart_resumes_on_time_and_never_resends_a_lost_send(
 
     third = {name: InMemoryChannel(name=name) for name in ("sms", "email", "voice")}
     async with AsyncClient(store=url, channels=third, templates=TEMPLATES, clock=clock) as ox:
-        clock.advance("4m")
-        await ox.run_due()  # the lease (5 minutes) still holds: nobody touches it
+        clock.advance("25s")
+        await ox.run_due()  # the lease (30 seconds) still holds: nobody touches it
         assert (await ox.get(n.id)).attempts[-1].status is AttemptStatus.SENDING
-        clock.advance("2m")
+        clock.advance("10s")
         await ox.run_due()  # lease lapsed: the email becomes `unknown`, is not resent
         email = (await ox.get(n.id)).attempts[-1]
         assert email.status is AttemptStatus.UNKNOWN
         assert third["email"].outbox == []
         assert third["voice"].outbox == []
-        clock.advance("24m")  # 30m after the email was recorded: its wait is over
+        clock.advance("29m25s")  # 30m after the email was recorded: its wait is over
         await ox.run_due()
         assert len(third["voice"].outbox) == 1
         assert third["email"].outbox == []

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from outreach import AsyncClient, AttemptStatus, Plan, Recipient, Status, Step
+from outreach._runner import LEASE as RUNNER_LEASE
 from outreach.channels import Message, Receipt
 from outreach.stores import Store
 from outreach.stores.sqlite import SQLiteStore
@@ -183,3 +184,87 @@ async def test_an_acknowledgement_commits_while_a_worker_holds_the_lease(
     assert final.status is Status.ACKNOWLEDGED
     assert [at.status for at in final.attempts] == [AttemptStatus.SENT]  # the outcome kept
     assert email.outbox == []  # nothing after the acknowledgement
+
+
+class ClaimedMeanwhile(InMemoryChannel):
+    """Paced at 1/s; at each send, worker B tries to claim whatever is due or lapsed."""
+
+    def __init__(self, other: Store, clock: FakeClock, *, max_in_flight: int | None = None):
+        super().__init__(name="sms", rate=1, max_in_flight=max_in_flight)
+        self.other, self.clock = other, clock
+        self.taken: list[str] = []
+
+    async def send(self, message: Message) -> Receipt:
+        claimed = await self.other.claim_due(
+            self.clock.now(), owner="b", lease=RUNNER_LEASE, limit=100
+        )
+        self.taken += [n.id for n in claimed]
+        return await super().send(message)
+
+
+async def test_a_30_s_lease_is_never_taken_over_while_its_step_waits_for_pacing(
+    clock: FakeClock, templates_dir: Path, tmp_path: Path
+) -> None:
+    """Forty texts claimed at once at 1/s: those paced within the horizon wait in process
+    (the fake clock jumps to each start at once), the rest are deferred in the store. A
+    paced wait never outlasts the 30 s claim, even unrenewed, so B, claiming at every send,
+    takes nothing over; each paced text is sent once, by A."""
+    path = tmp_path / "o.db"
+    other = SQLiteStore(path)
+    await other.open()
+    sms = ClaimedMeanwhile(other, clock)
+    one_text = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled", wait="1h")])
+    async with worker(f"sqlite:///{path}", clock, templates_dir, {"sms": sms}) as a:
+
+        async def no_renewal(leases: Mapping[str, int], *, owner: str, until: datetime) -> set[str]:
+            return set(leases)  # says it renewed, and did not: the claim alone must last
+
+        a.store.renew = no_renewal  # type: ignore[method-assign]
+        people = [Recipient(id=f"p{i}", phone=f"+1617555{i:04d}") for i in range(40)]
+        await a.start_many(one_text, people, context=CONTEXT)
+        await a.run_due()
+        stored = await a.list(limit=100)
+    await other.close()
+    assert sms.taken == []
+    assert len(sms.outbox) == 11  # slots 0 s to 10 s
+    assert len({m.notification_id for m in sms.outbox}) == 11
+    waiting = [n for n in stored if not n.attempts]
+    assert len(waiting) == 29
+    assert all(n.due_at is not None and n.due_at > clock.now() for n in waiting)
+
+
+async def test_a_step_waiting_for_an_in_flight_slot_keeps_its_lease(
+    clock: FakeClock, templates_dir: Path, tmp_path: Path
+) -> None:
+    """One slot, two texts: while the first is in flight for three leases' time, the second
+    waits for the slot; both leases are renewed and B claims neither."""
+    sms = Held("sms")
+    sms.max_in_flight = 1
+    path = tmp_path / "o.db"
+    async with worker(f"sqlite:///{path}", clock, templates_dir, {"sms": sms}) as a:
+        renewals: list[set[str]] = []
+        renew = a.store.renew
+
+        async def counted(leases: Mapping[str, int], *, owner: str, until: datetime) -> set[str]:
+            kept = await renew(leases, owner=owner, until=until)
+            renewals.append(kept)
+            return kept
+
+        a.store.renew = counted  # type: ignore[method-assign]
+        one_text = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled")])
+        first = await a.start(PAX, one_text, context=CONTEXT)
+        second = await a.start(PAX.model_copy(update={"id": "pax-18"}), one_text, context=CONTEXT)
+        running = asyncio.create_task(a.run_due())
+        await until(lambda: sms.started)
+        other = SQLiteStore(path)
+        await other.open()
+        for step in range(1, 10):
+            clock.advance(RUNNER_LEASE / 3)
+            await until(lambda step=step: len(renewals) >= step)
+            assert await other.claim_due(clock.now(), owner="b", lease=RUNNER_LEASE, limit=10) == []
+        await other.close()
+        assert len(sms.started) == 1
+        sms.release.set()
+        await running
+    assert all(kept == {first.id, second.id} for kept in renewals)
+    assert sorted(m.notification_id for m in sms.outbox) == sorted([first.id, second.id])

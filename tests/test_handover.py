@@ -4,11 +4,17 @@ after the answer, and a stopped runner gives back everything it had not handed o
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from outreach import AsyncClient, AttemptStatus, Hooks, Notification, Plan, Recipient, Status, Step
+from outreach._clock import SystemClock
 from outreach.channels import Message, Receipt
+from outreach.exceptions import StoreError
 from outreach.stores import Change
 from outreach.stores.memory import MemoryStore
 from outreach.testing import FakeClock, InMemoryChannel
@@ -197,3 +203,44 @@ async def test_a_stop_waits_for_the_outcome_of_a_request_that_has_left(
         assert recorded_when_stopped == [True]
         n = await ox.get(n.id)
     assert [a.status for a in n.attempts] == [AttemptStatus.SENT]
+
+
+async def test_a_worker_stops_when_the_store_fails_as_it_gives_its_leases_back(
+    clock: FakeClock, templates_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelled mid-round, ``run()`` gives its leases back; a store that fails just then (a
+    dropped schema, a lost server) is logged, and the cancellation still ends the run: it
+    does not carry on polling."""
+    plan = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled")])
+    sms = Held("sms", max_in_flight=1)
+    store = MemoryStore()
+
+    async def gone(notification_ids: Sequence[str], *, owner: str) -> int:
+        raise StoreError("the store went away")
+
+    store.release = gone  # type: ignore[method-assign]
+    async with AsyncClient(
+        store=store, channels={"sms": sms}, templates=templates_dir, clock=clock
+    ) as ox:
+        for i in range(3):
+            await ox.start(pax(i), plan, context=CONTEXT)
+        running = asyncio.create_task(ox.run())
+        await until(lambda: len(sms.started) == 1)
+        with caplog.at_level(logging.WARNING, logger="outreach.runner"):
+            running.cancel()
+            sms.release.set()
+            await asyncio.wait({running}, timeout=30)
+        assert running.cancelled()
+    assert any("could not be given back" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_real_clock_sleep_cancelled_as_its_wake_up_is_set_ends_cancelled() -> None:
+    """SIGTERM as another process's wake-up arrives: the worker's sleep must end cancelled
+    (``asyncio.wait_for`` on Python 3.11 would return normally, and the worker carry on)."""
+    clock, wake = SystemClock(), asyncio.Event()
+    sleeping = asyncio.create_task(clock.sleep_until(clock.now() + timedelta(hours=1), wake))
+    await asyncio.sleep(0.01)
+    wake.set()
+    sleeping.cancel()
+    await asyncio.gather(sleeping, return_exceptions=True)
+    assert sleeping.cancelled()

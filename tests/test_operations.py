@@ -34,7 +34,7 @@ from outreach._webhooks import _app
 from outreach.channels import Message, Receipt
 from outreach.cli import app
 from outreach.exceptions import ConfigurationError
-from outreach.stores import Change, Store
+from outreach.stores import Change, Claimed, Store
 from outreach.stores.postgres import PostgresStore
 from outreach.stores.sqlite import SQLiteStore
 from outreach.testing import FakeClock, InMemoryChannel
@@ -439,6 +439,44 @@ async def test_concurrency_bounds_the_notifications_driven_at_once(
     assert sms.most == 3
     with pytest.raises(ConfigurationError, match="concurrency must be at least 1, not 0"):
         ox.concurrency = 0
+
+
+async def test_the_claim_window_follows_the_channels_in_flight_slots(
+    templates_dir: Path, clock: FakeClock
+) -> None:
+    """By default a worker claims twice its channels' in-flight slots (at most 500), so it
+    never leases much more than it can send soon; ``concurrency`` set wins."""
+
+    def client(**channels: InMemoryChannel) -> AsyncClient:
+        return AsyncClient(
+            store="memory://", channels=channels, templates=templates_dir, clock=clock
+        )
+
+    sms, email = _Counting("sms"), _Counting("email")
+    sms.max_in_flight, email.max_in_flight = 2, 1
+    async with client(sms=sms, email=email) as ox:
+        assert ox.concurrency == 6
+        limits: list[int] = []
+        claim_due = ox.store.claim_due
+
+        async def recorded(now: datetime, *, owner: str, lease: timedelta, limit: int) -> Claimed:
+            limits.append(limit)
+            return await claim_due(now, owner=owner, lease=lease, limit=limit)
+
+        ox.store.claim_due = recorded  # type: ignore[method-assign]
+        await ox.start_many(ONE_TEXT, [pax(i) for i in range(20)], context=CONTEXT)
+        assert await ox.run_due() == 20
+        assert max(limits) == 6
+        assert sms.most == 2
+        ox.concurrency = 9
+        assert ox.concurrency == 9
+    async with client(sms=InMemoryChannel(name="sms"), email=InMemoryChannel(name="email")) as ox:
+        assert ox.concurrency == 400  # 100 slots each by default
+    wide = {f"c{i}": InMemoryChannel("sms", name=f"c{i}") for i in range(4)}
+    async with client(**wide) as ox:
+        assert ox.concurrency == 500
+    async with client() as ox:  # no channels (a webhooks-only process): still a window
+        assert ox.concurrency == 200
 
 
 # -- long-running commands in real processes -------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import pytest
 import test_cape_air
 import test_client
 import test_conversations
-from outreach import AsyncClient, Plan, Recipient, Status
+from outreach import AsyncClient, Plan, Recipient, Status, Step
 from outreach._models import EventKind
+from outreach.channels import Message, Receipt
 from outreach.exceptions import ConfigurationError, StoreError
 from outreach.stores import open_store
 from outreach.testing import FakeClock, InMemoryChannel
@@ -150,10 +152,89 @@ async def test_every_postgres_query_plans_against_the_migrated_schema(
         for name, sql in _queries.load("postgres").items():
             if not sql.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
                 continue  # DDL (schema, schema_version): run by every open()
-            params = dict.fromkeys(re.findall(r"%\((\w+)\)s", sql))
+            params = dict.fromkeys(re.findall(r"%\((\w+)\)[sb]", sql))
             try:
                 db.execute(f"EXPLAIN {sql}", params)
             except psycopg.Error as error:
                 pytest.fail(f"query {name!r}: {error}")
             finally:
                 db.rollback()
+
+
+class _Held(InMemoryChannel):
+    """Each send reaches the provider at once and answers only when the test says."""
+
+    def __init__(self) -> None:
+        super().__init__(name="sms", max_in_flight=1)
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, message: Message) -> Receipt:
+        self.started.set()
+        await self.release.wait()
+        return await super().send(message)
+
+
+async def test_a_worker_whose_schema_is_dropped_under_it_stops_at_once(
+    postgres_url: str, postgres_schema: str, clock: FakeClock, templates_dir: Path
+) -> None:
+    """The schema goes while a send is in flight and two more wait for the slot: cancelled,
+    the worker drains the send, cannot give its leases back (logged) and stops, well within
+    the drain timeout, instead of carrying on polling a store that is gone."""
+    import psycopg
+
+    from outreach.stores.postgres import PostgresStore
+
+    sms = _Held()
+    store = PostgresStore(postgres_url, schema=postgres_schema)
+    one_text = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled")])
+    async with AsyncClient(
+        store=store, channels={"sms": sms}, templates=templates_dir, clock=clock
+    ) as ox:
+        for i in range(3):
+            await ox.start(
+                Recipient(id=f"p{i}", phone=f"+1617555{i:04d}"), one_text, context=CONTEXT
+            )
+        running = asyncio.create_task(ox.run())
+        await asyncio.wait_for(sms.started.wait(), timeout=30)
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as db:
+            await db.execute(f"DROP SCHEMA {postgres_schema} CASCADE")
+        started = time.monotonic()
+        running.cancel()
+        sms.release.set()
+        await asyncio.wait({running}, timeout=30)
+        assert running.cancelled()
+        assert time.monotonic() - started < 5
+
+
+async def test_a_transition_writes_the_records_state_and_never_its_body(
+    client: AsyncClient, plan: Plan, channels: dict[str, InMemoryChannel], postgres_url: str
+) -> None:
+    """What a notification was started with (recipient, context, metadata) is written once,
+    in its body; each transition writes the changing part (``state``), laid over it on read."""
+    import psycopg
+
+    n = await client.start(PAX, plan, context=CONTEXT, key="k1", metadata={"pnr": "QX7T2L"})
+    schema = client.store._schema  # type: ignore[attr-defined]
+
+    def stored() -> tuple[str, str | None]:
+        with psycopg.connect(postgres_url) as db:
+            row = db.execute(
+                f"SELECT body, state FROM {schema}.notifications WHERE id = %s", (n.id,)
+            ).fetchone()
+        assert row is not None
+        return row[0], row[1]
+
+    started_body, state = stored()
+    assert state is None
+    await client.run_due()
+    assert len(channels["sms"].outbox) == 1
+    body, state = stored()
+    assert body == started_body  # not rewritten
+    assert state is not None
+    for given in ('"recipient"', '"context"', '"pnr"'):
+        assert given not in state
+    read = await client.get(n.id)
+    assert read.status is Status.ACTIVE
+    assert [a.channel for a in read.attempts] == ["sms"]
+    assert (read.recipient, read.context, read.metadata) == (n.recipient, n.context, n.metadata)

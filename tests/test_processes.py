@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -231,7 +232,10 @@ async def test_a_signalled_worker_finishes_what_it_handed_over_and_gives_the_res
         with_attempts = {nid for nid, n in stored.items() if n.attempts}
         assert with_attempts == set(first), "what the worker logged is what it recorded"
         rest = set(stored) - with_attempts
-        assert f"stopped: {len(rest)} notification(s) handed back" in worker.stderr()
+        stopped = re.search(r"stopped: (\d+) notification\(s\) handed back", worker.stderr())
+        assert stopped is not None, worker.stderr()
+        # What the claim window held and had not sent; the rest were never claimed.
+        assert 0 < int(stopped[1]) <= len(rest)
 
         channels = memory_channels()
         async with setup.client(channels=channels) as other:  # leases released: sent at once

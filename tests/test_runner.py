@@ -232,6 +232,16 @@ async def _until(condition: object, *, polls: int = 200) -> None:
     raise AssertionError("condition never became true")
 
 
+async def _run_paced(ox: AsyncClient, clock: FakeClock) -> None:
+    """Run what is due, then what pacing deferred in the store, as ``run()`` would."""
+    await ox.run_due()
+    while (due := await ox.store.next_due()) is not None and due - clock.now() < timedelta(
+        minutes=1
+    ):
+        clock.set(max(due, clock.now()))
+        await ox.run_due()
+
+
 async def test_pacing_spreads_sends_at_the_channel_rate(
     clock: FakeClock, templates_dir: Path
 ) -> None:
@@ -244,7 +254,7 @@ async def test_pacing_spreads_sends_at_the_channel_rate(
     ) as ox:
         people = [Recipient(id=f"p{i}", phone=f"+1617555{i:04d}") for i in range(200)]
         await ox.start_many(plan, people, context=CONTEXT)
-        await ox.run_due()
+        await _run_paced(ox, clock)
         elapsed = (clock.now() - start).total_seconds()
         assert len(sms.outbox) == 200
         assert 19.0 <= elapsed <= 21.0
@@ -266,10 +276,9 @@ async def test_pacing_beyond_the_horizon_defers_the_step_without_recording_an_at
         notifications = await ox.list(limit=500)
         waiting = [n for n in notifications if not n.attempts]
         assert len(sms.outbox) + len(waiting) == 100
-        assert 55 <= len(sms.outbox) <= 65  # one a second for the 60 s horizon
+        assert 9 <= len(sms.outbox) <= 12  # one a second for the 10 s horizon
         assert all(n.due_at is not None and n.due_at > clock.now() for n in waiting)
-        clock.advance("2m")
-        await ox.run_due()
+        await _run_paced(ox, clock)
         assert len(sms.outbox) == 100
 
 

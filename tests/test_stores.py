@@ -213,6 +213,36 @@ async def test_in_one_group_a_second_change_from_the_same_version_loses(store: S
     assert stored.status is Status.CANCELLED
 
 
+async def test_in_one_group_a_change_and_its_successor_both_win_in_order(store: Store) -> None:
+    """Two changes of one notification in a group, the second made from the first's
+    result: each is checked against the version the one before set."""
+    [n, other] = await store.create([notification(1), notification(2)], [])
+    first = n.model_copy(update={"status": Status.ACTIVE})
+    then = first.model_copy(update={"status": Status.CANCELLED, "version": 1})
+    saved = await store.save(
+        [Change(first), Change(other.model_copy(update={"status": Status.ACTIVE})), Change(then)]
+    )
+    assert [s is not None and s.version for s in saved] == [1, 1, 2]
+    stored = await store.get(n.id)
+    assert stored is not None
+    assert (stored.status, stored.version) == (Status.CANCELLED, 2)
+
+
+async def test_a_groups_log_entries_read_back_in_the_order_given(store: Store) -> None:
+    made = await store.create([notification(i) for i in range(1, 6)], [])
+    kinds = [EventKind.ACTIVATED, EventKind.CANCELLED]
+    changes = [
+        Change(
+            n.model_copy(update={"status": Status.CANCELLED}),
+            [Event(at=NOW, notification_id=n.id, kind=kind) for kind in kinds],
+        )
+        for n in made
+    ]
+    assert all(await store.save(changes))
+    logged = [(e.notification_id, e.kind) for e in await store.events()]
+    assert logged == [(n.id, kind) for n in made for kind in kinds]
+
+
 async def test_a_follow_up_is_inserted_once_and_keeps_its_key(store: Store) -> None:
     [n] = await store.create([notification(1, key="parent")], [])
     child = notification(2, key="parent/refund_check").model_copy(update={"parent_id": n.id})

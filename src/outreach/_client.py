@@ -505,8 +505,8 @@ class AsyncClient:
     def concurrency(self) -> int:
         """How many notifications ``run()`` and ``run_due()`` drive at once: claimed and in
         progress, topped up as they finish (sends are further capped per channel by its
-        ``max_in_flight``)."""
-        return self._runner.batch_size
+        ``max_in_flight``). By default twice the channels' in-flight slots, at most 500."""
+        return self._runner.window
 
     @concurrency.setter
     def concurrency(self, value: int) -> None:

@@ -7,7 +7,6 @@ Everything else takes a :class:`Clock`, so tests and simulations move time with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -40,9 +39,16 @@ class SystemClock:
         await asyncio.sleep(max(delay.total_seconds(), 0.0))
 
     async def sleep_until(self, when: datetime | None, wake: asyncio.Event) -> None:
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as
+        # ``wake`` is set (a worker told to stop would carry on).
+        if wake.is_set():
+            return
         timeout = None if when is None else max((when - self.now()).total_seconds(), 0.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout)
+        woken = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait({woken}, timeout=timeout)
+        finally:
+            woken.cancel()
 
 
 _DEFAULT_START = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)

@@ -52,7 +52,7 @@ class Pacer:
 
     rates: Mapping[str, float | None]
     cap: RecipientCap | None = field(default_factory=RecipientCap)
-    horizon: timedelta = timedelta(seconds=60)
+    horizon: timedelta = timedelta(seconds=10)
     senders: Mapping[str, str | None] = field(default_factory=dict)
 
     def limits(self, channel: str, medium: Medium, address: str) -> tuple[Limit, ...]:

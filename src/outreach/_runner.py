@@ -85,6 +85,12 @@ log = logging.getLogger("outreach.runner")
 
 _SAVE_TRIES = 5
 _UNANSWERED = (EventKind.EXHAUSTED, EventKind.EXPIRED, EventKind.FAILED)
+LEASE = timedelta(seconds=30)
+"""How long a claim holds a notification: a dead runner's work is taken over within it."""
+WINDOW_PER_SLOT = 2
+"""Notifications claimed per in-flight slot of the runner's channels (by default)."""
+MAX_WINDOW = 500
+"""The most notifications claimed and in progress at once (by default)."""
 _MEDIA = tuple(Medium)  # iterating the enum class itself is slow, and this runs per claim
 
 
@@ -115,12 +121,18 @@ def follow_up_of(parent: Notification, action: StartFollowUp, now: datetime) -> 
 
 def _due_of(decision: Decision) -> Attempt | None:
     """The attempt a decision says is due, if any (the engine names at most one)."""
-    return next((a.attempt for a in decision.actions if isinstance(a, Due)), None)
+    for action in decision.actions:  # a loop, not next(generator): this runs per decision
+        if isinstance(action, Due):
+            return action.attempt
+    return None
 
 
 def _send_of(decision: Decision) -> Attempt | None:
     """The attempt a decision recorded as ``sending`` (handed over), if any."""
-    return next((a.attempt for a in decision.actions if isinstance(a, Send)), None)
+    for action in decision.actions:
+        if isinstance(action, Send):
+            return action.attempt
+    return None
 
 
 def _then(first: Decision, then: Decision) -> Decision:
@@ -236,6 +248,32 @@ class _GroupCommit:
                 start = end
 
 
+class _Endings:
+    """The tasks of a run that ended since it last looked. Each task reports its own end
+    (one callback per task), where ``asyncio.wait`` would add and remove a callback on every
+    running task at every wait: with hundreds running, that is most of an ending's cost."""
+
+    def __init__(self) -> None:
+        self._ended: list[asyncio.Task[None]] = []
+        self._changed = asyncio.Event()
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        task.add_done_callback(self._end)
+
+    def _end(self, task: asyncio.Task[None]) -> None:
+        self._ended.append(task)
+        self._changed.set()
+
+    async def wait(self, at_least: int) -> list[asyncio.Task[None]]:
+        """Wait until ``at_least`` tracked tasks ended that were not returned before; all
+        those that did."""
+        while len(self._ended) < at_least:
+            self._changed.clear()
+            await self._changed.wait()
+        ended, self._ended = self._ended, []
+        return ended
+
+
 class _Listener:
     """Runs the store's :meth:`~outreach.stores.Store.watch` in a task of its own while the
     runner loops: what it hears sets the runner's wake-up. A store that cannot hear is polled;
@@ -289,8 +327,10 @@ class Runner:
     hooks: Hooks
     owner: str
     pacer: Pacer
-    lease: timedelta = timedelta(minutes=5)
-    batch_size: int = 500
+    lease: timedelta = LEASE
+    batch_size: int | None = None
+    """How many notifications are claimed and in progress at once; None: :attr:`window`
+    follows the channels' in-flight slots."""
     max_in_flight: int = 100
     drain_timeout: timedelta = timedelta(seconds=10)
     health: ChannelHealth = field(default_factory=ChannelHealth)
@@ -317,6 +357,17 @@ class Runner:
         self._leases: dict[str, int] = {}  # notification id -> fencing counter of our lease
         self._stopping = False
 
+    @property
+    def window(self) -> int:
+        """How many notifications are claimed and in progress at once: ``batch_size`` when
+        set, else :data:`WINDOW_PER_SLOT` per in-flight slot of the channels, at most
+        :data:`MAX_WINDOW` (a claim never leases much more than can be sent soon; without
+        channels, as for one of ``max_in_flight`` slots)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        slots = sum(c.max_in_flight or self.max_in_flight for c in self.channels.values())
+        return min(MAX_WINDOW, WINDOW_PER_SLOT * (slots or self.max_in_flight))
+
     def facts(self, opted_out: frozenset[Medium] = frozenset()) -> Facts:
         unavailable = self.health.unavailable(self.clock.now())
         return Facts(media=self.media, unavailable=unavailable, opted_out=opted_out)
@@ -325,18 +376,21 @@ class Runner:
         self, notifications: Sequence[Notification]
     ) -> dict[str, frozenset[Medium]]:
         """Per notification id, the media whose address its recipient has opted out of."""
-        wanted = {
-            (medium, address)
+        addresses = {
+            n.id: [
+                (medium, address)
+                for medium in _MEDIA
+                if (address := n.recipient.address(medium)) is not None
+            ]
             for n in notifications
-            for medium in _MEDIA
-            if (address := n.recipient.address(medium)) is not None
         }
+        wanted = {pair for pairs in addresses.values() for pair in pairs}
         suppressed = await self.store.opted_out(sorted(wanted)) if wanted else set()
+        if not suppressed:  # the usual answer: nobody in the batch opted out
+            return dict.fromkeys(addresses, frozenset())
         return {
-            n.id: frozenset(
-                medium for medium in _MEDIA if (medium, n.recipient.address(medium)) in suppressed
-            )
-            for n in notifications
+            nid: frozenset(medium for medium, address in pairs if (medium, address) in suppressed)
+            for nid, pairs in addresses.items()
         }
 
     async def run_due(self) -> int:
@@ -345,7 +399,7 @@ class Runner:
         Each claim is decided as one batch: what needs no send is stored together (one group
         commit); each notification that has an attempt due carries on in a task of its own
         (:meth:`drive`). Claims are topped up while earlier sends are still going (a rolling
-        window of about ``batch_size`` notifications), so no batch waits for the slowest send
+        window of about :attr:`window` notifications), so no batch waits for the slowest send
         of the one before. Cancelled, it stops as :meth:`stop` says.
         """
         self._stopping = False
@@ -353,18 +407,22 @@ class Runner:
         running: dict[asyncio.Task[None], str] = {}  # task -> the notification it drives
         claimed: list[str] = []  # a batch being decided, not yet running
         failures: list[BaseException] = []
-        refill_below = max(self.batch_size // 2, 1)
+        window = self.window
+        refill_below = max(window // 2, 1)
         drained = False  # the last claim found nothing due
+        endings = _Endings()
         renewal = asyncio.create_task(self.keep_leases(running))
         try:
             while True:
                 if not drained and len(running) < refill_below and not failures:
-                    batch, opted_out = await self.claim(self.batch_size - len(running))
+                    batch, opted_out = await self.claim(window - len(running))
                     claimed = [n.id for n in batch]
                     drained = not batch
                     handled += len(batch)
                     for notification_id, work in await self.begin(batch, opted_out, failures):
-                        running[asyncio.create_task(work)] = notification_id
+                        task = asyncio.create_task(work)
+                        endings.track(task)
+                        running[task] = notification_id
                     claimed = []
                 if not running:
                     if failures:
@@ -373,8 +431,8 @@ class Runner:
                     if drained:
                         return handled
                     continue
-                until = asyncio.ALL_COMPLETED if drained or failures else asyncio.FIRST_COMPLETED
-                done, _ = await asyncio.wait(running, return_when=until)
+                # Every running task when nothing more is to be claimed, else the first to end.
+                done = await endings.wait(len(running) if drained or failures else 1)
                 for task in done:
                     del running[task]
                     if task.exception() is not None:
@@ -384,7 +442,7 @@ class Runner:
                     drained = False  # what just ran may have made more work due: look again
         except asyncio.CancelledError:
             await self.stop(running, claimed)
-            raise
+            raise  # the cancellation, even when the store failed while stopping
         finally:
             renewal.cancel()
             await asyncio.gather(renewal, return_exceptions=True)
@@ -464,9 +522,18 @@ class Runner:
                 task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         given_back = [*running.values(), *claimed]
-        handed_back = await self.store.release(given_back, owner=self.owner)
         for notification_id in given_back:
             self._leases.pop(notification_id, None)
+        try:
+            handed_back = await self.store.release(given_back, owner=self.owner)
+        except OutreachError as error:  # a store gone (or its schema dropped) must not keep us
+            log.warning(
+                "stopped: %d lease(s) could not be given back and lapse within %s: %s",
+                len(given_back),
+                self.lease,
+                error,
+            )
+            return
         log.info("stopped: %d notification(s) handed back for another runner", handed_back)
 
     async def claim(self, limit: int) -> tuple[list[Notification], dict[str, frozenset[Medium]]]:
@@ -737,7 +804,10 @@ class Runner:
         """The engine's decision, with a due attempt held back when pacing says it is not yet
         time; a due attempt within the pacing horizon gets its start time."""
         state = State(notification, self.facts(opted_out))
-        [paced] = await self.pace([(state, event, with_attentions(decide(state, event, now)))], now)
+        decision = with_attentions(decide(state, event, now))
+        if _due_of(decision) is None:
+            return Paced(decision)  # nothing to pace: no call to the store
+        [paced] = await self.pace([(state, event, decision)], now)
         return paced
 
     async def pace(
@@ -750,7 +820,11 @@ class Runner:
         notification's due time)."""
         dues = [_due_of(decision) for _, _, decision in decided]
         sends = [() if due is None else self._limits(due) for due in dues]
-        delays = await self.store.pace(sends, now=self._pacing_clock(now), horizon=self.horizon)
+        if any(sends):
+            horizon = self.horizon
+            delays = await self.store.pace(sends, now=self._pacing_clock(now), horizon=horizon)
+        else:
+            delays = [timedelta(0)] * len(sends)
         paced = []
         for (state, event, decision), due, delay in zip(decided, dues, delays, strict=True):
             if due is None:
@@ -765,8 +839,10 @@ class Runner:
 
     @property
     def horizon(self) -> timedelta:
-        """The longest a paced send waits in process; later ones are deferred in the store."""
-        return self.pacer.horizon
+        """The longest a paced send waits in process; later ones are deferred in the store.
+        At most a third of a lease, so a paced wait never outlasts the claim it waits under
+        (renewed, too, every third of a lease while it waits)."""
+        return min(self.pacer.horizon, self.lease / 3)
 
     def _limits(self, due: Attempt) -> tuple[Limit, ...]:
         assert due.medium is not None

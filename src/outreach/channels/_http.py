@@ -182,9 +182,9 @@ class AiohttpPool:
             raise httpx.InvalidURL(str(exc)) from exc
         except aiohttp.ClientError as exc:
             raise httpx.RemoteProtocolError(str(exc)) from exc  # ambiguous: maybe sent
-        return httpx.Response(
-            status, headers=received, content=content, request=httpx.Request(method, url)
-        )
+        # No httpx.Request: parsing the URL again costs more than the rest of the answer,
+        # and the adapters read only the status, headers and body.
+        return httpx.Response(status, headers=received, content=content)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -44,7 +44,10 @@ Concurrency = Annotated[
     typer.Option(
         "--concurrency",
         min=1,
-        help="Notifications this process drives at once, claimed and in progress (default 500).",
+        help=(
+            "Notifications this process drives at once, claimed and in progress "
+            "(default: twice the channels' max_in_flight together, at most 500)."
+        ),
     ),
 ]
 

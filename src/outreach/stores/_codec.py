@@ -67,10 +67,32 @@ def dump_notification(notification: Notification) -> str:
     return notification.model_dump_json(exclude={"plan"})
 
 
-def load_notification(body: str, plan: Plan) -> Notification:
-    """A stored record. Its recipient was validated when it was started: re-checking every
-    phone and email on every read would cost more than the rest of the load together."""
-    data = json.loads(body)
+GIVEN_AT_START = frozenset(
+    {"id", "key", "campaign", "metadata", "parent_id", "recipient", "context", "created_at"}
+)
+"""The fields of a record no transition changes (prune aside): its body, written once."""
+_NOT_STATE = {"plan", *GIVEN_AT_START}
+
+
+def dump_state(notification: Notification) -> str:
+    """What a transition may have changed of a record: all but :data:`GIVEN_AT_START` (and
+    the plan), laid over the stored body when read (:func:`load_notification`)."""
+    return notification.model_dump_json(exclude=_NOT_STATE)
+
+
+def merged(body: str, state: str | None) -> dict[str, Any]:
+    """A record's fields: its body, with its state (when it has one) laid over it."""
+    data: dict[str, Any] = from_json(body)  # what json.loads gives, five times faster
+    if state is not None:
+        data.update(from_json(state))
+    return data
+
+
+def load_notification(body: str, plan: Plan, state: str | None = None) -> Notification:
+    """A stored record (``state``: its changing part, stored apart). Its recipient was
+    validated when it was started: re-checking every phone and email on every read would
+    cost more than the rest of the load together."""
+    data = merged(body, state)
     data["recipient"] = Recipient.model_construct(**data["recipient"])
     data["plan"] = plan
     return Notification.model_validate(data)

@@ -20,9 +20,10 @@ FINISHED = tuple(status.value for status in Status if status.is_terminal)
 """The statuses a notification can be pruned in."""
 
 
-def anonymized(body: str) -> str:
-    """A stored notification record without personal data, one version on."""
-    data: dict[str, Any] = json.loads(body)
+def anonymized(body: str | dict[str, Any]) -> str:
+    """A stored notification record (JSON, or its fields) without personal data, one
+    version on."""
+    data: dict[str, Any] = json.loads(body) if isinstance(body, str) else dict(body)
     data["version"] = data.get("version", 0) + 1
     recipient = data.get("recipient") or {}
     data["recipient"] = {"id": recipient.get("id", ""), "locale": recipient.get("locale", "en")}

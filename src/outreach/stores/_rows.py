@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from outreach._models import Attention, Event, EventKind, Medium, Notification, Plan, Status
 from outreach.exceptions import StoreError
 from outreach.stores import Change, EventFilter
-from outreach.stores._codec import dump_data, dump_notification, load_notification
+from outreach.stores._codec import dump_data, dump_notification, dump_state, load_notification
 
 Params = dict[str, Any]
 Stamp = Callable[[datetime | None], Any]
@@ -49,29 +49,37 @@ class Encoded:
     attentions: list[Params]
 
 
+Row = tuple[Any, ...]
+"""A record as a store reads it: ``plan_id, body``, and its ``state`` where stored apart."""
+
+
 @dataclass(slots=True)
 class Rows:
-    """``plan_id, body`` rows read from a store, with the bodies of the plans they use that
+    """Records read from a store (:data:`Row`), with the bodies of the plans they use that
     its cache has not parsed yet."""
 
-    rows: list[tuple[str, str]]
+    rows: Sequence[Row]
     plans: dict[str, str]
 
 
 class Encoder:
-    """Turns records into the parameters of the SQL stores' named statements."""
+    """Turns records into the parameters of the SQL stores' named statements. ``split``: a
+    write of a change stores the record's changing part as ``state``, not the whole ``body``
+    (the body, written at the start, stays)."""
 
-    def __init__(self, stamp: Stamp) -> None:
+    def __init__(self, stamp: Stamp, *, split: bool = False) -> None:
         self.stamp = stamp
+        self._record = ("state", dump_state) if split else ("body", dump_notification)
 
     def update(self, change: Change, stored: Notification) -> Params:
         """The version-checked write of a change; ``stored`` is its state at the next version."""
         n = change.notification
+        column, dump = self._record
         return {
             "status": n.status,
             "due_at": self.stamp(n.due_at),
             "new_version": stored.version,
-            "body": dump_notification(stored),
+            column: dump(stored),
             "owner": change.owner,
             "id": n.id,
             "version": n.version,
@@ -171,9 +179,9 @@ class PlanCache:
     def __init__(self) -> None:
         self.plans: dict[str, Plan] = {}
 
-    def missing(self, rows: Sequence[tuple[str, str]]) -> set[str]:
+    def missing(self, rows: Sequence[Row]) -> set[str]:
         """The plans ``rows`` use that are not parsed yet."""
-        return {plan_id for plan_id, _ in rows if plan_id not in self.plans}
+        return {row[0] for row in rows if row[0] not in self.plans}
 
     def of(self, notifications: Sequence[Notification]) -> Plans:
         """Fingerprint each distinct plan once (equal plans are usually one object)."""
@@ -193,7 +201,7 @@ class PlanCache:
         for plan_id, body in read.plans.items():
             plans.setdefault(plan_id, Plan.model_validate_json(body))
         try:
-            return [load_notification(body, plans[plan_id]) for plan_id, body in read.rows]
+            return [load_notification(row[1], plans[row[0]], *row[2:]) for row in read.rows]
         except KeyError as missing:
             raise StoreError(f"plan snapshot {missing} is missing from the store") from None
 

@@ -19,7 +19,10 @@ sends one ``NOTIFY`` from the application (never a trigger: it would serialise c
 in the URL (or ``notify=False``) sends and hears none, for PgBouncer in transaction mode,
 where a ``LISTEN`` would not last: runners then poll.
 
-Writing only the columns a change touched (and not the whole body) is a later optimisation.
+A transition writes what changed: the notification's columns and the changing part of its
+record (``state``: status, times, attempts), never the body it was started with (recipient,
+context, metadata); a read lays the state over the body. A group of changes goes as one
+statement per table (arrays through ``unnest``).
 """
 
 from __future__ import annotations
@@ -39,13 +42,14 @@ from psycopg_pool import AsyncConnectionPool
 from outreach._models import Attention, Event, EventKind, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
 from outreach.stores import Change, Claimed, EventFilter, Limit, Stuck, _prune, _queries, _stuck
-from outreach.stores._codec import load_attention, load_event
+from outreach.stores._codec import load_attention, load_event, merged
 from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
 from outreach.stores._rows import (
     Encoder,
     NamedReads,
     Params,
     PlanCache,
+    Row,
     Rows,
     filtered_events,
     resolved_event,
@@ -55,7 +59,7 @@ from outreach.stores._rows import (
 
 _SQL = _queries.load("postgres")
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_ENCODER = Encoder(lambda when: when)
+_ENCODER = Encoder(lambda when: when, split=True)  # a transition writes `state`, not `body`
 
 _Cursor = psycopg.AsyncCursor[Any]
 _WAKING = frozenset(  # and any follow-up started
@@ -154,6 +158,39 @@ async def _run_many(
     return found
 
 
+def _columns(rows: Sequence[Params]) -> Params:
+    """Rows of one statement's parameters as one array per parameter (for ``unnest``)."""
+    return {name: [row[name] for row in rows] for name in rows[0]} if rows else {}
+
+
+async def _update_all(cur: _Cursor, updates: Sequence[Params]) -> list[bool]:
+    """Run each version-checked update; per update, whether it was written. Updates of
+    distinct notifications (the usual group) go as one statement; a group writing one
+    notification twice runs in order, each checked against the version the one before set."""
+    if not updates:
+        return []
+    ids = [update["id"] for update in updates]
+    if len(set(ids)) < len(ids):
+        updated = await _run_many(cur, _SQL["update_notification"], updates)
+        return [bool(rows) for rows in updated]
+    await cur.execute(_SQL["update_notifications"], _columns(updates))
+    written = {row[0] for row in await cur.fetchall()}
+    return [notification_id in written for notification_id in ids]
+
+
+async def _upsert_attempts(cur: _Cursor, attempts: Sequence[Params]) -> None:
+    """Write attempts' index rows in one statement (an attempt listed twice: its last row)."""
+    latest = list({attempt["id"]: attempt for attempt in attempts}.values())
+    if latest:
+        await cur.execute(_SQL["upsert_attempts"], _columns(latest))
+
+
+async def _insert_events(cur: _Cursor, events: Sequence[Params]) -> None:
+    """Log entries in one statement, in order."""
+    if events:
+        await cur.execute(_SQL["insert_events"], _columns(events))
+
+
 class PostgresStore(NamedReads):
     """A store in a PostgreSQL database, shared by every runner that points at it.
 
@@ -222,7 +259,7 @@ class PostgresStore(NamedReads):
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store {self!r}: {exc}") from exc
 
-    async def _with_plans(self, cur: _Cursor, rows: list[tuple[str, str]]) -> Rows:
+    async def _with_plans(self, cur: _Cursor, rows: list[Row]) -> Rows:
         """``rows`` plus the stored bodies of the plans they use that are not parsed yet."""
         missing = self._plans.missing(rows)
         plans: dict[str, str] = {}
@@ -348,8 +385,8 @@ class PostgresStore(NamedReads):
         async with self._cursor() as cur:
             await cur.execute(_SQL["claim_due"], claim)
             rows = await cur.fetchall()
-            read = await self._with_plans(cur, [(plan_id, body) for _, _, plan_id, body in rows])
-        return Claimed(self._plans.decode(read), {nid: epoch for nid, epoch, _, _ in rows})
+            read = await self._with_plans(cur, [row[2:] for row in rows])
+        return Claimed(self._plans.decode(read), {row[0]: row[1] for row in rows})
 
     async def renew(self, leases: Mapping[str, int], *, owner: str, until: datetime) -> set[str]:
         if not leases:
@@ -374,15 +411,14 @@ class PostgresStore(NamedReads):
             if any(e.events for e in encoded):
                 await self._lock_events(cur)
             await _run_many(cur, _SQL["insert_plan"], plans.rows())
-            # In order, as SQLite does: two changes of one notification in a group are checked
-            # against each other's versions. One statement per table for the whole group.
-            updated = await _run_many(cur, _SQL["update_notification"], [c.update for c in encoded])
-            saved = [bool(rows) for rows in updated]
+            # As SQLite does: two changes of one notification in a group are checked against
+            # each other's versions. One statement per table for the whole group.
+            saved = await _update_all(cur, [c.update for c in encoded])
             kept = [change for change, ok in zip(encoded, saved, strict=True) if ok]
             # A follow-up whose key is taken was started before: it is not started twice.
             await _run_many(cur, _SQL["insert_notification"], [r for c in kept for r in c.children])
-            await _run_many(cur, _SQL["upsert_attempt"], [r for c in kept for r in c.attempts])
-            await _run_many(cur, _SQL["insert_event"], [r for c in kept for r in c.events])
+            await _upsert_attempts(cur, [r for c in kept for r in c.attempts])
+            await _insert_events(cur, [r for c in kept for r in c.events])
             await _run_many(cur, _SQL["insert_suppression"], [r for c in kept for r in c.opt_outs])
             await _run_many(cur, _SQL["insert_attention"], [r for c in kept for r in c.attentions])
             if any(_wakes(change) for change, ok in zip(changes, saved, strict=True) if ok):
@@ -440,8 +476,8 @@ class PostgresStore(NamedReads):
                 query = {"before": finished_before, "statuses": list(_prune.FINISHED)}
                 await cur.execute(_SQL["prunable"], {**query, "limit": batch})
                 rows = await cur.fetchall()
-                keys = [{"id": nid, "version": version} for nid, version, _ in rows]
-                bodies = [_prune.anonymized(body) for _, _, body in rows]
+                keys = [{"id": nid, "version": version} for nid, version, _, _ in rows]
+                bodies = [_prune.anonymized(merged(body, state)) for _, _, body, state in rows]
                 await _run_many(
                     cur,
                     _SQL["prune_notification"],

@@ -39,17 +39,17 @@ RETURNING id
 
 -- name: get_by_key_or_id --
 -- Who holds a new notification's key (or id) when its insert did nothing.
-SELECT plan_id, body FROM notifications WHERE key = %(key)s OR id = %(id)s LIMIT 1
+SELECT plan_id, body, state FROM notifications WHERE key = %(key)s OR id = %(id)s LIMIT 1
 
 -- name: get --
-SELECT plan_id, body FROM notifications WHERE id = %(id)s
+SELECT plan_id, body, state FROM notifications WHERE id = %(id)s
 
 -- name: get_by_key --
-SELECT plan_id, body FROM notifications WHERE key = %(key)s
+SELECT plan_id, body, state FROM notifications WHERE key = %(key)s
 
 -- name: query --
 -- Notifications, oldest first; a NULL filter matches everything.
-SELECT plan_id, body FROM notifications
+SELECT plan_id, body, state FROM notifications
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(campaign)s::text IS NULL OR campaign = %(campaign)s)
 ORDER BY created_at, id LIMIT %(limit)s
@@ -57,7 +57,7 @@ ORDER BY created_at, id LIMIT %(limit)s
 -- name: unfinished_in_campaign --
 -- Up to the limit, pending or active notifications of a campaign, in no particular order (the
 -- campaign index answers it without sorting the whole campaign).
-SELECT plan_id, body FROM notifications
+SELECT plan_id, body, state FROM notifications
 WHERE campaign = %(campaign)s AND status IN ('pending', 'active')
 LIMIT %(limit)s
 
@@ -81,9 +81,9 @@ WITH due AS (
     UPDATE notifications AS n
     SET lease_owner = %(owner)s, lease_until = %(lease_until)s, lease_epoch = n.lease_epoch + 1
     FROM due WHERE n.id = due.id
-    RETURNING n.due_at, n.id, n.lease_epoch, n.plan_id, n.body
+    RETURNING n.due_at, n.id, n.lease_epoch, n.plan_id, n.body, n.state
 )
-SELECT id, lease_epoch, plan_id, body FROM claimed ORDER BY due_at
+SELECT id, lease_epoch, plan_id, body, state FROM claimed ORDER BY due_at
 
 -- name: renew --
 -- Extend %(owner)s's leases to %(lease_until)s, for the (id, fencing counter) pairs in
@@ -99,15 +99,53 @@ UPDATE notifications SET lease_owner = NULL, lease_until = NULL
 WHERE lease_owner = %(owner)s AND id = ANY(%(ids)s)
 
 -- name: update_notification --
--- A version-checked write of a notification's new state; releases %(owner)s's lease. With a
+-- A version-checked write of a notification's new state (the changing part of its record:
+-- the body, written at its start, is left alone); releases %(owner)s's lease. With a
 -- %(fence)s, only while no other claim has taken the notification over since.
 UPDATE notifications SET
-    status = %(status)s, due_at = %(due_at)s, version = %(new_version)s, body = %(body)s,
+    status = %(status)s, due_at = %(due_at)s, version = %(new_version)s, state = %(state)s,
     lease_until = CASE WHEN lease_owner = %(owner)s THEN NULL ELSE lease_until END,
     lease_owner = CASE WHEN lease_owner = %(owner)s THEN NULL ELSE lease_owner END
 WHERE id = %(id)s AND version = %(version)s
   AND (%(fence)s::bigint IS NULL OR lease_epoch = %(fence)s)
 RETURNING id
+
+-- name: update_notifications --
+-- update_notification for a group of changes of distinct notifications, in one statement:
+-- the columns come as parallel arrays (psycopg adapts an array far more cheaply than it runs
+-- a statement per row). Returns the ids written.
+UPDATE notifications AS n SET
+    status = c.status, due_at = c.due_at, version = c.new_version, state = c.state,
+    lease_until = CASE WHEN n.lease_owner = c.owner THEN NULL ELSE n.lease_until END,
+    lease_owner = CASE WHEN n.lease_owner = c.owner THEN NULL ELSE n.lease_owner END
+FROM unnest(
+    %(id)b::text[], %(version)b::integer[], %(new_version)b::integer[], %(status)b::text[],
+    %(due_at)b::timestamptz[], %(state)b::text[], %(owner)b::text[], %(fence)b::bigint[]
+) AS c (id, version, new_version, status, due_at, state, owner, fence)
+WHERE n.id = c.id AND n.version = c.version
+  AND (c.fence IS NULL OR n.lease_epoch = c.fence)
+RETURNING n.id
+
+-- name: upsert_attempts --
+-- upsert_attempt for attempts of distinct ids, in one statement (arrays, as above).
+INSERT INTO attempts
+    (id, notification_id, medium, address, sender, provider_id, status, sent_at)
+SELECT * FROM unnest(
+    %(id)b::text[], %(notification_id)b::text[], %(medium)b::text[], %(address)b::text[],
+    %(sender)b::text[], %(provider_id)b::text[], %(status)b::text[], %(sent_at)b::timestamptz[]
+)
+ON CONFLICT (id) DO UPDATE SET
+    sender = excluded.sender, provider_id = excluded.provider_id,
+    status = excluded.status, sent_at = excluded.sent_at
+
+-- name: insert_events --
+-- insert_event for a list of entries, in one statement; they get their seq in list order.
+INSERT INTO events (at, notification_id, kind, attempt_id, data)
+SELECT at, notification_id, kind, attempt_id, data FROM unnest(
+    %(at)b::timestamptz[], %(notification_id)b::text[], %(kind)b::text[],
+    %(attempt_id)b::text[], %(data)b::text[]
+) WITH ORDINALITY AS e (at, notification_id, kind, attempt_id, data, rank)
+ORDER BY rank
 
 -- name: upsert_attempt --
 -- The index row of an attempt that went out: how webhooks find its notification.
@@ -126,14 +164,14 @@ ON CONFLICT (id) DO UPDATE SET
 SELECT MIN(GREATEST(due_at, lease_until)) FROM notifications WHERE due_at IS NOT NULL
 
 -- name: find_by_provider_id --
-SELECT plan_id, body FROM notifications WHERE id = (
+SELECT plan_id, body, state FROM notifications WHERE id = (
     SELECT notification_id FROM attempts WHERE provider_id = %(provider_id)s LIMIT 1
 )
 
 -- name: latest_sent_to --
 -- The notification of the latest attempt sent to an address since %(since)s (from
 -- %(sender)s, when both sides know it).
-SELECT plan_id, body FROM notifications WHERE id = (
+SELECT plan_id, body, state FROM notifications WHERE id = (
     SELECT notification_id FROM attempts
     WHERE medium = %(medium)s AND address = %(address)s AND sent_at >= %(since)s
       AND (%(sender)s::text IS NULL OR sender IS NULL OR sender = %(sender)s)
@@ -143,7 +181,7 @@ SELECT plan_id, body FROM notifications WHERE id = (
 -- name: active_sent_to --
 -- The active notifications with an attempt sent to an address since %(since)s, the most
 -- recently sent first: a recipient's concurrent conversations on one medium.
-SELECT n.plan_id, n.body FROM notifications n JOIN (
+SELECT n.plan_id, n.body, n.state FROM notifications n JOIN (
     SELECT notification_id, MAX(sent_at) AS last_sent FROM attempts
     WHERE medium = %(medium)s AND address = %(address)s AND sent_at >= %(since)s
     GROUP BY notification_id
@@ -232,16 +270,18 @@ SELECT pg_notify(%(channel)s, '')
 -- name: prunable --
 -- Notifications finished before %(before)s (and so started before it, which the index
 -- narrows to) whose personal data is still stored.
-SELECT id, version, body FROM notifications
+SELECT id, version, body, state FROM notifications
 WHERE NOT pruned AND created_at < %(before)s AND status = ANY(%(statuses)s)
-  AND COALESCE(body::jsonb ->> 'finished_at', body::jsonb ->> 'created_at')::timestamptz
-      < %(before)s
+  AND COALESCE(
+      state::jsonb ->> 'finished_at', body::jsonb ->> 'finished_at', body::jsonb ->> 'created_at'
+  )::timestamptz < %(before)s
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 
 -- name: prune_notification --
--- Replace a record by its anonymous copy, unless another writer moved it on meanwhile.
-UPDATE notifications SET body = %(body)s, version = version + 1, pruned = TRUE
+-- Replace a record by its anonymous copy (the whole record, in the body), unless another
+-- writer moved it on meanwhile.
+UPDATE notifications SET body = %(body)s, state = NULL, version = version + 1, pruned = TRUE
 WHERE id = %(id)s AND version = %(version)s
 
 -- name: prune_attempts --
@@ -262,7 +302,8 @@ LIMIT %(limit)s
 -- Notifications with an attempt `sending` whose lease ran out before %(before)s and that no
 -- runner took over since.
 SELECT id FROM notifications
-WHERE lease_until < %(before)s AND body::jsonb -> 'attempts' @> '[{"status": "sending"}]'
+WHERE lease_until < %(before)s
+  AND COALESCE(state, body)::jsonb -> 'attempts' @> '[{"status": "sending"}]'
 LIMIT %(limit)s
 
 -- name: pace --
