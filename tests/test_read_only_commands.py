@@ -109,9 +109,7 @@ def test_an_old_sqlite_schema_is_not_migrated_by_a_read(
     _sqlite_at_version(path, 2)
     code, output = _run(command, f"sqlite:///{path}", monkeypatch)
     assert code == 2
-    _one_error(
-        output, f"at schema version 2 and this outreach needs {NEWEST_SQLITE}", "db upgrade"
-    )
+    _one_error(output, f"at schema version 2 and this outreach needs {NEWEST_SQLITE}", "db upgrade")
     assert _sqlite_version(path) == 2
 
 

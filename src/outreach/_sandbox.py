@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+import httpx
+
 from outreach._client import AsyncClient
 from outreach._clock import FakeClock
 from outreach._durations import parse_duration
@@ -69,7 +71,10 @@ class Sandbox:
     ``client_options`` go to the :class:`AsyncClient` (hooks, recipient_cap...).
     ``simulators=2`` starts a second simulator (another provider account, the same customers)
     and ``channels`` builds the client's channels from them (default: :func:`sandbox_channels`),
-    e.g. to fail over from one account to the other.
+    e.g. to fail over from one account to the other. ``in_process=True`` hands the
+    simulators' callbacks straight to the webhooks app (an httpx ASGI transport: no socket,
+    no HTTP parsing, the same requests); channels built with :meth:`ProviderSimulator.
+    api_transport` do the same the other way.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class Sandbox:
         start: datetime | str = "2026-11-23T13:30:00+00:00",
         simulators: int = 1,
         channels: ChannelFactory = sandbox_channels,
+        in_process: bool = False,
         **client_options: Any,
     ) -> None:
         self.clock = FakeClock(start)
@@ -89,6 +95,7 @@ class Sandbox:
         self._personas = list(personas)
         self._simulators = simulators
         self._channels = channels
+        self._in_process = in_process
         self._options = client_options
         self._webhooks = _Later()
         self._server = LoopbackServer(self._webhooks)
@@ -111,6 +118,11 @@ class Sandbox:
                     personas=self._personas,
                     webhook_url=self._server.url,
                     seed=1042 + i,
+                    webhook_transport=httpx.ASGITransport(
+                        self._webhooks, raise_app_exceptions=False
+                    )
+                    if self._in_process
+                    else None,
                 )
                 self.sims.append(await exits.enter_async_context(sim))
             settings = self.sim.settings(

@@ -264,11 +264,19 @@ def _sandbox_channels(rates: Mapping[str, float]) -> Callable[..., dict[str, Cha
         settings = sims[0].settings(
             secret_key=SANDBOX_SECRET, twilio_from=SANDBOX_NUMBER, sendgrid_from=SANDBOX_SENDER
         )
-        paced: dict[str, dict[str, Any]] = {name: {"rate": r} for name, r in rates.items()}
+        transport = sims[0].api_transport()  # no sockets: straight into the simulator
+
+        def rate(name: str) -> dict[str, Any]:
+            return {"rate": rates[name]} if name in rates else {}
+
         return {
-            "sms": TwilioSMS(settings=settings, **paced.get("sms", {})),
-            "email": SendGridEmail(settings=settings, **paced.get("email", {})),
-            "voice": TwilioVoice(settings=settings, **paced.get("voice", {})),
+            "sms": TwilioSMS(settings=settings, http="httpx", transport=transport, **rate("sms")),
+            "email": SendGridEmail(
+                settings=settings, http="httpx", transport=transport, **rate("email")
+            ),
+            "voice": TwilioVoice(
+                settings=settings, http="httpx", transport=transport, **rate("voice")
+            ),
         }
 
     return build
@@ -313,6 +321,7 @@ async def rehearse(
         personas=personas,
         start=start,
         channels=_sandbox_channels(mix.rates),
+        in_process=True,
     ) as box:
         began = box.clock.now()
         requests = [row.request for row in rows]

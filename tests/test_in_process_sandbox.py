@@ -1,0 +1,117 @@
+"""The sandbox without sockets (what ``outreach rehearse`` uses): the real adapters' requests go
+straight into the simulator's API app, and the simulator's callbacks straight into the real
+webhooks app, through httpx's ASGI transport. Same requests, same answers, same outcome as
+over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from outreach import Recipient, Status
+from outreach._models import Medium
+from outreach._sandbox import SANDBOX_NUMBER, SANDBOX_SECRET, SANDBOX_SENDER, Sandbox
+from outreach.channels import Channel, Message
+from outreach.channels.sendgrid import SendGridEmail
+from outreach.channels.twilio import TwilioSMS, TwilioVoice
+from outreach.demo import demo_plan, templates_dir
+from outreach.exceptions import DeliveryError
+from outreach.testing import (
+    CallBehaviour,
+    EmailBehaviour,
+    Persona,
+    ProviderSimulator,
+    SmsBehaviour,
+)
+
+PEOPLE = [
+    Persona(  # ignores the text, bounces the email, answers the call and presses 2
+        phone="+16175550101",
+        email="ann@example.com",
+        on_sms=SmsBehaviour(),
+        on_email=EmailBehaviour(delivery="bounce"),
+        on_call=CallBehaviour(answer="human", press="2"),
+    ),
+    Persona(phone="+16175550102", email="bo@example.com", on_sms=SmsBehaviour(reply="1")),
+    Persona(phone="+16175550103", email="cy@example.com", on_sms=SmsBehaviour(reply="STOP")),
+]
+
+
+def _straight(sims: Sequence[ProviderSimulator]) -> dict[str, Channel]:
+    settings = sims[0].settings(
+        secret_key=SANDBOX_SECRET, twilio_from=SANDBOX_NUMBER, sendgrid_from=SANDBOX_SENDER
+    )
+    transport = sims[0].api_transport()
+    return {
+        "sms": TwilioSMS(settings=settings, http="httpx", transport=transport),
+        "email": SendGridEmail(settings=settings, http="httpx", transport=transport),
+        "voice": TwilioVoice(settings=settings, http="httpx", transport=transport),
+    }
+
+
+async def _story(*, in_process: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {"in_process": True, "channels": _straight} if in_process else {}
+    async with Sandbox(
+        store="memory://", templates=templates_dir(), personas=PEOPLE, **options
+    ) as box:
+        for i, person in enumerate(PEOPLE):
+            recipient = Recipient(id=f"pax-{i}", phone=person.phone, email=person.email)
+            await box.client.start(recipient, demo_plan(), context={"flight": "9K 1042"})
+        await box.run_until("3h")
+        found = sorted(
+            (n for n in await box.client.list() if n.parent_id is None),
+            key=lambda n: n.recipient.id,
+        )
+        return {
+            "outcomes": [(n.recipient.id, n.status, n.choice, n.acknowledged_via) for n in found],
+            "attempts": [[(a.channel, a.status, a.error) for a in n.attempts] for n in found],
+            "api": [(r["method"], r["path"], r["status"]) for r in box.sim.requests],
+            "callbacks": [(c["kind"], c["method"], c["status"]) for c in box.sim.callbacks],
+            "replies": [r["body"] for r in box.sim.auto_replies],
+        }
+
+
+async def test_in_process_gives_what_loopback_http_gives() -> None:
+    over_http = await _story(in_process=False)
+    straight = await _story(in_process=True)
+    assert straight == over_http
+    assert straight["outcomes"][0][1:] == (Status.ACKNOWLEDGED, "2", "voice")
+    assert straight["outcomes"][1][1:] == (Status.ACKNOWLEDGED, "1", "sms")
+    assert straight["outcomes"][2][1] is Status.EXHAUSTED  # STOP: no more texts
+    assert {status for _, _, status in straight["callbacks"]} == {200}  # signatures verified
+    assert len(straight["callbacks"]) > 20
+
+
+async def test_in_process_opens_no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    connections: list[Any] = []
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        connections.append(args)
+        raise OSError("an in-process sandbox opened a connection")
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", refused)
+    result = await _story(in_process=True)
+    assert connections == []
+    assert result["outcomes"][1][1] is Status.ACKNOWLEDGED
+
+
+async def test_a_dropped_request_is_answered_500_without_a_server() -> None:
+    async with ProviderSimulator() as sim:
+        sms = TwilioSMS(
+            settings=sim.settings(twilio_from=SANDBOX_NUMBER),
+            http="httpx",
+            transport=sim.api_transport(),
+            rate=None,
+        )
+        sim.drop_next(channel="sms")
+        text = Message(
+            notification_id="n1", attempt_id="a1", medium=Medium.SMS, to="+16175550101", body="Hi"
+        )
+        with pytest.raises(DeliveryError):
+            await sms.send(text)
+        await sms.aclose()
+    [request] = sim.requests
+    assert request["fault"] == "drop"
