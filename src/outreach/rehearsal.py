@@ -46,7 +46,7 @@ from outreach._simulator import (
     ProviderSimulator,
     SmsBehaviour,
 )
-from outreach.campaigns import Row, campaign_report
+from outreach.campaigns import REPORTED_EVENTS, Row, campaign_report
 from outreach.channels import Channel
 from outreach.channels.sendgrid import SendGridEmail
 from outreach.channels.twilio import TwilioSMS, TwilioVoice
@@ -341,7 +341,7 @@ async def rehearse(
             # Whatever falls due within the resolution runs together: far fewer rounds.
             box.clock.set(max(min(upcoming), box.clock.now() + _RESOLUTION))
         found = await box.client.list(campaign=campaign, limit=_EVERYONE)
-        events = [e async for e in box.client.events()]
+        events = [e async for e in box.client.events(kinds=REPORTED_EVENTS)]
     return _summarise(found, events, kinds, rows, mix, chosen_seed, began, span, campaign)
 
 
@@ -381,15 +381,15 @@ def _summarise(
         for name, count in messages.items()
         if name in mix.prices
     }
+    why = {}
+    for row in reversed(report.never_reached):  # the first row of a recipient wins
+        why[row["recipient"]] = row["reason"]
     left = [
         {
             "recipient": n.recipient.id,
             "persona": persona_of.get(n.recipient.id, ""),
             "status": n.status.value,
-            "reason": next(
-                (r["reason"] for r in report.never_reached if r["recipient"] == n.recipient.id),
-                "still escalating at the horizon",
-            ),
+            "reason": why.get(n.recipient.id, "still escalating at the horizon"),
         }
         for n in roots
         if n.status is not Status.ACKNOWLEDGED

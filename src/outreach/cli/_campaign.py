@@ -19,9 +19,10 @@ from outreach._templates import Templates
 from outreach.campaigns import (
     CampaignCheck,
     CampaignProgress,
+    CampaignReport,
     StartResult,
-    campaign_report,
     iter_recipients,
+    read_campaign_report,
     run_until_finished,
     start_campaign,
     validate_campaign,
@@ -435,15 +436,11 @@ def report(
         format_ = "json"
     client = build_client(app_path, store)
 
-    async def go() -> tuple[list[Notification], list[Any]]:
+    async def go() -> CampaignReport:
         async with existing(client) as ox:
-            found = await ox.list(campaign=campaign, limit=10_000_000)
-            ids = {n.id for n in found}
-            events = [e async for e in ox.events() if e.notification_id in ids]
-            return found, events
+            return await read_campaign_report(ox, campaign, lines=format_ == "csv")
 
-    notifications, events = run_command(go())
-    result = campaign_report(campaign, notifications, events)
+    result = run_command(go())
     if format_ == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
