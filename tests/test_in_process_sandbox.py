@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -115,3 +116,40 @@ async def test_a_dropped_request_is_answered_500_without_a_server() -> None:
         await sms.aclose()
     [request] = sim.requests
     assert request["fault"] == "drop"
+
+
+async def test_customers_answer_in_time_during_a_long_burst_of_paced_sends() -> None:
+    """120 texts at one a second take two minutes; each customer answers 10 s after theirs
+    arrives. The answers come in while the burst goes on, not after it (on a plain FakeClock
+    every one of them waits for the burst's end)."""
+    people = [
+        Persona(
+            phone=f"+1617{2_000_000 + i:07d}",
+            on_sms=SmsBehaviour(reply="1", reply_after="10s"),
+        )
+        for i in range(120)
+    ]
+    plan = demo_plan().model_copy(update={"quiet_hours": None})
+    async with Sandbox(
+        store="memory://",
+        templates=templates_dir(),
+        personas=people,
+        in_process=True,
+        channels=_straight,  # TwilioSMS paces at its default, one text a second
+    ) as box:
+        began = box.clock.now()
+        for i, person in enumerate(people):
+            recipient = Recipient(id=f"pax-{i}", phone=person.phone)
+            await box.client.start(recipient, plan, context={"flight": "9K 1042"})
+        await box.run_until("10m")
+        found = await box.client.list(limit=1000)
+    sent = sorted(a.sent_at - began for n in found for a in n.attempts if a.sent_at)
+    answered = sorted(n.acknowledged_at - began for n in found if n.acknowledged_at)
+    assert len(answered) == 120
+    assert sent[-1] >= timedelta(seconds=110)  # the burst is paced
+    assert answered[0] < sent[-1] - timedelta(seconds=30)  # while it goes on, not after it
+    for n in found:  # each within seconds of its own text
+        assert n.acknowledged_at is not None
+        sms_sent = n.attempts[0].sent_at
+        assert sms_sent is not None
+        assert n.acknowledged_at - sms_sent < timedelta(seconds=20)

@@ -21,6 +21,7 @@ from outreach._client import AsyncClient
 from outreach._clock import FakeClock
 from outreach._durations import parse_duration
 from outreach._simulator import Persona, ProviderSimulator
+from outreach._simulator._kept_time import KeptClock
 from outreach._simulator._server import LoopbackServer
 from outreach.channels import Channel
 from outreach.channels.sendgrid import SendGridEmail
@@ -73,8 +74,10 @@ class Sandbox:
     and ``channels`` builds the client's channels from them (default: :func:`sandbox_channels`),
     e.g. to fail over from one account to the other. ``in_process=True`` hands the
     simulators' callbacks straight to the webhooks app (an httpx ASGI transport: no socket,
-    no HTTP parsing, the same requests); channels built with :meth:`ProviderSimulator.
-    api_transport` do the same the other way.
+    no HTTP parsing, the same requests; channels built with
+    :meth:`ProviderSimulator.api_transport` do the same the other way), and its clock is a
+    :class:`~outreach._simulator._kept_time.KeptClock`: the customers keep time with a long
+    burst of paced sends instead of answering after it.
     """
 
     def __init__(
@@ -89,7 +92,7 @@ class Sandbox:
         in_process: bool = False,
         **client_options: Any,
     ) -> None:
-        self.clock = FakeClock(start)
+        self.clock = KeptClock(start) if in_process else FakeClock(start)
         self._store = store
         self._templates = templates
         self._personas = list(personas)
@@ -125,6 +128,8 @@ class Sandbox:
                     else None,
                 )
                 self.sims.append(await exits.enter_async_context(sim))
+            if isinstance(self.clock, KeptClock):
+                self.clock.simulators = self.sims
             settings = self.sim.settings(
                 secret_key=SANDBOX_SECRET,
                 store=self._store,
@@ -162,6 +167,9 @@ class Sandbox:
     async def step(self) -> None:
         """Run whatever is due now: our sends, then the providers' callbacks and customers."""
         await self.client.run_due()
+        if isinstance(self.clock, KeptClock):
+            await self.clock.play()
+            return
         for sim in self.sims:
             await sim.run_due()
 
