@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from outreach import Recipient, Status
 from outreach._models import Medium
 from outreach._sandbox import SANDBOX_NUMBER, SANDBOX_SECRET, SANDBOX_SENDER, Sandbox
+from outreach._simulator._asgi import call_app
 from outreach.channels import Channel, Message
 from outreach.channels.sendgrid import SendGridEmail
 from outreach.channels.twilio import TwilioSMS, TwilioVoice
@@ -153,3 +155,50 @@ async def test_customers_answer_in_time_during_a_long_burst_of_paced_sends() -> 
         sms_sent = n.attempts[0].sent_at
         assert sms_sent is not None
         assert n.acknowledged_at - sms_sent < timedelta(seconds=20)
+
+
+async def test_an_app_that_fails_is_answered_500_as_a_server_would(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    answer = await call_app(broken, "POST", "http://127.0.0.1:8000/twilio/status", content=b"x")
+    assert answer.status_code == 500
+    assert "the app failed" in caplog.text
+
+
+async def test_the_request_an_app_is_handed_is_the_one_a_server_would_see() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append({**scope, "body": (await receive())["body"]})
+        await send({"type": "http.response.start", "status": 201, "headers": [(b"x-a", b"1")]})
+        await send({"type": "http.response.body", "body": b"made"})
+
+    answer = await call_app(
+        app,
+        "POST",
+        "http://127.0.0.1:8000/twilio/voice/a%2F1?x=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        content=b"Digits=2",
+    )
+    assert (answer.status_code, answer.text, answer.headers["x-a"]) == (201, "made", "1")
+    [scope] = seen
+    assert (scope["method"], scope["path"], scope["raw_path"]) == (
+        "POST",
+        "/twilio/voice/a/1",
+        b"/twilio/voice/a%2F1",
+    )
+    assert scope["query_string"] == b"x=1"
+    assert dict(scope["headers"]) == {
+        b"host": b"127.0.0.1:8000",
+        b"content-type": b"application/x-www-form-urlencoded",
+        b"content-length": b"8",
+    }
+    assert scope["body"] == b"Digits=2"
+
+
+def test_a_simulator_posts_over_http_or_into_an_app_not_both() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        ProviderSimulator(webhook_transport=httpx.MockTransport(print), webhook_app=print)

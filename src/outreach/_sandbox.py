@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-import httpx
-
 from outreach._client import AsyncClient
 from outreach._clock import FakeClock
 from outreach._durations import parse_duration
@@ -73,8 +71,8 @@ class Sandbox:
     ``simulators=2`` starts a second simulator (another provider account, the same customers)
     and ``channels`` builds the client's channels from them (default: :func:`sandbox_channels`),
     e.g. to fail over from one account to the other. ``in_process=True`` hands the
-    simulators' callbacks straight to the webhooks app (an httpx ASGI transport: no socket,
-    no HTTP parsing, the same requests; channels built with
+    simulators' callbacks straight to the webhooks app (no socket, no HTTP client, the same
+    requests; channels built with
     :meth:`ProviderSimulator.api_transport` do the same the other way), and its clock is a
     :class:`~outreach._simulator._kept_time.KeptClock`: the customers keep time with a long
     burst of paced sends instead of answering after it.
@@ -121,11 +119,7 @@ class Sandbox:
                     personas=self._personas,
                     webhook_url=self._server.url,
                     seed=1042 + i,
-                    webhook_transport=httpx.ASGITransport(
-                        self._webhooks, raise_app_exceptions=False
-                    )
-                    if self._in_process
-                    else None,
+                    webhook_app=self._webhooks if self._in_process else None,
                 )
                 self.sims.append(await exits.enter_async_context(sim))
             if isinstance(self.clock, KeptClock):
