@@ -3,9 +3,9 @@
     python benchmarks/rehearse.py [RECIPIENTS]     # default 10,000
 
 The demo's 3-step plan (SMS, email, call) over 24 virtual hours, on the sandbox (the real
-adapters and webhooks over loopback HTTP, the provider simulator, an in-memory store), with
-the example mix of personas in ``examples/rehearse_mix.toml``. Target at 10,000 recipients:
-under 2 minutes of wall time on a quiet machine.
+adapters and webhooks, handed each other's requests in process, the provider simulator, an
+in-memory store), with the example mix of personas in ``examples/rehearse_mix.toml``. Target
+at 10,000 recipients: under 2 minutes of wall time on a quiet machine.
 """
 
 from __future__ import annotations

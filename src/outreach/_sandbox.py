@@ -19,6 +19,7 @@ from outreach._client import AsyncClient
 from outreach._clock import FakeClock
 from outreach._durations import parse_duration
 from outreach._simulator import Persona, ProviderSimulator
+from outreach._simulator._kept_time import KeptClock
 from outreach._simulator._server import LoopbackServer
 from outreach.channels import Channel
 from outreach.channels.sendgrid import SendGridEmail
@@ -69,7 +70,12 @@ class Sandbox:
     ``client_options`` go to the :class:`AsyncClient` (hooks, recipient_cap...).
     ``simulators=2`` starts a second simulator (another provider account, the same customers)
     and ``channels`` builds the client's channels from them (default: :func:`sandbox_channels`),
-    e.g. to fail over from one account to the other.
+    e.g. to fail over from one account to the other. ``in_process=True`` hands the
+    simulators' callbacks straight to the webhooks app (no socket, no HTTP client, the same
+    requests; channels built with
+    :meth:`ProviderSimulator.api_transport` do the same the other way), and its clock is a
+    :class:`~outreach._simulator._kept_time.KeptClock`: the customers keep time with a long
+    burst of paced sends instead of answering after it.
     """
 
     def __init__(
@@ -81,14 +87,16 @@ class Sandbox:
         start: datetime | str = "2026-11-23T13:30:00+00:00",
         simulators: int = 1,
         channels: ChannelFactory = sandbox_channels,
+        in_process: bool = False,
         **client_options: Any,
     ) -> None:
-        self.clock = FakeClock(start)
+        self.clock = KeptClock(start) if in_process else FakeClock(start)
         self._store = store
         self._templates = templates
         self._personas = list(personas)
         self._simulators = simulators
         self._channels = channels
+        self._in_process = in_process
         self._options = client_options
         self._webhooks = _Later()
         self._server = LoopbackServer(self._webhooks)
@@ -111,8 +119,11 @@ class Sandbox:
                     personas=self._personas,
                     webhook_url=self._server.url,
                     seed=1042 + i,
+                    webhook_app=self._webhooks if self._in_process else None,
                 )
                 self.sims.append(await exits.enter_async_context(sim))
+            if isinstance(self.clock, KeptClock):
+                self.clock.simulators = self.sims
             settings = self.sim.settings(
                 secret_key=SANDBOX_SECRET,
                 store=self._store,
@@ -150,6 +161,9 @@ class Sandbox:
     async def step(self) -> None:
         """Run whatever is due now: our sends, then the providers' callbacks and customers."""
         await self.client.run_due()
+        if isinstance(self.clock, KeptClock):
+            await self.clock.play()
+            return
         for sim in self.sims:
             await sim.run_due()
 

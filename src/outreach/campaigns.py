@@ -16,8 +16,9 @@ The building blocks of ``outreach send``, ``outreach report`` and friends, for s
   so a re-run resumes and never sends twice; it says how many were new.
 - :func:`run_until_finished` runs the escalations in process until the campaign is done, and
   :func:`campaign_progress` says where it stands (counts by status, first sends left).
-- :func:`campaign_report` sums up what happened: reach, acknowledgements by channel and step,
-  time to acknowledge, choices, opt-outs, follow-ups and who was never reached, and why.
+- :func:`campaign_report` (:func:`read_campaign_report` from a client) sums up what
+  happened: reach, acknowledgements by channel and step, time to acknowledge, choices,
+  opt-outs, follow-ups and who was never reached, and why.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ __all__ = [
     "campaign_report",
     "iter_recipients",
     "never_reached",
+    "read_campaign_report",
     "read_recipients",
     "run_until_finished",
     "start_campaign",
@@ -612,6 +614,7 @@ async def run_until_finished(
 # -- reporting ----------------------------------------------------------------------------------
 
 _UNREACHED = (Status.EXHAUSTED, Status.EXPIRED, Status.FAILED)
+_EVERYONE = 100_000_000  # no limit on a campaign's notifications
 
 
 @dataclass(slots=True)
@@ -659,89 +662,158 @@ def _percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def _acked_step(n: Notification, ack: Event | None) -> str:
-    attempt = n.attempt(ack.attempt_id) if ack and ack.attempt_id else None
+def _acked_step(n: Notification, attempt_id: str | None) -> str:
+    """The step an acknowledgement answered: the attempt the log names, else the last one
+    sent before it."""
+    attempt = n.attempt(attempt_id) if attempt_id else None
     if attempt is None and n.acknowledged_at is not None:
         sent = [a for a in n.attempts if a.sent_at is not None and a.sent_at <= n.acknowledged_at]
         attempt = max(sent, key=lambda a: a.sent_at or n.created_at, default=None)
     return "none sent" if attempt is None else f"{attempt.step + 1} {attempt.channel}"
 
 
+REPORTED_EVENTS = (EventKind.ACKNOWLEDGED, EventKind.OPTED_OUT)
+"""The only log entries a campaign report reads (acknowledgements, opt-outs)."""
+
+
+@dataclass(slots=True)
+class _Logged:
+    """What a report takes from the event log about some notifications (``ids``): the
+    attempt each was first acknowledged on, and which opted out. Small: one entry per
+    acknowledgement or opt-out, whatever the length of the log."""
+
+    ids: set[str]
+    acked_on: dict[str, str | None] = field(default_factory=dict)
+    opted: set[str] = field(default_factory=set)
+
+    def add(self, event: Event) -> None:
+        if event.notification_id not in self.ids:
+            return
+        if event.kind is EventKind.ACKNOWLEDGED:
+            self.acked_on.setdefault(event.notification_id, event.attempt_id)
+        elif event.kind is EventKind.OPTED_OUT:
+            self.opted.add(event.notification_id)
+
+
+class _Tally:
+    """A campaign's report, summed one notification at a time (nothing kept but counters,
+    the waits, the unreached and, when asked, one line per notification)."""
+
+    def __init__(self, campaign: str, logged: _Logged, *, lines: bool) -> None:
+        self.campaign = campaign
+        self.logged = logged
+        self.lines = lines
+        self.roots = 0
+        self.reached = 0
+        self.by_status: Counter[str] = Counter()
+        self.by_channel: Counter[str] = Counter()
+        self.by_step: Counter[str] = Counter()
+        self.waits: list[float] = []
+        self.choices: Counter[str] = Counter()
+        self.opted = 0
+        self.follow_ups: Counter[str] = Counter()
+        self.unreached: list[dict[str, str]] = []
+        self.recipients: list[dict[str, Any]] = []
+
+    def add(self, n: Notification) -> None:
+        if n.parent_id is not None:
+            self.follow_ups[n.status.value] += 1
+            return
+        self.roots += 1
+        self.reached += n.status.reached
+        self.by_status[n.status.value] += 1
+        opted = n.id in self.logged.opted or any(
+            a.status is AttemptStatus.SKIPPED and "opted out" in (a.error or "") for a in n.attempts
+        )
+        self.opted += opted
+        acked = n.status is Status.ACKNOWLEDGED
+        step = _acked_step(n, self.logged.acked_on.get(n.id)) if acked else ""
+        if acked:
+            self.by_channel[n.acknowledged_via or "unknown"] += 1
+            self.by_step[step] += 1
+            if n.acknowledged_at is not None:
+                self.waits.append((n.acknowledged_at - n.created_at) / timedelta(seconds=1))
+            if n.choice is not None:
+                option = n.plan.option(n.choice)
+                self.choices[option.label if option else n.choice] += 1
+        unreached = n.status in _UNREACHED
+        reason = never_reached(n) if unreached else ""
+        if unreached:
+            self.unreached.append(
+                {
+                    "recipient": n.recipient.id,
+                    "key": n.key or n.id,
+                    "status": n.status.value,
+                    "reason": reason,
+                }
+            )
+        if self.lines:
+            self.recipients.append(
+                {
+                    "recipient": n.recipient.id,
+                    "key": n.key or "",
+                    "status": n.status.value,
+                    "via": n.acknowledged_via or "",
+                    "step": step,
+                    "choice": n.choice or "",
+                    "seconds_to_ack": ""
+                    if n.acknowledged_at is None
+                    else round((n.acknowledged_at - n.created_at) / timedelta(seconds=1)),
+                    "opted_out": opted,
+                    "never_reached": reason,
+                    "outcome": describe(n),
+                }
+            )
+
+    def report(self) -> CampaignReport:
+        acknowledged = self.by_status[Status.ACKNOWLEDGED.value]
+        return CampaignReport(
+            campaign=self.campaign,
+            notifications=self.roots,
+            by_status=dict(sorted(self.by_status.items())),
+            acknowledged=acknowledged,
+            reach_rate=self.reached / self.roots if self.roots else None,
+            by_channel=dict(self.by_channel.most_common()),
+            by_step=dict(sorted(self.by_step.items())),
+            seconds_to_ack_p50=_percentile(self.waits, 0.5),
+            seconds_to_ack_p90=_percentile(self.waits, 0.9),
+            choices=dict(self.choices.most_common()),
+            opted_out=self.opted,
+            follow_ups=dict(sorted(self.follow_ups.items())),
+            never_reached=self.unreached,
+            recipients=self.recipients,
+            reached=self.reached,
+        )
+
+
 def campaign_report(
     campaign: str, notifications: Sequence[Notification], events: Iterable[Event] = ()
 ) -> CampaignReport:
     """Sum up a campaign from its notifications (``ox.list(campaign=...)``, follow-ups
-    included) and, for acknowledgement steps and opt-outs, the event log."""
-    roots = [n for n in notifications if n.parent_id is None]
-    children = [n for n in notifications if n.parent_id is not None]
-    ids = {n.id for n in roots}
-    acks: dict[str, Event] = {}
-    opted: set[str] = set()
+    included) and, for acknowledgement steps and opt-outs, the event log (only its
+    ``acknowledged`` and ``opted_out`` entries count). :func:`read_campaign_report` reads
+    both from a client, a page of the log at a time."""
+    logged = _Logged({n.id for n in notifications if n.parent_id is None})
     for event in events:
-        if event.notification_id not in ids:
-            continue
-        if event.kind is EventKind.ACKNOWLEDGED:
-            acks.setdefault(event.notification_id, event)
-        elif event.kind is EventKind.OPTED_OUT:
-            opted.add(event.notification_id)
-    for n in roots:
-        if any(
-            a.status is AttemptStatus.SKIPPED and "opted out" in (a.error or "") for a in n.attempts
-        ):
-            opted.add(n.id)
-    acked = [n for n in roots if n.status is Status.ACKNOWLEDGED]
-    reached = [n for n in roots if n.status.reached]
-    waits = [
-        (n.acknowledged_at - n.created_at) / timedelta(seconds=1)
-        for n in acked
-        if n.acknowledged_at is not None
-    ]
-    choices: Counter[str] = Counter()
-    for n in acked:
-        if n.choice is not None:
-            option = n.plan.option(n.choice)
-            choices[option.label if option else n.choice] += 1
-    unreached = [
-        {
-            "recipient": n.recipient.id,
-            "key": n.key or n.id,
-            "status": n.status.value,
-            "reason": never_reached(n),
-        }
-        for n in roots
-        if n.status in _UNREACHED
-    ]
-    recipients = [
-        {
-            "recipient": n.recipient.id,
-            "key": n.key or "",
-            "status": n.status.value,
-            "via": n.acknowledged_via or "",
-            "step": _acked_step(n, acks.get(n.id)) if n.status is Status.ACKNOWLEDGED else "",
-            "choice": n.choice or "",
-            "seconds_to_ack": ""
-            if n.acknowledged_at is None
-            else round((n.acknowledged_at - n.created_at) / timedelta(seconds=1)),
-            "opted_out": n.id in opted,
-            "never_reached": never_reached(n) if n.status in _UNREACHED else "",
-            "outcome": describe(n),
-        }
-        for n in roots
-    ]
-    return CampaignReport(
-        campaign=campaign,
-        notifications=len(roots),
-        by_status=dict(sorted(Counter(n.status.value for n in roots).items())),
-        acknowledged=len(acked),
-        reach_rate=len(reached) / len(roots) if roots else None,
-        by_channel=dict(Counter(n.acknowledged_via or "unknown" for n in acked).most_common()),
-        by_step=dict(sorted(Counter(_acked_step(n, acks.get(n.id)) for n in acked).items())),
-        seconds_to_ack_p50=_percentile(waits, 0.5),
-        seconds_to_ack_p90=_percentile(waits, 0.9),
-        choices=dict(choices.most_common()),
-        opted_out=len(opted),
-        follow_ups=dict(sorted(Counter(n.status.value for n in children).items())),
-        never_reached=unreached,
-        recipients=recipients,
-        reached=len(reached),
-    )
+        logged.add(event)
+    tally = _Tally(campaign, logged, lines=True)
+    for n in notifications:
+        tally.add(n)
+    return tally.report()
+
+
+async def read_campaign_report(
+    client: AsyncClient, campaign: str, *, lines: bool = True
+) -> CampaignReport:
+    """:func:`campaign_report` of ``campaign`` as stored: its notifications (one read of
+    the campaign) and, from the event log, only the acknowledgements and opt-outs, which the
+    store filters and hands over a page at a time (the log of every campaign is never held).
+    ``lines=False`` leaves out the per-notification lines (``recipients``)."""
+    notifications = await client.list(campaign=campaign, limit=_EVERYONE)
+    logged = _Logged({n.id for n in notifications if n.parent_id is None})
+    async for event in client.events(kinds=REPORTED_EVENTS):
+        logged.add(event)
+    tally = _Tally(campaign, logged, lines=lines)
+    for n in notifications:
+        tally.add(n)
+    return tally.report()

@@ -46,7 +46,7 @@ from outreach._simulator import (
     ProviderSimulator,
     SmsBehaviour,
 )
-from outreach.campaigns import Row, campaign_report
+from outreach.campaigns import REPORTED_EVENTS, Row, campaign_report
 from outreach.channels import Channel
 from outreach.channels.sendgrid import SendGridEmail
 from outreach.channels.twilio import TwilioSMS, TwilioVoice
@@ -265,11 +265,19 @@ def _sandbox_channels(rates: Mapping[str, float]) -> Callable[..., dict[str, Cha
         settings = sims[0].settings(
             secret_key=SANDBOX_SECRET, twilio_from=SANDBOX_NUMBER, sendgrid_from=SANDBOX_SENDER
         )
-        paced: dict[str, dict[str, Any]] = {name: {"rate": r} for name, r in rates.items()}
+        transport = sims[0].api_transport()  # no sockets: straight into the simulator
+
+        def rate(name: str) -> dict[str, Any]:
+            return {"rate": rates[name]} if name in rates else {}
+
         return {
-            "sms": TwilioSMS(settings=settings, **paced.get("sms", {})),
-            "email": SendGridEmail(settings=settings, **paced.get("email", {})),
-            "voice": TwilioVoice(settings=settings, **paced.get("voice", {})),
+            "sms": TwilioSMS(settings=settings, http="httpx", transport=transport, **rate("sms")),
+            "email": SendGridEmail(
+                settings=settings, http="httpx", transport=transport, **rate("email")
+            ),
+            "voice": TwilioVoice(
+                settings=settings, http="httpx", transport=transport, **rate("voice")
+            ),
         }
 
     return build
@@ -314,6 +322,7 @@ async def rehearse(
         personas=personas,
         start=start,
         channels=_sandbox_channels(mix.rates),
+        in_process=True,
     ) as box:
         began = box.clock.now()
         requests = [row.request for row in rows]
@@ -333,7 +342,7 @@ async def rehearse(
             # Whatever falls due within the resolution runs together: far fewer rounds.
             box.clock.set(max(min(upcoming), box.clock.now() + _RESOLUTION))
         found = await box.client.list(campaign=campaign, limit=_EVERYONE)
-        events = [e async for e in box.client.events()]
+        events = [e async for e in box.client.events(kinds=REPORTED_EVENTS)]
     return _summarise(found, events, kinds, rows, mix, chosen_seed, began, span, campaign)
 
 
@@ -373,15 +382,15 @@ def _summarise(
         for name, count in messages.items()
         if name in mix.prices
     }
+    why = {}
+    for row in reversed(report.never_reached):  # the first row of a recipient wins
+        why[row["recipient"]] = row["reason"]
     left = [
         {
             "recipient": n.recipient.id,
             "persona": persona_of.get(n.recipient.id, ""),
             "status": n.status.value,
-            "reason": next(
-                (r["reason"] for r in report.never_reached if r["recipient"] == n.recipient.id),
-                "still escalating at the horizon",
-            ),
+            "reason": why.get(n.recipient.id, "still escalating at the horizon"),
         }
         for n in roots
         if not n.status.reached

@@ -40,6 +40,7 @@ class Scheduler:
 
     def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         self._heap: list[Action] = []
+        self._by_key: dict[str, list[Action]] = {}  # pending actions of each key, for cancel
         self._seq = itertools.count()
         self._lock = threading.RLock()
         self.on_change = on_change
@@ -57,6 +58,7 @@ class Scheduler:
         with self._lock:
             action = Action(at, next(self._seq), key, run, batchable)
             heapq.heappush(self._heap, action)
+            self._by_key.setdefault(key, []).append(action)
         if self.on_change is not None:
             self.on_change()
         return action
@@ -65,8 +67,8 @@ class Scheduler:
         """Drop every pending action of ``key``; how many there were."""
         count = 0
         with self._lock:
-            for action in self._heap:
-                if action.key == key and not action.cancelled:
+            for action in self._by_key.pop(key, []):
+                if not action.cancelled:
                     action.cancelled = True
                     count += 1
         return count
@@ -74,6 +76,15 @@ class Scheduler:
     def _prune(self) -> None:
         while self._heap and self._heap[0].cancelled:
             heapq.heappop(self._heap)
+
+    def _taken(self, action: Action) -> Action:
+        """``action``, out of the queue: no longer pending under its key."""
+        same_key = self._by_key.get(action.key, [])
+        if action in same_key:
+            same_key.remove(action)
+            if not same_key:
+                del self._by_key[action.key]
+        return action
 
     def peek(self) -> Action | None:
         """The next pending action, due or not."""
@@ -87,7 +98,7 @@ class Scheduler:
             head = self.peek()
             if head is None or head.at > now:
                 return None
-            return heapq.heappop(self._heap)
+            return self._taken(heapq.heappop(self._heap))
 
     def next_due(self) -> datetime | None:
         """When the next pending action is due."""

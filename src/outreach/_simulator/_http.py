@@ -9,6 +9,9 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from starlette.types import ASGIApp
+
+from outreach._simulator._asgi import call_app
 
 __all__ = ["Outbound"]
 
@@ -19,7 +22,8 @@ _RESPONSE_KEPT = 20_000
 
 
 class Outbound:
-    """Makes the simulator's requests and records each one in ``log`` (``sim.callbacks``).
+    """Makes the simulator's requests and records each one in ``log`` (``sim.callbacks``):
+    over HTTP (through ``transport``, if given), or straight into ``app`` when given one.
 
     A failure (connection refused, timeout) is recorded, never raised: a provider does not
     crash because a customer's server is down.
@@ -30,11 +34,13 @@ class Outbound:
         now: Callable[[], datetime],
         log: list[dict[str, Any]],
         transport: httpx.AsyncBaseTransport | None,
+        app: ASGIApp | None = None,
     ) -> None:
         self.now = now
         """When a request is made (the simulated time), for the log."""
         self._log = log
         self._transport = transport
+        self._app = app
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -74,7 +80,10 @@ class Outbound:
         }
         self._log.append(entry)
         try:
-            response = await self._http().request(method, url, headers=headers, content=content)
+            if self._app is not None:
+                response = await call_app(self._app, method, url, headers=headers, content=content)
+            else:
+                response = await self._http().request(method, url, headers=headers, content=content)
         except httpx.HTTPError as exc:
             entry["error"] = f"{type(exc).__name__}: {exc}"
             log.warning("simulator %s %s %s failed: %s", kind, method, url, entry["error"])

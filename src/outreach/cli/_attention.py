@@ -18,7 +18,7 @@ from outreach.cli._common import (
     StoreOption,
     bad_input,
     build_client,
-    existing_store,
+    existing,
     run_command,
 )
 
@@ -45,10 +45,10 @@ def attention(
     ``attention take`` takes one."""
     if context.invoked_subcommand is not None:
         return
-    client = existing_store(build_client(app_path, store))
+    client = build_client(app_path, store)
 
     async def go() -> list[Attention]:
-        async with client as ox:
+        async with existing(client) as ox:
             return await ox.attention(campaign=campaign, open=None if include_resolved else True)
 
     found = run_command(go())
@@ -94,10 +94,10 @@ def take(
     """
     if not by.strip():
         raise bad_input("--by must name who takes it")
-    client = existing_store(build_client(app_path, store))
+    client = build_client(app_path, store)
 
     async def go() -> Attention:
-        async with client as ox:
+        async with existing(client) as ox:
             return await ox.take(attention_id, by=by)
 
     taken = run_command(go())
@@ -125,10 +125,10 @@ def resolve(
     """Close an attention record (again: nothing changes)."""
     if not by.strip():
         raise bad_input("--by must name who resolved it")
-    client = existing_store(build_client(app_path, store))
+    client = build_client(app_path, store)
 
     async def go() -> Attention:
-        async with client as ox:
+        async with existing(client) as ox:
             return await ox.resolve(attention_id, by=by, note=note)
 
     closed = run_command(go())

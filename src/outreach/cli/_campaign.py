@@ -19,9 +19,10 @@ from outreach._templates import Templates
 from outreach.campaigns import (
     CampaignCheck,
     CampaignProgress,
+    CampaignReport,
     StartResult,
-    campaign_report,
     iter_recipients,
+    read_campaign_report,
     run_until_finished,
     start_campaign,
     validate_campaign,
@@ -36,7 +37,7 @@ from outreach.cli._common import (
     bad_input,
     build_client,
     console,
-    existing_store,
+    existing,
     id_or_key,
     load_settings,
     parse_pairs,
@@ -292,10 +293,10 @@ def cancel(
     if campaign is not None:
         if notification_id is not None or key is not None:
             raise bad_input("give a notification id, --key or --campaign, not several")
-        client = existing_store(build_client(app_path, store))
+        client = build_client(app_path, store)
 
         async def cancel_all() -> int:
-            async with client as ox:
+            async with existing(client) as ox:
                 why = reason or f"campaign {campaign} cancelled"
                 return await ox.cancel_campaign(campaign, reason=why)
 
@@ -306,10 +307,10 @@ def cancel(
             typer.echo(f"campaign {campaign}: cancelled {count:,} notification(s)")
         return
     ids = id_or_key(notification_id, key)
-    client = existing_store(build_client(app_path, store))
+    client = build_client(app_path, store)
 
     async def go() -> Notification:
-        async with client as ox:
+        async with existing(client) as ox:
             return await ox.cancel(ids[0], key=ids[1], reason=reason)
 
     n = run_command(go())
@@ -323,7 +324,7 @@ def print_timeline(client: AsyncClient, recipient_id: str, *, as_json: bool) -> 
     """Everything that happened with one customer, in order, one line per entry."""
 
     async def go() -> list[Event]:
-        async with client as ox:
+        async with existing(client) as ox:
             return await ox.timeline(recipient_id)
 
     events = run_command(go())
@@ -363,15 +364,15 @@ def status(
     if recipient is not None:
         if notification_id is not None or key is not None or campaign is not None:
             raise bad_input("give a notification id, --key, --campaign or --recipient, not several")
-        print_timeline(existing_store(build_client(app_path, store)), recipient, as_json=as_json)
+        print_timeline(build_client(app_path, store), recipient, as_json=as_json)
         return
     if campaign is not None:
         if notification_id is not None or key is not None:
             raise bad_input("give a notification id, --key or --campaign, not several")
-        client = existing_store(build_client(app_path, store))
+        client = build_client(app_path, store)
 
         async def count() -> dict[tuple[Status, bool], int]:
-            async with client as ox:
+            async with existing(client) as ox:
                 return await ox.store.campaign_counts(campaign)
 
         counts = {
@@ -385,10 +386,10 @@ def status(
             typer.echo(f"campaign {campaign}: {shown or 'no notifications'}")
         return
     ids = id_or_key(notification_id, key)
-    client = existing_store(build_client(app_path, store))
+    client = build_client(app_path, store)
 
     async def go() -> Notification:
-        async with client as ox:
+        async with existing(client) as ox:
             return await ox.get(ids[0], key=ids[1])
 
     n = run_command(go())
@@ -433,17 +434,13 @@ def report(
         raise bad_input(f"--format {format_!r}: use table, csv or json")
     if as_json:
         format_ = "json"
-    client = existing_store(build_client(app_path, store))
+    client = build_client(app_path, store)
 
-    async def go() -> tuple[list[Notification], list[Any]]:
-        async with client as ox:
-            found = await ox.list(campaign=campaign, limit=10_000_000)
-            ids = {n.id for n in found}
-            events = [e async for e in ox.events() if e.notification_id in ids]
-            return found, events
+    async def go() -> CampaignReport:
+        async with existing(client) as ox:
+            return await read_campaign_report(ox, campaign, lines=format_ == "csv")
 
-    notifications, events = run_command(go())
-    result = campaign_report(campaign, notifications, events)
+    result = run_command(go())
     if format_ == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -11,7 +11,7 @@ import signal
 import sys
 import tomllib
 import traceback
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -32,6 +32,7 @@ from outreach.exceptions import (
     OutreachError,
     TemplateError,
 )
+from outreach.stores import OpensExisting
 
 T = TypeVar("T")
 
@@ -226,12 +227,19 @@ def build_client(
         raise bad_input(str(error)) from error
 
 
-def existing_store(client: AsyncClient) -> AsyncClient:
-    """Read-only commands never create a store: a SQLite file that is not there is an error."""
-    path = getattr(client.store, "path", None)
-    if isinstance(path, str) and path != ":memory:" and not Path(path).is_file():
-        raise bad_input(f"no store at {path} (check --store or OUTREACH_STORE)")
-    return client
+@contextlib.asynccontextmanager
+async def existing(client: AsyncClient) -> AsyncIterator[AsyncClient]:
+    """``async with client``, on a store that is already there and migrated: commands that
+    read or change stored work never create a store, its folders or its tables (a mistyped
+    path or an un-migrated database is an error naming what to run)."""
+    if isinstance(client.store, OpensExisting):
+        try:
+            await client.store.open_existing()
+        except BaseException:
+            await client.close()
+            raise
+    async with client as ox:
+        yield ox
 
 
 def template_values(pairs: list[str] | None, context_file: Path | None) -> dict[str, Any]:

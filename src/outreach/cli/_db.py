@@ -16,7 +16,7 @@ from outreach.cli._common import (
     StoreOption,
     bad_input,
     build_client,
-    existing_store,
+    existing,
     run_command,
 )
 
@@ -79,10 +79,10 @@ def prune(
     once.
     """
     age = _age(older_than)
-    client = existing_store(build_client(app_path, store))
+    client = build_client(app_path, store)
 
     async def go() -> tuple[int, datetime]:
-        async with client as ox:
+        async with existing(client) as ox:
             before = ox.clock.now() - age
             return await ox.store.prune(before), before
 

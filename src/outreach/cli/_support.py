@@ -13,6 +13,7 @@ from outreach.cli._common import (
     AppOption,
     JsonOption,
     client_from_app,
+    existing,
     id_or_key,
     run_command,
 )
@@ -34,7 +35,7 @@ def ack(
     ids = id_or_key(notification_id, key)
 
     async def go() -> Notification:
-        async with client_from_app(app_path) as ox:
+        async with existing(client_from_app(app_path)) as ox:
             return await ox.acknowledge(ids[0], key=ids[1], via=via, choice=choice)
 
     n = run_command(go())

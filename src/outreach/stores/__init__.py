@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from outreach._models import Attempt, Attention, Event, EventKind, Medium, Notification, Status
 from outreach.exceptions import ConfigurationError
@@ -296,6 +296,19 @@ class Store(Protocol):
 
     async def unsuppress(self, medium: Medium, address: str) -> None:
         """Lift a suppression."""
+        ...
+
+
+@runtime_checkable
+class OpensExisting(Protocol):
+    """A store that can be opened without being created: what commands that only work on
+    stored data use, so that a mistyped path or an un-migrated database is an error rather
+    than a new, empty store (SQLite's and PostgreSQL's; ``memory://`` is new every time)."""
+
+    async def open_existing(self) -> None:
+        """Connect to a store that is there and at the current schema version, creating and
+        migrating nothing; ``ConfigurationError`` (saying what to run) otherwise. A later
+        ``open()`` does nothing."""
         ...
 
 

@@ -28,7 +28,7 @@ statement per table (arrays through ``unnest``).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -287,6 +287,14 @@ class PostgresStore(NamedReads):
     # lifecycle
 
     async def open(self) -> None:
+        await self._start(self._migrate)
+
+    async def open_existing(self) -> None:
+        """Connect only to a schema that is there and at the current version: nothing is
+        created or migrated (``ConfigurationError`` otherwise). ``open()`` then does nothing."""
+        await self._start(self._check_schema)
+
+    async def _start(self, prepare: Callable[[], Awaitable[None]]) -> None:
         if self._pool is not None:
             return
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -304,10 +312,31 @@ class PostgresStore(NamedReads):
             raise StoreError(f"PostgreSQL store {self!r}: cannot connect: {exc}") from exc
         self._pool = pool
         try:
-            await self._migrate()
+            await prepare()
         except BaseException:
             await self.close()
             raise
+
+    async def _check_schema(self) -> None:
+        async with self._cursor() as cur:
+            await cur.execute(_SQL["has_schema_version"])
+            [(found,)] = await cur.fetchall()
+            current = None
+            if found:
+                await cur.execute(_SQL["schema_version"])
+                [(current,)] = await cur.fetchall()
+            newest = migrations()[-1][0]
+            if current is None:
+                raise ConfigurationError(
+                    f"no outreach store in {self!r} (check the store URL; `outreach db upgrade`"
+                    " creates and migrates it)"
+                )
+            if current < newest:
+                raise ConfigurationError(
+                    f"the store {self!r} is at schema version {current} and this outreach"
+                    f" needs {newest}: run `outreach db upgrade`"
+                )
+            await self._events_lock_key(cur)
 
     async def _migrate(self) -> None:
         async with self._cursor(transaction=True) as cur:
@@ -323,9 +352,12 @@ class PostgresStore(NamedReads):
                 if version > current:
                     await cur.execute(script.encode())  # several statements: no parameters
                     await cur.execute(_SQL["record_migration"], {"version": version})
-            await cur.execute(_SQL["events_table"])
-            [(table,)] = await cur.fetchall()
-            self._events_key = (_EVENTS_LOCK << _XID_BITS) | table
+            await self._events_lock_key(cur)
+
+    async def _events_lock_key(self, cur: _Cursor) -> None:
+        await cur.execute(_SQL["events_table"])
+        [(table,)] = await cur.fetchall()
+        self._events_key = (_EVENTS_LOCK << _XID_BITS) | table
 
     async def _lock_events(self, cur: _Cursor) -> None:
         """Join the event writers (see ``lock_events``): first thing in a transaction."""

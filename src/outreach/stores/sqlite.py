@@ -21,10 +21,11 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from outreach._clock import SystemClock
 from outreach._models import Attention, Event, Medium, Notification
-from outreach.exceptions import IdempotencyConflict, StoreError
+from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
 from outreach.stores import Change, Claimed, EventFilter, Limit, Stuck, _prune, _queries, _stuck
 from outreach.stores._codec import from_micros, load_attention, load_event, to_micros
 from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
@@ -142,6 +143,14 @@ class SQLiteStore(NamedReads):
     # lifecycle
 
     async def open(self) -> None:
+        await self._start(self._open)
+
+    async def open_existing(self) -> None:
+        """Open the file only if it is there and at the current schema version: nothing is
+        created or migrated (``ConfigurationError`` otherwise). ``open()`` then does nothing."""
+        await self._start(self._open if self._path == ":memory:" else self._open_existing)
+
+    async def _start(self, connect: Callable[[], None]) -> None:
         if sqlite3.sqlite_version_info < _OLDEST_SQLITE:
             oldest = ".".join(map(str, _OLDEST_SQLITE))
             raise StoreError(
@@ -152,7 +161,7 @@ class SQLiteStore(NamedReads):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="outreach-sqlite")
             try:
-                await self._call(self._open)
+                await self._call(connect)
             except BaseException:
                 # A failed open leaves no thread behind (and close() has nothing to do).
                 self._executor.shutdown(wait=True)
@@ -165,14 +174,45 @@ class SQLiteStore(NamedReads):
     def _open(self) -> None:
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(
-            self._path, isolation_level=None, timeout=self._busy_timeout, check_same_thread=False
+        self._db = self._connect(self._path)
+        self._pragmas(self._db)
+        self._migrate()
+
+    def _open_existing(self) -> None:
+        upgrade = "`outreach db upgrade` creates and migrates it"
+        if not Path(self._path).is_file():
+            raise ConfigurationError(f"no store at {self._path} (check the store URL; {upgrade})")
+        uri = f"file:{quote(str(Path(self._path).resolve()))}?mode=rw"  # never creates a file
+        self._db = db = self._connect(uri, uri=True)
+        try:
+            found = db.execute(_SQL["has_schema_version"]).fetchone()[0]
+            current = db.execute(_SQL["schema_version"]).fetchone()[0] if found else None
+        except sqlite3.DatabaseError as exc:
+            raise ConfigurationError(f"{self._path} is not an outreach store ({exc})") from exc
+        newest = migrations()[-1][0]
+        if current is None:
+            raise ConfigurationError(f"{self._path} is not an outreach store yet ({upgrade})")
+        if current < newest:
+            raise ConfigurationError(
+                f"the store {self._path} is at schema version {current} and this outreach"
+                f" needs {newest}: run `outreach db upgrade`"
+            )
+        self._pragmas(db)
+
+    def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
+        return sqlite3.connect(
+            target,
+            isolation_level=None,
+            timeout=self._busy_timeout,
+            check_same_thread=False,
+            uri=uri,
         )
+
+    @staticmethod
+    def _pragmas(db: sqlite3.Connection) -> None:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
-        self._db = db
-        self._migrate()
 
     def _migrate(self) -> None:
         with self._write() as db:

@@ -13,6 +13,10 @@ SELECT pg_advisory_xact_lock(hashtext('outreach.migrations'))
 -- name: create_schema_version --
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)
 
+-- name: has_schema_version --
+-- Whether the search path holds the schema's version table (a store opened without creating one).
+SELECT to_regclass('schema_version') IS NOT NULL
+
 -- name: schema_version --
 -- The newest migration applied (NULL on a new schema).
 SELECT MAX(version) FROM schema_version

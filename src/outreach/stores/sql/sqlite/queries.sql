@@ -5,6 +5,10 @@
 -- name: create_schema_version --
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)
 
+-- name: has_schema_version --
+-- Whether the file holds the schema's version table (a store opened without creating one).
+SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'
+
 -- name: schema_version --
 -- The newest migration applied (NULL on a new file).
 SELECT MAX(version) FROM schema_version
