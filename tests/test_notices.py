@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from outreach import AttemptStatus, FollowUp, Option, Plan, Status, Step
+from outreach import AttemptStatus, FollowUp, Medium, Option, Plan, Status, Step
 from outreach._engine import (
     Ack,
     Cancel,
     CancelCall,
     OpenAttention,
+    OptedOut,
     Reply,
     StartFollowUp,
     StatusUpdate,
@@ -179,6 +180,24 @@ def test_any_sms_reply_is_engagement(unmatched: bool) -> None:
     opened = [a.reason for a in decision.actions if isinstance(a, OpenAttention)]
     assert opened == ([AttentionReason.NOT_UNDERSTOOD] if unmatched else [])
     assert sends(engine.tick(t(60))) == []
+
+
+@pytest.mark.parametrize("until", ["engaged", "delivered"])
+def test_a_stop_ends_a_notice_before_anything_moves_on(until: str) -> None:
+    """The STOP webhook opts out first and keeps the reply after: the opt-out alone must end
+    the notice, or a round between the two would send the email."""
+    engine, _ = started(notice("sms", "email", until=until))
+    engine(OptedOut(Medium.SMS, reason="replied STOP"), t(2))
+    assert engine.n.status is Status(until)
+    assert engine.n.reached_by == "sms opt-out"
+    assert sends(engine.tick(t(2))) == []
+    assert sends(engine.tick(t(60))) == []
+
+
+def test_an_opt_out_of_a_medium_never_used_moves_on_as_before() -> None:
+    engine, _ = started(notice("sms", "email", until="engaged"))
+    engine(OptedOut(Medium.EMAIL, reason="sendgrid unsubscribe"), t(2))
+    assert engine.n.status is Status.ACTIVE
 
 
 def test_until_acknowledged_ignores_receipts_and_replies() -> None:

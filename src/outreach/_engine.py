@@ -694,6 +694,9 @@ class _Run:
         if answered:  # what reports say of that attempt: not "no answer"
             latest = max(answered, key=lambda a: a.sent_at or a.created_at)
             self.put(latest.model_copy(update={"error": event.reason, "updated_at": self.now}))
+            # Opting out is an answer of sorts (they read it): a notice that needs no more
+            # ends here, before anything moves on to the next channel.
+            self.reach("engaged", f"{event.medium} opt-out", latest)
         current = self.current()
         if self.n.status.is_terminal or current is None or current.medium is not event.medium:
             return

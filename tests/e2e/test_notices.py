@@ -138,7 +138,7 @@ async def test_a_stop_is_a_reply_too_it_was_read(make_stack: MakeStack) -> None:
 
     await stack.run_until("2h")
     n = await stack.get(n.key or "")
-    assert (n.status, n.reached_by) == (Status.ENGAGED, "sms reply")
+    assert (n.status, n.reached_by) == (Status.ENGAGED, "sms opt-out")
     assert stack.emails_to(pax.email) == []
     assert await stack.client.store.opted_out([(Medium.SMS, pax.phone)])
     stack.assert_webhooks_accepted()
