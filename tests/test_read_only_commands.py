@@ -215,3 +215,50 @@ def test_postgres_db_upgrade_then_a_read_works(
     assert (code, output) == (0, "campaign c: no notifications\n")
     code, output = _run(["attention", "--campaign", "c"], url, monkeypatch)
     assert (code, output) == (0, "Nobody needs a person in campaign c.\n")
+
+
+@pytest.mark.parametrize(
+    "command", [["status", "--campaign", "c"], ["db", "upgrade"]], ids=" ".join
+)
+def test_a_sqlite_store_from_a_newer_outreach_is_refused(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollback must not read records laid out by a newer schema (nor 'migrate' it)."""
+    path = tmp_path / "newer.db"
+    _sqlite_at_version(path, NEWEST_SQLITE)
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (NEWEST_SQLITE + 1,))
+    code, output = _run(command, f"sqlite:///{path}", monkeypatch)
+    assert code == 2
+    _one_error(output, f"schema version {NEWEST_SQLITE + 1}, newer than this outreach knows")
+    assert _sqlite_version(path) == NEWEST_SQLITE + 1
+
+
+@pytest.mark.parametrize("command", [["report", "c"], ["db", "upgrade"]], ids=" ".join)
+def test_a_postgres_store_from_a_newer_outreach_is_refused(
+    command: list[str], postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    _postgres_at_version(postgres_url, postgres_schema, NEWEST_POSTGRES)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(
+            f"INSERT INTO {postgres_schema}.schema_version (version) VALUES (%s)",
+            (NEWEST_POSTGRES + 1,),
+        )
+    code, output = _run(command, _in_schema(postgres_url, postgres_schema), monkeypatch)
+    assert code == 2
+    _one_error(output, f"schema version {NEWEST_POSTGRES + 1}, newer than this outreach knows")
+
+
+def test_a_read_leaves_the_sqlite_files_journal_mode_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store.db"
+    _sqlite_at_version(path, NEWEST_SQLITE)
+    before = path.read_bytes()
+    code, output = _run(["status", "--campaign", "c"], f"sqlite:///{path}", monkeypatch)
+    assert (code, output) == (0, "campaign c: no notifications\n")
+    assert path.read_bytes() == before
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"

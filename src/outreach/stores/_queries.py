@@ -1,4 +1,5 @@
-"""Named SQL statements kept in a ``queries.sql`` file, one block per statement.
+"""Named SQL statements kept in a ``queries.sql`` file, one block per statement, and the
+numbered migrations beside it.
 
 A block starts with a header line ``-- name: some_name --``; ``--`` lines right after it
 describe the statement, and everything up to the next header is the statement itself. Each
@@ -10,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from importlib import resources
+
+from outreach.exceptions import ConfigurationError
 
 _MIGRATION = re.compile(r"(\d+)_\w+\.sql")
 _HEADER = re.compile(r"^-- name: (\w+) --[ \t]*$", re.MULTILINE)
@@ -77,3 +80,13 @@ def migrations(store: str) -> list[tuple[int, str]]:
         if numbered := _MIGRATION.fullmatch(entry.name):  # not queries.sql
             found.append((int(numbered[1]), entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+def refuse_newer(current: int, newest: int, where: str) -> None:
+    """Refuse a store migrated by a newer outreach than this one: its records may be laid out
+    in ways this code cannot read back (a schema is never migrated down)."""
+    if current > newest:
+        raise ConfigurationError(
+            f"the store {where} is at schema version {current}, newer than this outreach knows"
+            f" ({newest}): run the outreach that migrated it, or a newer one"
+        )

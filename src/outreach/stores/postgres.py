@@ -331,6 +331,7 @@ class PostgresStore(NamedReads):
                     f"no outreach store in {self!r} (check the store URL; `outreach db upgrade`"
                     " creates and migrates it)"
                 )
+            _queries.refuse_newer(current, newest, repr(self))
             if current < newest:
                 raise ConfigurationError(
                     f"the store {self!r} is at schema version {current} and this outreach"
@@ -348,6 +349,7 @@ class PostgresStore(NamedReads):
             await cur.execute(_SQL["schema_version"])
             row = await cur.fetchone()
             current = (row[0] if row else None) or 0
+            _queries.refuse_newer(current, migrations()[-1][0], repr(self))
             for version, script in migrations():
                 if version > current:
                     await cur.execute(script.encode())  # several statements: no parameters

@@ -192,12 +192,13 @@ class SQLiteStore(NamedReads):
         newest = migrations()[-1][0]
         if current is None:
             raise ConfigurationError(f"{self._path} is not an outreach store yet ({upgrade})")
+        _queries.refuse_newer(current, newest, self._path)
         if current < newest:
             raise ConfigurationError(
                 f"the store {self._path} is at schema version {current} and this outreach"
                 f" needs {newest}: run `outreach db upgrade`"
             )
-        self._pragmas(db)
+        self._pragmas(db, journal=False)  # the file keeps the journal mode it was made with
 
     def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
         return sqlite3.connect(
@@ -209,8 +210,9 @@ class SQLiteStore(NamedReads):
         )
 
     @staticmethod
-    def _pragmas(db: sqlite3.Connection) -> None:
-        db.execute("PRAGMA journal_mode = WAL")
+    def _pragmas(db: sqlite3.Connection, *, journal: bool = True) -> None:
+        if journal:  # persistent: a write to the file
+            db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
 
@@ -218,6 +220,7 @@ class SQLiteStore(NamedReads):
         with self._write() as db:
             db.execute(_SQL["create_schema_version"])
             current = db.execute(_SQL["schema_version"]).fetchone()[0] or 0
+            _queries.refuse_newer(current, migrations()[-1][0], self._path)
             for version, script in migrations():
                 if version > current:
                     for statement in _statements(script):
