@@ -20,6 +20,7 @@ from outreach import (
     AttentionReason,
     Client,
     EventKind,
+    FollowUp,
     Hooks,
     Medium,
     Option,
@@ -364,6 +365,13 @@ def test_a_paging_plan_that_ends_before_anyone_takes_the_record_is_refused() -> 
     delivered = PAGE.model_copy(update={"until": "delivered", "options": ()})
     with pytest.raises(ConfigurationError, match="until must be 'acknowledged'"):
         Paging(plan=delivered, staff=[ANA])
+
+
+def test_a_paging_plan_with_follow_ups_is_refused() -> None:
+    """A page's follow-up would count as a page and be cancelled with the others."""
+    chaser = FollowUp(channel="sms", template="page", after="10m")
+    with pytest.raises(ConfigurationError, match="a page has no follow-ups"):
+        Paging(plan=PAGE.model_copy(update={"follow_ups": (chaser,)}), staff=[ANA])
 
 
 def test_a_paging_plan_on_a_channel_the_client_lacks_is_refused(

@@ -402,10 +402,12 @@ class AsyncClient:
         if attention.taken_by == by.strip():
             return attention
         if attention.taken_by is not None:
-            owner, done = attention.taken_by, "taken"
-        else:
-            owner, done = attention.resolved_by or "someone", "resolved"
-        raise AlreadyTaken(f"attention {attention.id} is already {done} by {owner}", owner=owner)
+            owner = attention.taken_by
+            raise AlreadyTaken(f"attention {attention.id} is already taken by {owner}", owner=owner)
+        owner = attention.resolved_by or "someone"
+        raise AlreadyTaken(
+            f"attention {attention.id} is already resolved by {owner}", owner=owner, closed=True
+        )
 
     # changing
 

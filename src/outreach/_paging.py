@@ -93,6 +93,10 @@ class Paging(_Config):
                 f"plan.until must be 'acknowledged' (a page ends when someone takes the record),"
                 f" got {self.plan.until!r}"
             )
+        if self.plan.follow_ups:
+            raise ValueError(
+                "plan.follow_ups: a page has no follow-ups (taking the record is the end of it)"
+            )
         if not self.plan.options:
             object.__setattr__(self, "plan", self.plan.model_copy(update={"options": (TAKE,)}))
         return self

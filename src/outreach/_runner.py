@@ -479,9 +479,9 @@ class Runner:
         or until ``wake`` is set: by this process's own writes, or when the store hears
         another process's (:meth:`~outreach.stores.Store.watch`, PostgreSQL's ``LISTEN``).
         However many wake-ups other processes send, they start at most one round per
-        ``wake_debounce``. After each round the sweeper looks for stuck notifications, and the
-        page audit for records whose pages all ended untaken unnoticed (each at most once a
-        minute). Cancelled, it stops as :meth:`run_due` does."""
+        ``wake_debounce``. After each round the sweeper looks for stuck notifications, and (with
+        ``paging``) the page audit for records whose pages all ended untaken unnoticed (each at
+        most once a minute). Cancelled, it stops as :meth:`run_due` does."""
         listener = _Listener(self.store, wake, self.clock)
         try:
             while True:
@@ -497,8 +497,9 @@ class Runner:
                     log.exception("running due notifications failed; trying again shortly")
                     due = None
                 await self.sweeper.sweep_if_due()
-                for attention in await self.page_audit.audit_if_due():
-                    await self.report_unanswered(attention)
+                if self.paging is not None:  # a worker that pages audits its pages
+                    for attention in await self.page_audit.audit_if_due():
+                        await self.report_unanswered(attention)
                 poll = self.clock.now() + poll_interval
                 await self.clock.sleep_until(poll if due is None else min(due, poll), wake)
                 rest = started + self.wake_debounce - self.clock.now()

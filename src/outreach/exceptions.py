@@ -70,11 +70,13 @@ class InvalidChoice(OutreachError):
 
 
 class AlreadyTaken(OutreachError):
-    """Someone else took (or closed) this attention record first; ``owner`` says who."""
+    """Someone else took (or closed) this attention record first; ``owner`` says who, and
+    ``closed`` whether it was closed rather than taken."""
 
-    def __init__(self, message: str, *, owner: str) -> None:
+    def __init__(self, message: str, *, owner: str, closed: bool = False) -> None:
         super().__init__(message)
         self.owner = owner
+        self.closed = closed
 
 
 class DeliveryError(OutreachError):

@@ -14,7 +14,7 @@ from outreach import AsyncClient, Notification, Option, Paging, Plan, Recipient,
 from outreach.demo import templates_dir as demo_templates
 from outreach.testing import FakeClock, InMemoryChannel
 
-from ._helpers import CONTEXT, PAX, call_status, path_of, sid, twilio_post
+from ._helpers import CONTEXT, PAX, call_status, inbound, path_of, sid, twilio_post
 
 ANA = Recipient(id="agent-ana", phone="+16175550150", email="ana@example.com")
 BO = Recipient(id="agent-bo", phone="+16175550151", email="bo@example.com")
@@ -97,3 +97,17 @@ async def test_the_link_after_someone_else_took_it_says_who_has_it(
     ):
         assert told.status_code == 200
         assert "agent-ana already has this one." in told.text
+
+
+@pytest.mark.parametrize("client", ["sms"], indirect=True)
+async def test_a_page_answered_after_the_record_was_closed_says_it_is_closed(
+    client: AsyncClient, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """Closed (resolved) is not taken: the staff member is told the case is closed, never
+    that its resolver ("customer", an agent) "already has" it."""
+    await paged(client, clock)
+    [case] = await client.attention()
+    await client.resolve(case.id, by="customer", note="answered after all")
+    response = await twilio_post(http, "/twilio/sms", inbound("1", phone=BO.phone or ""))
+    assert "This case is already closed." in response.text
+    assert "already has" not in response.text

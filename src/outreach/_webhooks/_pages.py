@@ -24,7 +24,7 @@ from outreach._tokens import TokenClaims
 from outreach._webhooks._brand import Brand, palettes
 from outreach._webhooks._common import FORM_LIMIT, Ctx, Form, parse_form, read_body
 from outreach._webhooks._page_phrases import page_phrases
-from outreach._webhooks._phrases import phrases
+from outreach._webhooks._phrases import answer_to_late_taker, phrases
 from outreach.exceptions import (
     AlreadyTaken,
     ExpiredToken,
@@ -203,7 +203,7 @@ class Pages:
         except InvalidChoice:
             return self.notice(locale, p.invalid_heading, p.invalid, status_code=400)
         except AlreadyTaken as taken:  # a page someone else answered first
-            return self.notice(locale, p.thanks, phrases(locale).taken_by.format(owner=taken.owner))
+            return self.notice(locale, p.thanks, answer_to_late_taker(phrases(locale), taken))
         if after.status is not Status.ACKNOWLEDGED:
             return self.closed(locale)
         if before is Status.ACKNOWLEDGED or after.choice != choice:

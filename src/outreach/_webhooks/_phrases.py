@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, NamedTuple
 
+from outreach.exceptions import AlreadyTaken
+
 
 class Phrases(NamedTuple):
     """What is said in one language; ``press_option`` and ``any_key`` are the call's menu;
     ``applied_to`` names the notice a reply was applied to when the customer has several;
-    ``taken_by`` answers a staff member whose page someone else took first."""
+    ``taken_by`` answers a staff member whose page someone else took first, ``case_closed``
+    one whose page's record was closed first (its customer answered after all, say)."""
 
     choice_recorded: str
     recorded: str
@@ -30,6 +33,7 @@ class Phrases(NamedTuple):
     noted: str
     applied_to: str
     taken_by: str
+    case_closed: str
 
 
 _PHRASES: Final[dict[str, Phrases]] = {
@@ -49,6 +53,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         noted="Thank you, we have received your message.",
         applied_to='(This answer is for: "{notice}")',
         taken_by="Thank you. {owner} already has this one.",
+        case_closed="Thank you. This case is already closed.",
     ),
     "fr": Phrases(
         choice_recorded="Merci. Nous avons enregistré votre choix : {label}.",
@@ -66,6 +71,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         noted="Merci, nous avons bien reçu votre message.",
         applied_to='(Cette réponse concerne : "{notice}")',
         taken_by="Merci. {owner} s'en occupe déjà.",
+        case_closed="Merci. Ce dossier est déjà clos.",
     ),
     "es": Phrases(
         choice_recorded="Gracias. Hemos registrado su elección: {label}.",
@@ -83,6 +89,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         noted="Gracias, hemos recibido su mensaje.",
         applied_to='(Esta respuesta es para: "{notice}")',
         taken_by="Gracias. {owner} ya se ocupa de esto.",
+        case_closed="Gracias. Este caso ya está cerrado.",
     ),
     "de": Phrases(
         choice_recorded="Vielen Dank. Wir haben Ihre Wahl gespeichert: {label}.",
@@ -100,6 +107,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         noted="Vielen Dank, wir haben Ihre Nachricht erhalten.",
         applied_to='(Diese Antwort gilt für: "{notice}")',
         taken_by="Danke. {owner} kümmert sich bereits darum.",
+        case_closed="Danke. Dieser Fall ist bereits abgeschlossen.",
     ),
     "pt": Phrases(
         choice_recorded="Obrigado. Registramos a sua escolha: {label}.",
@@ -117,6 +125,7 @@ _PHRASES: Final[dict[str, Phrases]] = {
         noted="Obrigado, recebemos a sua mensagem.",
         applied_to='(Esta resposta é para: "{notice}")',
         taken_by="Obrigado. {owner} já está a tratar disto.",
+        case_closed="Obrigado. Este caso já está encerrado.",
     ),
     "it": Phrases(
         choice_recorded="Grazie. Abbiamo registrato la sua scelta: {label}.",
@@ -134,8 +143,15 @@ _PHRASES: Final[dict[str, Phrases]] = {
         noted="Grazie, abbiamo ricevuto il suo messaggio.",
         applied_to='(Questa risposta riguarda: "{notice}")',
         taken_by="Grazie. Se ne sta già occupando {owner}.",
+        case_closed="Grazie. Questo caso è già chiuso.",
     ),
 }
+
+
+def answer_to_late_taker(p: Phrases, taken: AlreadyTaken) -> str:
+    """What a staff member answering a page is told when the record was taken or closed."""
+    return p.case_closed if taken.closed else p.taken_by.format(owner=taken.owner)
+
 
 UNMATCHED: Final = (
     "Sorry, we could not match your message to a recent notification from us. Reply HELP for help."

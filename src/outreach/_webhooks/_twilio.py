@@ -24,7 +24,13 @@ from outreach._engine import notification_id_of
 from outreach._models import AttemptStatus, Medium, Notification, Status
 from outreach._redact import mask
 from outreach._webhooks._common import Ctx, Form, Rejected
-from outreach._webhooks._phrases import UNMATCHED, Phrases, phrases, twilio_language
+from outreach._webhooks._phrases import (
+    UNMATCHED,
+    Phrases,
+    answer_to_late_taker,
+    phrases,
+    twilio_language,
+)
 from outreach._webhooks._twiml import call_twiml
 from outreach._webhooks._words import Intent, keyword, meaning
 from outreach.channels.twilio import CALL_STATUS, MESSAGE_STATUS, SAY_VOICES, TwilioVoice
@@ -231,7 +237,7 @@ async def _answer(ctx: Ctx, text: _Text, *, opted_in: bool) -> Response:
                 target.id, via="sms", choice=choice, attempt_id=attempt_id
             )
         except AlreadyTaken as taken:  # a page someone else answered first
-            return _sms(p.taken_by.format(owner=taken.owner))
+            return _sms(answer_to_late_taker(p, taken))
         return _sms(await _confirm(ctx, text, p, target, after, choice, attempt_id))
     await ctx.inbound.record_reply(
         target.id, via="sms", text=text.body, attempt_id=attempt_id, unmatched=True
@@ -380,5 +386,5 @@ async def gather(ctx: Ctx, request: Request) -> Response:
             notification.id, via="voice", choice=choice, attempt_id=attempt_id
         )
     except AlreadyTaken as taken:  # a page someone else answered first
-        return _say(f"{p.taken_by.format(owner=taken.owner)} {p.goodbye}", locale, voices)
+        return _say(f"{answer_to_late_taker(p, taken)} {p.goodbye}", locale, voices)
     return _say(f"{ack_reply(p, notification.status, after, choice)} {p.goodbye}", locale, voices)
