@@ -452,3 +452,29 @@ async def test_a_write_landing_between_claim_and_commit_wins(
         assert sent_to == sorted([raced.id, other.id])
         assert len((await client.get(raced.id)).attempts) == 1
     assert (await client.get(other.id)).status is Status.ACTIVE
+
+
+async def test_a_store_failing_as_a_batch_is_checked_for_taken_pages_fails_that_round_only(
+    client: AsyncClient,
+    clock: FakeClock,
+    plan: Plan,
+    channels: dict[str, InMemoryChannel],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The round reports the store's error; the batch is sent by a later round once its
+    lease lapses, and nothing is lost."""
+    from outreach import _runner
+    from outreach.exceptions import StoreError
+
+    async def unreachable(*_: object) -> dict[str, str]:
+        raise StoreError("the store went away")
+
+    n = await client.start(PAX, plan, context=CONTEXT)
+    with monkeypatch.context() as patched:
+        patched.setattr(_runner, "settled", unreachable)
+        with pytest.raises(StoreError, match="the store went away"):
+            await client.run_due()
+    assert channels["sms"].outbox == []
+    clock.advance(timedelta(seconds=31))
+    await client.run_due()
+    assert [m.notification_id for m in channels["sms"].outbox] == [n.id]

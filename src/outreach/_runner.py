@@ -559,7 +559,12 @@ class Runner:
         sending: list[tuple[Notification, Paced]] = []
         quiet: list[tuple[Notification, Paced]] = []
         decided: list[tuple[Notification, State, Input, Decision]] = []
-        stopped = await settled(self.store, batch)  # pages of records someone already has
+        try:
+            stopped = await settled(self.store, batch)  # pages of records someone already has
+        except Exception as error:
+            log.error("a claimed batch's pages could not be checked", exc_info=error)
+            failures.append(error)
+            return []
         for notification in batch:
             try:
                 state = State(notification, self.facts(opted_out[notification.id]))
