@@ -46,6 +46,18 @@ class Claimed(list[Notification]):
         self.epochs = dict(epochs)
 
 
+class Pruned(int):
+    """What :meth:`Store.prune` returns: how many notifications it pruned, and in
+    ``receipts`` how many webhook receipts it deleted."""
+
+    receipts: int
+
+    def __new__(cls, notifications: int, receipts: int = 0) -> Pruned:
+        pruned = super().__new__(cls, notifications)
+        pruned.receipts = receipts
+        return pruned
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
     """One bucket a send is charged against: a row of the store's ``pacing`` table, kept by
@@ -183,8 +195,8 @@ class Store(Protocol):
     async def remember(self, key: str, now: datetime) -> bool:
         """True the first time ``key`` (a webhook event's own id) is seen, False after.
 
-        Keys are kept at least as long as ``Settings.signature_max_age`` (the SQL stores keep
-        them, never pruning): a batch replayed within the signature window must be recognised.
+        Keys are kept at least as long as ``Settings.signature_max_age`` (:meth:`prune`
+        deletes older ones): a batch replayed within the signature window must be recognised.
         """
         ...
 
@@ -207,10 +219,19 @@ class Store(Protocol):
         the runner polls, and calls it again later."""
         ...
 
-    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+    async def prune(
+        self,
+        finished_before: datetime,
+        *,
+        receipts_before: datetime | None = None,
+        batch: int = 500,
+    ) -> Pruned:
         """Remove the personal data of notifications that finished before
-        ``finished_before`` (``stores._prune`` says what is kept: what reports count); how
-        many were pruned. Each is pruned once."""
+        ``finished_before`` (``stores._prune`` says what is kept: what reports count), and
+        the webhook receipts received before ``receipts_before`` (None: a replay window,
+        25 h, before ``finished_before``; a caller passes no later time than its signature
+        max age allows). How many notifications were pruned (each once) and receipts
+        deleted, a batch per transaction."""
         ...
 
     async def sweep(self, now: datetime, *, lapsed_before: datetime, limit: int) -> list[Stuck]:

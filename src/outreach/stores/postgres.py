@@ -41,7 +41,17 @@ from psycopg_pool import AsyncConnectionPool
 
 from outreach._models import Attention, Event, EventKind, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
-from outreach.stores import Change, Claimed, EventFilter, Limit, Stuck, _prune, _queries, _stuck
+from outreach.stores import (
+    Change,
+    Claimed,
+    EventFilter,
+    Limit,
+    Pruned,
+    Stuck,
+    _prune,
+    _queries,
+    _stuck,
+)
 from outreach.stores._codec import load_attention, load_event, merged
 from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
 from outreach.stores._rows import (
@@ -501,7 +511,21 @@ class PostgresStore(NamedReads):
             row = await cur.fetchone()
         return int((row[0] if row else None) or 0)
 
-    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+    async def prune(
+        self,
+        finished_before: datetime,
+        *,
+        receipts_before: datetime | None = None,
+        batch: int = 500,
+    ) -> Pruned:
+        pruned = await self._prune_notifications(finished_before, batch)
+        before = _prune.receipts_cutoff(finished_before, receipts_before)
+        receipts = 0
+        while found := await self._write("prune_receipts", before=before, limit=batch):
+            receipts += found
+        return Pruned(pruned, receipts)
+
+    async def _prune_notifications(self, finished_before: datetime, batch: int) -> int:
         pruned = 0
         while True:
             async with self._cursor(transaction=True) as cur:

@@ -26,7 +26,17 @@ from urllib.parse import quote
 from outreach._clock import SystemClock
 from outreach._models import Attention, Event, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
-from outreach.stores import Change, Claimed, EventFilter, Limit, Stuck, _prune, _queries, _stuck
+from outreach.stores import (
+    Change,
+    Claimed,
+    EventFilter,
+    Limit,
+    Pruned,
+    Stuck,
+    _prune,
+    _queries,
+    _stuck,
+)
 from outreach.stores._codec import from_micros, load_attention, load_event, to_micros
 from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
 from outreach.stores._rows import (
@@ -399,11 +409,25 @@ class SQLiteStore(NamedReads):
         """SQLite cannot tell other processes' writes: runners poll (same-process starts
         wake the client's own runner directly)."""
 
-    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+    async def prune(
+        self,
+        finished_before: datetime,
+        *,
+        receipts_before: datetime | None = None,
+        batch: int = 500,
+    ) -> Pruned:
         pruned = 0
         while found := await self._call(self._prune_batch, finished_before, batch):
             pruned += found
-        return pruned
+        cutoff = {"before": to_micros(_prune.receipts_cutoff(finished_before, receipts_before))}
+        receipts = 0
+        while found := await self._call(self._delete, "prune_receipts", cutoff | {"limit": batch}):
+            receipts += found
+        return Pruned(pruned, receipts)
+
+    def _delete(self, query: str, params: Params) -> int:
+        with self._write() as db:
+            return db.execute(_SQL[query], params).rowcount
 
     def _prune_batch(self, before: datetime, batch: int) -> int:
         """Prune up to ``batch`` notifications in one transaction; how many."""

@@ -295,6 +295,11 @@ UPDATE attempts SET address = NULL WHERE notification_id = %(id)s
 UPDATE events SET data = (data::jsonb - 'text')::text
 WHERE notification_id = %(id)s AND kind = 'reply'
 
+-- name: prune_receipts --
+-- Forget up to %(limit)s webhook receipts (callbacks' de-duplication keys) received before %(before)s.
+DELETE FROM webhook_receipts
+WHERE key IN (SELECT key FROM webhook_receipts WHERE received_at < %(before)s LIMIT %(limit)s)
+
 -- name: stuck_active --
 -- Active notifications with nothing scheduled and no live lease: no runner will ever look at
 -- them again.

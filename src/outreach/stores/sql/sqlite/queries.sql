@@ -187,6 +187,11 @@ UPDATE attempts SET address = NULL WHERE notification_id = :id
 UPDATE events SET data = json_remove(data, '$.text')
 WHERE notification_id = :id AND kind = 'reply'
 
+-- name: prune_receipts --
+-- Forget up to :limit webhook receipts (callbacks' de-duplication keys) received before :before.
+DELETE FROM webhook_receipts
+WHERE key IN (SELECT key FROM webhook_receipts WHERE received_at < :before LIMIT :limit)
+
 -- name: stuck_active --
 -- Active notifications with nothing scheduled and no live lease: no runner will ever look at
 -- them again.
