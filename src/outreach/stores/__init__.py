@@ -7,8 +7,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from outreach._models import Attempt, Attention, Event, EventKind, Medium, Notification, Status
+from outreach._models import (
+    Attempt,
+    Attention,
+    AttentionReason,
+    Event,
+    EventKind,
+    Medium,
+    Notification,
+    Status,
+)
 from outreach.exceptions import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionUpdate:
+    """A later cause added to an open attention record: the record's ``detail`` with it, and
+    its new ``reason`` when the cause changes it (None: unchanged)."""
+
+    attention_id: str
+    detail: str
+    reason: AttentionReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +42,9 @@ class Change:
     of the lease the write relies on (from :class:`Claimed`): the write is skipped, as for a
     stale version, once another claim has taken the notification over; ``None`` (an
     acknowledgement, a cancellation) needs no lease. ``attentions`` are opened with it (their
-    ``attention_opened`` entries are among ``events``).
+    ``attention_opened`` entries are among ``events``); ``attention_updates`` add to records
+    that must still be open when it commits: a record resolved meanwhile fails the write, as a
+    stale version does, so that the cause is decided again (and opens a record of its own).
     """
 
     notification: Notification
@@ -34,6 +55,7 @@ class Change:
     attempts: Sequence[Attempt] = ()
     fence: int | None = None
     attentions: Sequence[Attention] = ()
+    attention_updates: Sequence[AttentionUpdate] = ()
 
 
 class Claimed(list[Notification]):

@@ -68,6 +68,14 @@ def _limit_params(limit: Limit) -> Params:
     return {"scope": limit.scope, "key": limit.key, "step": round(limit.step / _MICROSECOND)}
 
 
+def _open_attentions(db: sqlite3.Connection, changes: Sequence[Encoded]) -> set[str]:
+    """Of the attention records ``changes`` add causes to, those still open."""
+    ids = [u["id"] for change in changes for u in change.attention_updates]
+    if not ids:
+        return set()
+    return {row[0] for row in db.execute(_SQL["open_attentions"], {"ids": json.dumps(ids)})}
+
+
 def migrations() -> list[tuple[int, str]]:
     """The numbered schema scripts shipped with the package, in order."""
     return _queries.migrations("sqlite")
@@ -344,13 +352,18 @@ class SQLiteStore(NamedReads):
         children: list[Params] = []
         opt_outs: list[Params] = []
         attentions: list[Params] = []
+        amended: list[Params] = []
         with self._write() as db:
             db.executemany(_SQL["insert_plan"], plans)
+            still_open = _open_attentions(db, changes)
             for change in changes:
-                updated = db.execute(_SQL["update_notification"], change.update).rowcount
+                updated = all(u["id"] in still_open for u in change.attention_updates) and (
+                    db.execute(_SQL["update_notification"], change.update).rowcount
+                )
                 saved.append(bool(updated))
                 if not updated:
                     continue
+                amended += change.attention_updates
                 attempts += change.attempts
                 events += change.events
                 children += change.children
@@ -363,6 +376,7 @@ class SQLiteStore(NamedReads):
             db.executemany(_SQL["insert_event"], events)
             db.executemany(_SQL["insert_suppression"], opt_outs)
             db.executemany(_SQL["insert_attention"], attentions)
+            db.executemany(_SQL["amend_attention"], amended)
         return saved
 
     async def next_due(self) -> datetime | None:

@@ -418,6 +418,20 @@ VALUES
      %(opened_at)s)
 ON CONFLICT DO NOTHING
 
+-- name: lock_open_attentions --
+-- Of the records a group of changes adds causes to, those still open, locked until the group
+-- commits (a resolve waits for it), in id order.
+SELECT id FROM attention
+WHERE id = ANY(%(ids)s) AND resolved_at IS NULL
+ORDER BY id
+FOR UPDATE
+
+-- name: amend_attention --
+-- An open record's detail with a later cause added, and its reason when the cause changes it
+-- (locked by lock_open_attentions).
+UPDATE attention SET detail = %(detail)s, reason = COALESCE(%(reason)s::text, reason)
+WHERE id = %(id)s
+
 -- name: attentions --
 -- Attention records, oldest first; a NULL filter matches everything.
 SELECT id, notification_id, recipient_id, campaign, reason, detail, opened_at, resolved_at,
