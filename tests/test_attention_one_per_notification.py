@@ -316,3 +316,23 @@ async def test_a_late_handoff_after_an_unreached_ending_is_not_closed_by_itself(
     await ox.acknowledge(n.id, via="sms", choice="2")
     [record] = await ox.attention()
     assert record.detail.endswith("; then chose 2: Talk to an agent")
+
+
+async def test_concurrent_unclear_replies_open_one_record(
+    store_url: str, make_client: Callable[..., AsyncClient]
+) -> None:
+    """Replies landing at once, in one process and (on a shared store) in two: the writes
+    are version-checked against the notification, so the losers are decided again and add
+    to the record the winner opened (four: fewer than the writes a notification retries)."""
+    import asyncio
+
+    async with make_client() as first, make_client() as second:
+        n = await first.start(ANN, TWO_TEXTS, context=CONTEXT)
+        await first.run_due()
+        shared = store_url != "memory://"  # memory:// is private to each client
+        others = [second if shared and i % 2 else first for i in range(4)]
+        await asyncio.gather(*(unclear(ox, n.id, f"reply {i}") for i, ox in enumerate(others)))
+        [record] = await first.attention(open=None)
+        for i in range(4):
+            assert f"'reply {i}'" in record.detail
+        assert (await kinds(first, *ATTENTION_KINDS)).count(EventKind.ATTENTION_OPENED) == 1
