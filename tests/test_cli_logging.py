@@ -7,22 +7,22 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from outreach.cli import app
 from outreach.cli._logging import LogFormat, LogLevel, StderrHandler, log_to_stderr
 
 OURS = ("outreach", "uvicorn")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_loggers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts from loggers without handlers and gets the real ones back after."""
+def _fresh_loggers() -> None:
+    """Each test starts from loggers without handlers (conftest gives the real ones back)."""
     for name in OURS:
-        logger = logging.getLogger(name)
-        monkeypatch.setattr(logger, "handlers", [])
-        monkeypatch.setattr(logger, "propagate", logger.propagate)
-        monkeypatch.setattr(logger, "level", logger.level)
+        logging.getLogger(name).handlers = []
 
 
 @contextlib.contextmanager
@@ -93,5 +93,29 @@ def test_a_host_configuring_after_us_gets_our_handler_removed_on_the_next_start(
         log_to_stderr(LogLevel.INFO, LogFormat.TEXT)
         root.append(logging.NullHandler())
         log_to_stderr(LogLevel.INFO, LogFormat.TEXT)
+    assert _ours("outreach") == []
+    assert logging.getLogger("outreach").propagate
+
+
+def test_an_app_factory_that_configures_logging_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``outreach worker --app host:make`` whose factory sets up the host's logging: the
+    command steps back once the client is built, so no record is written twice."""
+    (tmp_path / "host_app.py").write_text(
+        "import logging\n"
+        "from outreach import AsyncClient\n"
+        "HOST = logging.NullHandler()\n"
+        "def make():\n"
+        "    logging.getLogger().addHandler(HOST)\n"
+        "    return AsyncClient(store='memory://', channels={})\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("OUTREACH_SECRET_KEY")  # the worker refuses to go on: it stops there
+    with unconfigured_root() as root:
+        result = CliRunner().invoke(app, ["worker", "--app", "host_app:make"])
+        host = list(root)
+    assert result.exit_code == 2, result.output
+    assert [type(h).__name__ for h in host] == ["NullHandler"]
     assert _ours("outreach") == []
     assert logging.getLogger("outreach").propagate

@@ -81,6 +81,7 @@ def worker(
     """
     log_to_stderr(log_level, log_format)
     client = _client(app_path, store, concurrency)
+    log_to_stderr(log_level, log_format)  # again: an --app factory that configured logging keeps it
     require_secret_key(client, "worker", insecure_dev_key=insecure_dev_key)
 
     async def work() -> None:
@@ -123,9 +124,8 @@ def serve(
     # First: building the app may warn. As JSON, uvicorn's own lines go through the same
     # handler (its config would format them).
     json_logs = log_format is LogFormat.JSON
-    log_to_stderr(
-        log_level, log_format, loggers=("outreach", "uvicorn") if json_logs else ("outreach",)
-    )
+    loggers = ("outreach", "uvicorn") if json_logs else ("outreach",)
+    log_to_stderr(log_level, log_format, loggers=loggers)
     scrape = None
     if metrics:
         try:
@@ -133,6 +133,7 @@ def serve(
         except ConfigurationError as error:
             fail(str(error))
     client = _client(app_path, store, None)
+    log_to_stderr(log_level, log_format, loggers=loggers)  # again: as --app configured, if it did
     require_secret_key(client, "serve", insecure_dev_key=insecure_dev_key or insecure_dev)
     web = create_app(
         client,
