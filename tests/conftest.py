@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -32,6 +33,19 @@ def _no_real_provider_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     the shell must never reach a test."""
     for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SENDGRID_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _our_loggers_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``outreach worker``/``serve`` run in-process configure the ``outreach`` (and uvicorn's)
+    loggers, as they should in a process of their own: each test gets them back as found."""
+    for name in ("outreach", "uvicorn"):
+        logger = logging.getLogger(name)
+        for attribute in ("handlers", "level", "propagate"):
+            value = getattr(logger, attribute)
+            monkeypatch.setattr(
+                logger, attribute, list(value) if attribute == "handlers" else value
+            )
 
 
 @pytest.fixture

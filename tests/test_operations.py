@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 
 from outreach import AsyncClient, AttemptStatus, Plan, Recipient, Status, Step
 from outreach._clock import SystemClock
+from outreach._durations import parse_duration
 from outreach._models import EventKind
 from outreach._sweeper import Sweeper
 from outreach._webhooks import _app
@@ -228,6 +229,71 @@ def test_prune_needs_an_age() -> None:
     result = CliRunner().invoke(app, ["db", "prune"])
     assert result.exit_code == 2
     assert "--older-than" in result.output
+
+
+async def _receipts(url: str, ages: dict[str, timedelta]) -> None:
+    """Remember one webhook receipt per key, received that long ago."""
+    now = SystemClock().now()
+    async with _client(url, SystemClock(), Path()) as ox:
+        for key, age in ages.items():
+            assert await ox.store.remember(key, now - age)
+
+
+async def _still_seen(url: str, keys: list[str]) -> list[str]:
+    """Of ``keys``, those a replayed callback would still be recognised by."""
+    async with _client(url, SystemClock(), Path()) as ox:
+        return [key for key in keys if not await ox.store.remember(key, SystemClock().now())]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("older_than", "signature_max_age", "kept", "deleted"),
+    [
+        ("90d", None, ["89d"], ["91d"]),
+        ("1h", None, ["2h", "24h"], ["26h"]),  # never younger than the replay window (25 h)
+        ("1h", "3h", ["2h"], ["4h", "26h"]),  # a shorter window of the host's own
+    ],
+    ids=["older-than wins", "default window wins", "configured window"],
+)
+async def test_prune_deletes_webhook_receipts_older_than_both_the_age_and_the_replay_window(
+    store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    older_than: str,
+    signature_max_age: str | None,
+    kept: list[str],
+    deleted: list[str],
+) -> None:
+    if signature_max_age is not None:
+        monkeypatch.setenv("OUTREACH_SIGNATURE_MAX_AGE", signature_max_age)
+    ages = {f"sg:{age}": parse_duration(age) for age in [*kept, *deleted]}
+    await _receipts(store_url, ages)
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["db", "prune", "--older-than", older_than, "--store", store_url, "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert answer["receipts_deleted"] == len(deleted)
+    window = max(parse_duration(older_than), parse_duration(signature_max_age or "25h"))
+    cutoff = datetime.fromisoformat(answer["receipts_before"])
+    assert abs(SystemClock().now() - window - cutoff) < timedelta(minutes=1)
+    assert await _still_seen(store_url, list(ages)) == [f"sg:{age}" for age in kept]
+
+
+@pytest.mark.integration
+async def test_the_stores_prune_keeps_receipts_a_replay_window_past_its_cutoff(
+    store_url: str,
+) -> None:
+    """Called without ``receipts_before``, the store keeps 25 h more than it was asked to."""
+    ages = {f"k{hours}": timedelta(hours=hours) for hours in (1, 24, 48, 50, 61, 62)}
+    await _receipts(store_url, ages)
+    async with _client(store_url, SystemClock(), Path()) as ox:
+        pruned = await ox.store.prune(SystemClock().now() - timedelta(days=1), batch=2)
+        assert (pruned, pruned.receipts) == (0, 3)  # 50, 61 and 62 h, in batches of 2
+        again = await ox.store.prune(SystemClock().now() - timedelta(days=1))
+        assert again.receipts == 0
+    assert await _still_seen(store_url, list(ages)) == ["k1", "k24", "k48"]
 
 
 # -- /healthz --------------------------------------------------------------------------------

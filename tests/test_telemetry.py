@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 from outreach import AsyncClient, ChannelAlert, Plan, Recipient, Step, Telemetry
 from outreach._settings import Settings
 from outreach.cli import app as cli
-from outreach.cli._common import JsonLines
+from outreach.cli._logging import JsonLines
 from outreach.exceptions import PermanentDeliveryError
 from outreach.telemetry import prometheus_metrics
 from outreach.testing import FakeClock, InMemoryChannel

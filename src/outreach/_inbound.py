@@ -103,7 +103,7 @@ class Inbound:
     ) -> Notification:
         """Keep a reply that answers nothing in the notification's audit trail; ``unmatched``
         (free text that matched no option, acknowledgement or keyword) also opens an attention
-        record, for a person to read it."""
+        record, for a person to read it, or adds it to the notification's open one."""
         notification = await self._get(notification_id)
         return await self._apply(notification, Reply(via, text, attempt_id, unmatched))
 

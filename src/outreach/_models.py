@@ -109,6 +109,7 @@ class EventKind(StrEnum):
     OPTED_OUT = "opted_out"
     STUCK = "stuck"
     ATTENTION_OPENED = "attention_opened"
+    ATTENTION_UPDATED = "attention_updated"
     ATTENTION_RESOLVED = "attention_resolved"
     ATTENTION_TAKEN = "attention_taken"
     ATTENTION_UNANSWERED = "attention_unanswered"

@@ -101,12 +101,16 @@ class Paging(_Config):
             object.__setattr__(self, "plan", self.plan.model_copy(update={"options": (TAKE,)}))
         return self
 
+    def wants(self, reason: AttentionReason) -> bool:
+        """Whether records opened for ``reason`` are paged for."""
+        return self.reasons is None or reason in self.reasons
+
     def pages(
         self, attention: Attention, customer: Notification, now: datetime
     ) -> list[Notification]:
         """One page per staff member for ``attention`` (opened for ``customer``); none when
         its reason is not one of ``reasons``."""
-        if self.reasons is not None and attention.reason not in self.reasons:
+        if not self.wants(attention.reason):
             return []
         first = attention.opened_at + self.respond_within
         stagger = self.stagger or timedelta(0)
@@ -165,11 +169,20 @@ def page_context(attention: Attention, customer: Notification) -> dict[str, Any]
 
 def with_pages(change: Change, paging: Paging, now: datetime) -> Change:
     """``change`` with the pages of the attention records it opens (never for a page's own:
-    a page nobody answers ends in ``on_attention_unanswered``, not in more paging)."""
+    a page nobody answers ends in ``on_attention_unanswered``, not in more paging).
+
+    A cause added to an open record pages nobody again, but for one case: the record's reason
+    is not one ``paging`` pages for, and the cause's is (a handoff after a reply nobody
+    understood, with ``reasons=["handoff"]``). The record then takes the cause's reason, and
+    its pages start from now."""
     customer = change.notification
-    if not change.attentions or paged_for(customer) is not None:
+    if paged_for(customer) is not None:
         return change
-    pages = [page for a in change.attentions for page in paging.pages(a, customer, now)]
+    change, late = _late_paged(change, paging)
+    records = [*change.attentions, *late]
+    if not records:
+        return change
+    pages = [page for a in records for page in paging.pages(a, customer, now)]
     created = [
         Event(
             at=now,
@@ -180,6 +193,34 @@ def with_pages(change: Change, paging: Paging, now: datetime) -> Change:
         for page in pages
     ]
     return replace(change, children=[*change.children, *pages], events=[*change.events, *created])
+
+
+def _late_paged(change: Change, paging: Paging) -> tuple[Change, list[Attention]]:
+    """The records ``change`` adds a cause to that paging skipped and wants now, as they are
+    with it; and ``change`` writing their new reason."""
+    late: dict[str, Attention] = {}
+    for event in change.events:
+        if event.kind is not EventKind.ATTENTION_UPDATED:
+            continue
+        reason = AttentionReason(event.data["reason"])
+        if paging.wants(AttentionReason(event.data["record_reason"])) or not paging.wants(reason):
+            continue
+        late[event.data["attention_id"]] = Attention(
+            id=event.data["attention_id"],
+            notification_id=change.notification.id,
+            recipient_id=change.notification.recipient.id,
+            campaign=change.notification.campaign,
+            reason=reason,
+            detail=event.data["record_detail"],
+            opened_at=event.at,  # paging starts from now: respond_within counts from the cause
+        )
+    if not late:
+        return change, []
+    updates = [
+        replace(u, reason=late[u.attention_id].reason) if u.attention_id in late else u
+        for u in change.attention_updates
+    ]
+    return replace(change, attention_updates=updates), list(late.values())
 
 
 async def settled(store: Store, batch: Sequence[Notification]) -> dict[str, str]:

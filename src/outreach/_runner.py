@@ -18,7 +18,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from outreach._alerts import ChannelWatch, failure_code
-from outreach._attentions import attentions_in, with_attentions
+from outreach._attentions import (
+    attentions_in,
+    open_attention,
+    updates_in,
+    wants_attention,
+    with_attentions,
+)
 from outreach._clock import Clock, SystemClock
 from outreach._engine import (
     UNREACHED,
@@ -79,7 +85,7 @@ from outreach.exceptions import (
     TemplateError,
     TransientDeliveryError,
 )
-from outreach.stores import Change, Limit, Store
+from outreach.stores import Change, EventFilter, Limit, Store
 
 log = logging.getLogger("outreach.runner")
 
@@ -195,6 +201,7 @@ def change_for(
         decision.attempts,
         fence=fence,
         attentions=attentions,
+        attention_updates=updates_in(events),
     )
 
 
@@ -570,7 +577,7 @@ class Runner:
                 state = State(notification, self.facts(opted_out[notification.id]))
                 reason = stopped.get(notification.id)
                 event: Input = Tick() if reason is None else Cancel(reason)
-                decision = with_attentions(decide(state, event, now))
+                decision = await self.attend(decide(state, event, now))
                 decided.append((notification, state, event, decision))
             except Exception as error:
                 log.error("notification %s could not be driven", notification.id, exc_info=error)
@@ -810,11 +817,18 @@ class Runner:
         """The engine's decision, with a due attempt held back when pacing says it is not yet
         time; a due attempt within the pacing horizon gets its start time."""
         state = State(notification, self.facts(opted_out))
-        decision = with_attentions(decide(state, event, now))
+        decision = await self.attend(decide(state, event, now))
         if _due_of(decision) is None:
             return Paced(decision)  # nothing to pace: no call to the store
         [paced] = await self.pace([(state, event, decision)], now)
         return paced
+
+    async def attend(self, decision: Decision) -> Decision:
+        """``decision`` with the attention record it opens, or with its causes added to the
+        notification's open record (looked up only when the decision has a cause)."""
+        if not wants_attention(decision):
+            return with_attentions(decision)
+        return with_attentions(decision, await open_attention(self.store, decision.notification))
 
     async def pace(
         self, decided: Sequence[tuple[State, Input, Decision]], now: datetime
@@ -839,7 +853,7 @@ class Runner:
                 paced.append(Paced(decision, due, now + delay))
             else:
                 held = replace(state.facts, held={due.channel: now + delay})
-                again = with_attentions(decide(replace(state, facts=held), event, now))
+                again = await self.attend(decide(replace(state, facts=held), event, now))
                 paced.append(Paced(again, _due_of(again)))
         return paced
 
@@ -902,19 +916,30 @@ class Runner:
                     event.data["reason"],
                     event.data["attention_id"],
                 )
+            elif event.kind is EventKind.ATTENTION_UPDATED:
+                log.info(
+                    "notification %s needs a person again (%s): added to attention %s",
+                    notification.id,
+                    event.data["reason"],
+                    event.data["attention_id"],
+                )
 
     async def close_unreached(self, notification: Notification, note: str) -> None:
         """The customer answered (or was reached) after all, late, within the grace period:
         the attention record their unreached ending opened is resolved, by the customer, with
         ``note``. A separate write: should it be lost, the record stays open, and a person
-        finds the notification acknowledged (or delivered, engaged)."""
-        cases = await self.store.attentions(recipient_id=notification.recipient.id)
+        finds the notification acknowledged (or delivered, engaged). A record the customer
+        added to since (a handoff, a reply nobody understood) stays open: a person reads it."""
+        cases = [
+            case
+            for case in await self.store.attentions(recipient_id=notification.recipient.id)
+            if case.notification_id == notification.id and case.reason is AttentionReason.UNREACHED
+        ]
+        if cases:
+            added = EventFilter(notification.id, kinds=frozenset({EventKind.ATTENTION_UPDATED}))
+            amended = {e.data["attention_id"] for e in await self.store.events(where=added)}
+            cases = [case for case in cases if case.id not in amended]
         for case in cases:
-            if (
-                case.notification_id != notification.id
-                or case.reason is not AttentionReason.UNREACHED
-            ):
-                continue
             found = await self.store.resolve_attention(
                 case.id, by="customer", note=note, now=self.clock.now()
             )

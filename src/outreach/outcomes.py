@@ -137,6 +137,11 @@ def describe_event(event: Event) -> str:
             f"needs a person ({data.get('reason')}): {data.get('detail')} "
             f"[attention {data.get('attention_id')}]"
         )
+    if kind is EventKind.ATTENTION_UPDATED:
+        return (
+            f"needs a person, again ({data.get('reason')}): {data.get('detail')} "
+            f"[added to attention {data.get('attention_id')}]"
+        )
     if kind is EventKind.ATTENTION_RESOLVED:
         note = data.get("note")
         said = f"attention {data.get('attention_id')} resolved by {data.get('by')}"

@@ -6,14 +6,11 @@ import asyncio
 import contextlib
 import contextvars
 import json
-import logging
 import signal
 import sys
 import tomllib
 import traceback
 from collections.abc import AsyncIterator, Coroutine
-from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -116,54 +113,6 @@ def require_secret_key(client: AsyncClient, command: str, *, insecure_dev_key: b
         "[yellow]warning:[/yellow] --insecure-dev-key: links are signed with a throw-away key "
         "and stop working when this process exits"
     )
-
-
-class LogLevel(StrEnum):
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-class LogFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-
-
-LogLevelOption = Annotated[
-    LogLevel, typer.Option("--log-level", help="Log this level and up.", case_sensitive=False)
-]
-LogFormatOption = Annotated[
-    LogFormat,
-    typer.Option("--log-format", help="text, or json: one object a line.", case_sensitive=False),
-]
-
-
-class JsonLines(logging.Formatter):
-    """One JSON object per record: time (UTC), level, logger, message, and any traceback."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def log_to_stderr(level: LogLevel = LogLevel.INFO, fmt: LogFormat = LogFormat.TEXT) -> None:
-    """Long-running commands say what they do (``level`` and up) on standard error, as text
-    or JSON lines. A host that configured logging already keeps its configuration."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonLines()
-        if fmt is LogFormat.JSON
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 async def until_signalled(work: Coroutine[Any, Any, object]) -> None:

@@ -19,6 +19,7 @@ from outreach.cli._common import (
     existing,
     run_command,
 )
+from outreach.stores import Pruned
 
 db = typer.Typer(
     help="The store's schema and retention.",
@@ -76,20 +77,32 @@ def prune(
     Removed: recipients' phone numbers, email addresses, time zones and attributes, template
     contexts, attempts' addresses, reply texts. Kept: recipient ids, statuses, times, steps,
     channels, choices, errors. Notifications still running are never touched; each is pruned
-    once.
+    once. Webhook receipts (the de-duplication keys of provider callbacks) older than the age
+    given, and than the signature max age (OUTREACH_SIGNATURE_MAX_AGE), are deleted.
     """
     age = _age(older_than)
     client = build_client(app_path, store)
 
-    async def go() -> tuple[int, datetime]:
+    async def go() -> tuple[Pruned, datetime, datetime]:
         async with existing(client) as ox:
-            before = ox.clock.now() - age
-            return await ox.store.prune(before), before
+            now = ox.clock.now()
+            before = now - age
+            receipts_before = now - max(age, ox.settings.signature_max_age)
+            pruned = await ox.store.prune(before, receipts_before=receipts_before)
+            return pruned, before, receipts_before
 
-    pruned, before = run_command(go())
+    pruned, before, receipts_before = run_command(go())
     if as_json:
-        typer.echo(json.dumps({"pruned": pruned, "finished_before": before.isoformat()}))
+        answer = {
+            "pruned": int(pruned),
+            "finished_before": before.isoformat(),
+            "receipts_deleted": pruned.receipts,
+            "receipts_before": receipts_before.isoformat(),
+        }
+        typer.echo(json.dumps(answer))
         return
     typer.echo(
-        f"pruned {pruned} notification(s) finished before {before.isoformat(timespec='seconds')}"
+        f"pruned {pruned} notification(s) finished before {before.isoformat(timespec='seconds')};"
+        f" deleted {pruned.receipts} webhook receipt(s) received before"
+        f" {receipts_before.isoformat(timespec='seconds')}"
     )

@@ -21,17 +21,19 @@ from outreach.cli._app import app
 from outreach.cli._common import (
     AppOption,
     InsecureDevKey,
+    StoreOption,
+    build_client,
+    fail,
+    require_secret_key,
+    run_command,
+    until_signalled,
+)
+from outreach.cli._logging import (
     LogFormat,
     LogFormatOption,
     LogLevel,
     LogLevelOption,
-    StoreOption,
-    build_client,
-    fail,
     log_to_stderr,
-    require_secret_key,
-    run_command,
-    until_signalled,
 )
 from outreach.demo import run_story
 from outreach.demo._report import LiveBoard, print_summary, print_timeline, summary
@@ -79,6 +81,7 @@ def worker(
     """
     log_to_stderr(log_level, log_format)
     client = _client(app_path, store, concurrency)
+    log_to_stderr(log_level, log_format)  # again: an --app factory that configured logging keeps it
     require_secret_key(client, "worker", insecure_dev_key=insecure_dev_key)
 
     async def work() -> None:
@@ -118,7 +121,11 @@ def serve(
 
     from outreach.webhooks import create_app
 
-    log_to_stderr(log_level, log_format)  # first: building the app may warn
+    # First: building the app may warn. As JSON, uvicorn's own lines go through the same
+    # handler (its config would format them).
+    json_logs = log_format is LogFormat.JSON
+    loggers = ("outreach", "uvicorn") if json_logs else ("outreach",)
+    log_to_stderr(log_level, log_format, loggers=loggers)
     scrape = None
     if metrics:
         try:
@@ -126,6 +133,7 @@ def serve(
         except ConfigurationError as error:
             fail(str(error))
     client = _client(app_path, store, None)
+    log_to_stderr(log_level, log_format, loggers=loggers)  # again: as --app configured, if it did
     require_secret_key(client, "serve", insecure_dev_key=insecure_dev_key or insecure_dev)
     web = create_app(
         client,
@@ -137,8 +145,7 @@ def serve(
 
     if scrape is not None:
         web.router.routes.append(scrape)
-    # As JSON, uvicorn's own lines go through the same handler (its config would format them).
-    uvicorn_logging = None if log_format is LogFormat.JSON else uvicorn.config.LOGGING_CONFIG
+    uvicorn_logging = None if json_logs else uvicorn.config.LOGGING_CONFIG
 
     class Server(uvicorn.Server):
         """uvicorn's own signal handling raises SIGTERM again after its graceful shutdown

@@ -7,8 +7,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from outreach._models import Attempt, Attention, Event, EventKind, Medium, Notification, Status
+from outreach._models import (
+    Attempt,
+    Attention,
+    AttentionReason,
+    Event,
+    EventKind,
+    Medium,
+    Notification,
+    Status,
+)
 from outreach.exceptions import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionUpdate:
+    """A later cause added to an open attention record: the record's ``detail`` with it, and
+    its new ``reason`` when the cause changes it (None: unchanged)."""
+
+    attention_id: str
+    detail: str
+    reason: AttentionReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +42,9 @@ class Change:
     of the lease the write relies on (from :class:`Claimed`): the write is skipped, as for a
     stale version, once another claim has taken the notification over; ``None`` (an
     acknowledgement, a cancellation) needs no lease. ``attentions`` are opened with it (their
-    ``attention_opened`` entries are among ``events``).
+    ``attention_opened`` entries are among ``events``); ``attention_updates`` add to records
+    that must still be open when it commits: a record resolved meanwhile fails the write, as a
+    stale version does, so that the cause is decided again (and opens a record of its own).
     """
 
     notification: Notification
@@ -34,6 +55,7 @@ class Change:
     attempts: Sequence[Attempt] = ()
     fence: int | None = None
     attentions: Sequence[Attention] = ()
+    attention_updates: Sequence[AttentionUpdate] = ()
 
 
 class Claimed(list[Notification]):
@@ -44,6 +66,18 @@ class Claimed(list[Notification]):
     def __init__(self, notifications: Sequence[Notification], epochs: Mapping[str, int]) -> None:
         super().__init__(notifications)
         self.epochs = dict(epochs)
+
+
+class Pruned(int):
+    """What :meth:`Store.prune` returns: how many notifications it pruned, and in
+    ``receipts`` how many webhook receipts it deleted."""
+
+    receipts: int
+
+    def __new__(cls, notifications: int, receipts: int = 0) -> Pruned:
+        pruned = super().__new__(cls, notifications)
+        pruned.receipts = receipts
+        return pruned
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +217,8 @@ class Store(Protocol):
     async def remember(self, key: str, now: datetime) -> bool:
         """True the first time ``key`` (a webhook event's own id) is seen, False after.
 
-        Keys are kept at least as long as ``Settings.signature_max_age`` (the SQL stores keep
-        them, never pruning): a batch replayed within the signature window must be recognised.
+        Keys are kept at least as long as ``Settings.signature_max_age`` (:meth:`prune`
+        deletes older ones): a batch replayed within the signature window must be recognised.
         """
         ...
 
@@ -207,10 +241,19 @@ class Store(Protocol):
         the runner polls, and calls it again later."""
         ...
 
-    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+    async def prune(
+        self,
+        finished_before: datetime,
+        *,
+        receipts_before: datetime | None = None,
+        batch: int = 500,
+    ) -> Pruned:
         """Remove the personal data of notifications that finished before
-        ``finished_before`` (``stores._prune`` says what is kept: what reports count); how
-        many were pruned. Each is pruned once."""
+        ``finished_before`` (``stores._prune`` says what is kept: what reports count), and
+        the webhook receipts received before ``receipts_before`` (None: a replay window,
+        25 h, before ``finished_before``; a caller passes no later time than its signature
+        max age allows). How many notifications were pruned (each once) and receipts
+        deleted, a batch per transaction."""
         ...
 
     async def sweep(self, now: datetime, *, lapsed_before: datetime, limit: int) -> list[Stuck]:

@@ -47,6 +47,7 @@ class Encoded:
     children: list[Params]
     opt_outs: list[Params]
     attentions: list[Params]
+    attention_updates: list[Params]
 
 
 Row = tuple[Any, ...]
@@ -170,6 +171,10 @@ class Encoder:
             [self.insert(child, fingerprints[id(child.plan)]) for child in change.children],
             self.opt_outs(change),
             self.attentions(change),
+            [
+                {"id": u.attention_id, "detail": u.detail, "reason": u.reason}
+                for u in change.attention_updates
+            ],
         )
 
 

@@ -41,10 +41,21 @@ from psycopg_pool import AsyncConnectionPool
 
 from outreach._models import Attention, Event, EventKind, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
-from outreach.stores import Change, Claimed, EventFilter, Limit, Stuck, _prune, _queries, _stuck
+from outreach.stores import (
+    Change,
+    Claimed,
+    EventFilter,
+    Limit,
+    Pruned,
+    Stuck,
+    _prune,
+    _queries,
+    _stuck,
+)
 from outreach.stores._codec import load_attention, load_event, merged
 from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
 from outreach.stores._rows import (
+    Encoded,
     Encoder,
     NamedReads,
     Params,
@@ -176,6 +187,15 @@ async def _update_all(cur: _Cursor, updates: Sequence[Params]) -> list[bool]:
     await cur.execute(_SQL["update_notifications"], _columns(updates))
     written = {row[0] for row in await cur.fetchall()}
     return [notification_id in written for notification_id in ids]
+
+
+async def _lock_open_attentions(cur: _Cursor, changes: Sequence[Encoded]) -> set[str]:
+    """Of the attention records ``changes`` add causes to, those still open, locked."""
+    ids = sorted({u["id"] for change in changes for u in change.attention_updates})
+    if not ids:
+        return set()
+    await cur.execute(_SQL["lock_open_attentions"], {"ids": ids})
+    return {row[0] for row in await cur.fetchall()}
 
 
 async def _upsert_attempts(cur: _Cursor, attempts: Sequence[Params]) -> None:
@@ -447,7 +467,12 @@ class PostgresStore(NamedReads):
             await _run_many(cur, _SQL["insert_plan"], plans.rows())
             # As SQLite does: two changes of one notification in a group are checked against
             # each other's versions. One statement per table for the whole group.
-            saved = await _update_all(cur, [c.update for c in encoded])
+            # A cause added to an attention record resolved meanwhile fails its change.
+            still_open = await _lock_open_attentions(cur, encoded)
+            addable = [all(u["id"] in still_open for u in c.attention_updates) for c in encoded]
+            updates = [c.update for c, ok in zip(encoded, addable, strict=True) if ok]
+            written = iter(await _update_all(cur, updates))
+            saved = [ok and next(written) for ok in addable]
             kept = [change for change, ok in zip(encoded, saved, strict=True) if ok]
             # A follow-up whose key is taken was started before: it is not started twice.
             await _run_many(cur, _SQL["insert_notification"], [r for c in kept for r in c.children])
@@ -455,6 +480,9 @@ class PostgresStore(NamedReads):
             await _insert_events(cur, [r for c in kept for r in c.events])
             await _run_many(cur, _SQL["insert_suppression"], [r for c in kept for r in c.opt_outs])
             await _run_many(cur, _SQL["insert_attention"], [r for c in kept for r in c.attentions])
+            await _run_many(
+                cur, _SQL["amend_attention"], [r for c in kept for r in c.attention_updates]
+            )
             if any(_wakes(change) for change, ok in zip(changes, saved, strict=True) if ok):
                 await self._notify(cur)
         self._plans.committed(plans)
@@ -503,7 +531,21 @@ class PostgresStore(NamedReads):
             row = await cur.fetchone()
         return int((row[0] if row else None) or 0)
 
-    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+    async def prune(
+        self,
+        finished_before: datetime,
+        *,
+        receipts_before: datetime | None = None,
+        batch: int = 500,
+    ) -> Pruned:
+        pruned = await self._prune_notifications(finished_before, batch)
+        before = _prune.receipts_cutoff(finished_before, receipts_before)
+        receipts = 0
+        while found := await self._write("prune_receipts", before=before, limit=batch):
+            receipts += found
+        return Pruned(pruned, receipts)
+
+    async def _prune_notifications(self, finished_before: datetime, batch: int) -> int:
         pruned = 0
         while True:
             async with self._cursor(transaction=True) as cur:

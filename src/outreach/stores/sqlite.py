@@ -26,7 +26,17 @@ from urllib.parse import quote
 from outreach._clock import SystemClock
 from outreach._models import Attention, Event, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
-from outreach.stores import Change, Claimed, EventFilter, Limit, Stuck, _prune, _queries, _stuck
+from outreach.stores import (
+    Change,
+    Claimed,
+    EventFilter,
+    Limit,
+    Pruned,
+    Stuck,
+    _prune,
+    _queries,
+    _stuck,
+)
 from outreach.stores._codec import from_micros, load_attention, load_event, to_micros
 from outreach.stores._pacing import SWEEP_EVERY, Charge, PaceWalk
 from outreach.stores._rows import (
@@ -56,6 +66,14 @@ def _micros(delay: timedelta) -> int:
 
 def _limit_params(limit: Limit) -> Params:
     return {"scope": limit.scope, "key": limit.key, "step": round(limit.step / _MICROSECOND)}
+
+
+def _open_attentions(db: sqlite3.Connection, changes: Sequence[Encoded]) -> set[str]:
+    """Of the attention records ``changes`` add causes to, those still open."""
+    ids = [u["id"] for change in changes for u in change.attention_updates]
+    if not ids:
+        return set()
+    return {row[0] for row in db.execute(_SQL["open_attentions"], {"ids": json.dumps(ids)})}
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -337,13 +355,18 @@ class SQLiteStore(NamedReads):
         children: list[Params] = []
         opt_outs: list[Params] = []
         attentions: list[Params] = []
+        amended: list[Params] = []
         with self._write() as db:
             db.executemany(_SQL["insert_plan"], plans)
+            still_open = _open_attentions(db, changes)
             for change in changes:
-                updated = db.execute(_SQL["update_notification"], change.update).rowcount
+                updated = all(u["id"] in still_open for u in change.attention_updates) and (
+                    db.execute(_SQL["update_notification"], change.update).rowcount
+                )
                 saved.append(bool(updated))
                 if not updated:
                     continue
+                amended += change.attention_updates
                 attempts += change.attempts
                 events += change.events
                 children += change.children
@@ -356,6 +379,7 @@ class SQLiteStore(NamedReads):
             db.executemany(_SQL["insert_event"], events)
             db.executemany(_SQL["insert_suppression"], opt_outs)
             db.executemany(_SQL["insert_attention"], attentions)
+            db.executemany(_SQL["amend_attention"], amended)
         return saved
 
     async def next_due(self) -> datetime | None:
@@ -402,11 +426,25 @@ class SQLiteStore(NamedReads):
         """SQLite cannot tell other processes' writes: runners poll (same-process starts
         wake the client's own runner directly)."""
 
-    async def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+    async def prune(
+        self,
+        finished_before: datetime,
+        *,
+        receipts_before: datetime | None = None,
+        batch: int = 500,
+    ) -> Pruned:
         pruned = 0
         while found := await self._call(self._prune_batch, finished_before, batch):
             pruned += found
-        return pruned
+        cutoff = {"before": to_micros(_prune.receipts_cutoff(finished_before, receipts_before))}
+        receipts = 0
+        while found := await self._call(self._delete, "prune_receipts", cutoff | {"limit": batch}):
+            receipts += found
+        return Pruned(pruned, receipts)
+
+    def _delete(self, query: str, params: Params) -> int:
+        with self._write() as db:
+            return db.execute(_SQL[query], params).rowcount
 
     def _prune_batch(self, before: datetime, batch: int) -> int:
         """Prune up to ``batch`` notifications in one transaction; how many."""

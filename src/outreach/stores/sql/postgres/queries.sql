@@ -295,6 +295,11 @@ UPDATE attempts SET address = NULL WHERE notification_id = %(id)s
 UPDATE events SET data = (data::jsonb - 'text')::text
 WHERE notification_id = %(id)s AND kind = 'reply'
 
+-- name: prune_receipts --
+-- Forget up to %(limit)s webhook receipts (callbacks' de-duplication keys) received before %(before)s.
+DELETE FROM webhook_receipts
+WHERE key IN (SELECT key FROM webhook_receipts WHERE received_at < %(before)s LIMIT %(limit)s)
+
 -- name: stuck_active --
 -- Active notifications with nothing scheduled and no live lease: no runner will ever look at
 -- them again.
@@ -412,6 +417,20 @@ VALUES
     (%(id)s, %(notification_id)s, %(recipient_id)s, %(campaign)s, %(reason)s, %(detail)s,
      %(opened_at)s)
 ON CONFLICT DO NOTHING
+
+-- name: lock_open_attentions --
+-- Of the records a group of changes adds causes to, those still open, locked until the group
+-- commits (a resolve waits for it), in id order.
+SELECT id FROM attention
+WHERE id = ANY(%(ids)s) AND resolved_at IS NULL
+ORDER BY id
+FOR UPDATE
+
+-- name: amend_attention --
+-- An open record's detail with a later cause added, and its reason when the cause changes it
+-- (locked by lock_open_attentions).
+UPDATE attention SET detail = %(detail)s, reason = COALESCE(%(reason)s::text, reason)
+WHERE id = %(id)s
 
 -- name: attentions --
 -- Attention records, oldest first; a NULL filter matches everything.

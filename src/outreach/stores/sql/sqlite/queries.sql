@@ -187,6 +187,11 @@ UPDATE attempts SET address = NULL WHERE notification_id = :id
 UPDATE events SET data = json_remove(data, '$.text')
 WHERE notification_id = :id AND kind = 'reply'
 
+-- name: prune_receipts --
+-- Forget up to :limit webhook receipts (callbacks' de-duplication keys) received before :before.
+DELETE FROM webhook_receipts
+WHERE key IN (SELECT key FROM webhook_receipts WHERE received_at < :before LIMIT :limit)
+
 -- name: stuck_active --
 -- Active notifications with nothing scheduled and no live lease: no runner will ever look at
 -- them again.
@@ -264,6 +269,18 @@ INSERT OR IGNORE INTO attention
     (id, notification_id, recipient_id, campaign, reason, detail, opened_at)
 VALUES
     (:id, :notification_id, :recipient_id, :campaign, :reason, :detail, :opened_at)
+
+-- name: open_attentions --
+-- Of the records a group of changes adds causes to (:ids, a JSON array), those still open:
+-- checked in the write transaction, so none is resolved before the group commits.
+SELECT id FROM attention
+WHERE id IN (SELECT value FROM json_each(:ids)) AND resolved_at IS NULL
+
+-- name: amend_attention --
+-- An open record's detail with a later cause added, and its reason when the cause changes it
+-- (checked open by open_attentions).
+UPDATE attention SET detail = :detail, reason = COALESCE(:reason, reason)
+WHERE id = :id
 
 -- name: attentions --
 -- Attention records, oldest first; a NULL filter matches everything (:open: 1 open, 0 resolved).
