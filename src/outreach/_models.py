@@ -580,7 +580,9 @@ class Plan(_Config):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> Self:
+    def _consistent(self, info: ValidationInfo) -> Self:
+        if info.context is STORED:
+            return self  # checked when it was built: a stored record's plan is trusted
         keys = [option.key for option in self.options]
         if len(set(keys)) != len(keys):
             raise ValueError(f"option keys must be unique, got {keys}")
@@ -655,7 +657,27 @@ class Plan(_Config):
             raise ConfigurationError(f"{path}: {exc}") from None
 
 
-class Attempt(BaseModel):
+STORED = object()
+"""The validation context of a record read back from a store: its plan (a snapshot of one
+that was checked when the record was built, and frozen since) is not re-checked on every
+read (pydantic re-runs a model's after-validators on an instance it is given)."""
+
+
+class _Copied(BaseModel):
+    """Base for the engine's records: a shallow copy (``model_copy``, the engine's every
+    change) without pydantic's generic one's per-attribute ``copy.copy`` (these records have
+    no extra or private attributes)."""
+
+    def __copy__(self) -> Self:
+        copied = type(self).__new__(type(self))
+        object.__setattr__(copied, "__dict__", self.__dict__.copy())
+        object.__setattr__(copied, "__pydantic_extra__", None)
+        object.__setattr__(copied, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        object.__setattr__(copied, "__pydantic_private__", None)
+        return copied
+
+
+class Attempt(_Copied):
     """One try at one step of one pass: what was sent where, and what became of it."""
 
     model_config = ConfigDict(frozen=True)
@@ -679,7 +701,7 @@ class Attempt(BaseModel):
     retry_at: datetime | None = None
 
 
-class Notification(BaseModel):
+class Notification(_Copied):
     """One recipient's escalation under one plan, and everything that happened to it."""
 
     model_config = ConfigDict(frozen=True)

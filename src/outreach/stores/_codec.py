@@ -11,6 +11,7 @@ from typing import Any
 from pydantic_core import from_json, to_json
 
 from outreach._models import (
+    STORED,
     Attention,
     AttentionReason,
     Event,
@@ -91,11 +92,11 @@ def merged(body: str, state: str | None) -> dict[str, Any]:
 def load_notification(body: str, plan: Plan, state: str | None = None) -> Notification:
     """A stored record (``state``: its changing part, stored apart). Its recipient was
     validated when it was started: re-checking every phone and email on every read would
-    cost more than the rest of the load together."""
+    cost more than the rest of the load together; nor is its plan, checked when it was built."""
     data = merged(body, state)
     data["recipient"] = Recipient.model_construct(**data["recipient"])
     data["plan"] = plan
-    return Notification.model_validate(data)
+    return Notification.model_validate(data, context=STORED)
 
 
 def load_event(
