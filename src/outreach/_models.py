@@ -580,9 +580,7 @@ class Plan(_Config):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self, info: ValidationInfo) -> Self:
-        if info.context is STORED:
-            return self  # checked when it was built: a stored record's plan is trusted
+    def _consistent(self) -> Self:
         keys = [option.key for option in self.options]
         if len(set(keys)) != len(keys):
             raise ValueError(f"option keys must be unique, got {keys}")
@@ -655,12 +653,6 @@ class Plan(_Config):
             raise ConfigurationError(f"{path}: {exc}") from None
         except ConfigurationError as exc:
             raise ConfigurationError(f"{path}: {exc}") from None
-
-
-STORED = object()
-"""The validation context of a record read back from a store: its plan (a snapshot of one
-that was checked when the record was built, and frozen since) is not re-checked on every
-read (pydantic re-runs a model's after-validators on an instance it is given)."""
 
 
 class _Copied(BaseModel):
