@@ -28,18 +28,24 @@ from outreach.exceptions import ConfigurationError
 try:
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import trace as otel_trace
-    from opentelemetry.metrics._internal import _ProxyMeterProvider
 
     HAVE_OTEL = True
-    # What the API hands out while the application has set nothing: every span and metric
-    # through these is dropped, so a send skips building them.
-    _SILENT_TRACERS: tuple[type, ...] = (
-        otel_trace.ProxyTracerProvider,
-        otel_trace.NoOpTracerProvider,
-    )
-    _SILENT_METERS: tuple[type, ...] = (_ProxyMeterProvider, otel_metrics.NoOpMeterProvider)
 except ImportError:  # pragma: no cover - exercised by a test in a subprocess
     HAVE_OTEL = False
+
+# What the API hands out while the application has set nothing: every span and metric through
+# these is dropped, so a send skips building them.
+_SILENT_TRACERS: tuple[type, ...] = ()
+_SILENT_METERS: tuple[type, ...] = ()
+if HAVE_OTEL:
+    _SILENT_TRACERS = (otel_trace.ProxyTracerProvider, otel_trace.NoOpTracerProvider)
+    _SILENT_METERS = (otel_metrics.NoOpMeterProvider,)
+    try:  # the global provider's stand-in is private to the API: without it, never silent
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+        _SILENT_METERS += (_ProxyMeterProvider,)
+    except ImportError:  # pragma: no cover - an API release that moved it
+        pass
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
