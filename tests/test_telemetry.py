@@ -435,3 +435,33 @@ def test_the_public_telemetry_module() -> None:
 
     assert outreach.telemetry.__all__ == ["Telemetry", "prometheus_metrics"]
     assert outreach.telemetry.Telemetry is Telemetry
+
+
+class _RefusingTracer:
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a span was built with no tracer configured")
+
+
+def test_with_the_api_no_op_providers_a_send_builds_no_span() -> None:
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import NoOpTracerProvider
+
+    silent = Telemetry(tracer_provider=NoOpTracerProvider(), meter_provider=NoOpMeterProvider())
+    silent._tracer = _RefusingTracer()  # type: ignore[assignment]
+    with silent.send("sms", "memory-sms", "attempt-1") as record:
+        record.outcome = "sent"
+    assert record.outcome == "sent"
+
+
+def test_a_tracer_given_without_a_meter_still_gets_each_send_span() -> None:
+    spans = InMemorySpanExporter()
+    tracers = TracerProvider()
+    tracers.add_span_processor(SimpleSpanProcessor(spans))
+    try:
+        with Telemetry(tracer_provider=tracers).send("sms", "memory-sms", "a-1") as record:
+            record.outcome = "sent"
+    finally:
+        tracers.shutdown()
+    [span] = spans.get_finished_spans()
+    assert span.name == "outreach.send"
+    assert (span.attributes or {})["outreach.outcome"] == "sent"

@@ -656,7 +656,21 @@ class Plan(_Config):
             raise ConfigurationError(f"{path}: {exc}") from None
 
 
-class Attempt(BaseModel):
+class _Copied(BaseModel):
+    """Base for the engine's records: a shallow copy (``model_copy``, the engine's every
+    change) without pydantic's generic one's per-attribute ``copy.copy`` (these records have
+    no extra or private attributes)."""
+
+    def __copy__(self) -> Self:
+        copied = type(self).__new__(type(self))
+        object.__setattr__(copied, "__dict__", self.__dict__.copy())
+        object.__setattr__(copied, "__pydantic_extra__", None)
+        object.__setattr__(copied, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        object.__setattr__(copied, "__pydantic_private__", None)
+        return copied
+
+
+class Attempt(_Copied):
     """One try at one step of one pass: what was sent where, and what became of it."""
 
     model_config = ConfigDict(frozen=True)
@@ -680,7 +694,7 @@ class Attempt(BaseModel):
     retry_at: datetime | None = None
 
 
-class Notification(BaseModel):
+class Notification(_Copied):
     """One recipient's escalation under one plan, and everything that happened to it."""
 
     model_config = ConfigDict(frozen=True)

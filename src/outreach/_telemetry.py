@@ -33,6 +33,20 @@ try:
 except ImportError:  # pragma: no cover - exercised by a test in a subprocess
     HAVE_OTEL = False
 
+# What the API hands out while the application has set nothing: every span and metric through
+# these is dropped, so a send skips building them.
+_SILENT_TRACERS: tuple[type, ...] = ()
+_SILENT_METERS: tuple[type, ...] = ()
+if HAVE_OTEL:
+    _SILENT_TRACERS = (otel_trace.ProxyTracerProvider, otel_trace.NoOpTracerProvider)
+    _SILENT_METERS = (otel_metrics.NoOpMeterProvider,)
+    try:  # the global provider's stand-in is private to the API: without it, never silent
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+        _SILENT_METERS += (_ProxyMeterProvider,)
+    except ImportError:  # pragma: no cover - an API release that moved it
+        pass
+
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
@@ -91,6 +105,8 @@ class Telemetry:
                     "pip install 'outreach[otel]'"
                 )
             return
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
         release = version("outreach")
         self._tracer = otel_trace.get_tracer(SCOPE, release, tracer_provider=tracer_provider)
         meter = otel_metrics.get_meter(SCOPE, release, meter_provider=meter_provider)
@@ -126,7 +142,7 @@ class Telemetry:
     def send(self, channel: str, provider: str, attempt_id: str) -> Iterator[SendRecord]:
         """A span around one send (retries included); fill in the yielded record."""
         record = SendRecord()
-        if not self.enabled:
+        if not self.enabled or self._silent():
             yield record
             return
         started = time.perf_counter()  # a duration, not a time of day: no clock read
@@ -143,6 +159,13 @@ class Telemetry:
                 measured = {**attributes, "outreach.outcome": record.outcome}
                 self._sends.add(1, measured)
                 self._send_duration.record(time.perf_counter() - started, measured)
+
+    def _silent(self) -> bool:
+        """Whether spans and metrics go nowhere: the providers (given, else the global ones,
+        looked up now: the application may set them later) are the API's no-ops."""
+        tracers = self._tracer_provider or otel_trace.get_tracer_provider()
+        meters = self._meter_provider or otel_metrics.get_meter_provider()
+        return isinstance(tracers, _SILENT_TRACERS) and isinstance(meters, _SILENT_METERS)
 
     def observe(self, notification: Notification, events: Sequence[Event]) -> None:
         """Count what ``events`` (just committed for ``notification``) report."""

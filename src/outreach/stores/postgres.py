@@ -22,14 +22,14 @@ where a ``LISTEN`` would not last: runners then poll.
 A transition writes what changed: the notification's columns and the changing part of its
 record (``state``: status, times, attempts), never the body it was started with (recipient,
 context, metadata); a read lays the state over the body. A group of changes goes as one
-statement per table (arrays through ``unnest``).
+statement per table (rows as one JSON array, through ``json_to_recordset``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,6 +38,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
+from pydantic_core import to_json
 
 from outreach._models import Attention, Event, EventKind, Medium, Notification
 from outreach.exceptions import ConfigurationError, IdempotencyConflict, StoreError
@@ -169,9 +170,10 @@ async def _run_many(
     return found
 
 
-def _columns(rows: Sequence[Params]) -> Params:
-    """Rows of one statement's parameters as one array per parameter (for ``unnest``)."""
-    return {name: [row[name] for row in rows] for name in rows[0]} if rows else {}
+def _recordset(rows: Sequence[Params]) -> Params:
+    """Rows of one statement's parameters as its one parameter, a JSON array of objects
+    (for ``json_to_recordset``): times in ISO 8601, enumerations by value."""
+    return {"rows": to_json(rows).decode()}
 
 
 async def _update_all(cur: _Cursor, updates: Sequence[Params]) -> list[bool]:
@@ -184,7 +186,7 @@ async def _update_all(cur: _Cursor, updates: Sequence[Params]) -> list[bool]:
     if len(set(ids)) < len(ids):
         updated = await _run_many(cur, _SQL["update_notification"], updates)
         return [bool(rows) for rows in updated]
-    await cur.execute(_SQL["update_notifications"], _columns(updates))
+    await cur.execute(_SQL["update_notifications"], _recordset(updates))
     written = {row[0] for row in await cur.fetchall()}
     return [notification_id in written for notification_id in ids]
 
@@ -202,13 +204,13 @@ async def _upsert_attempts(cur: _Cursor, attempts: Sequence[Params]) -> None:
     """Write attempts' index rows in one statement (an attempt listed twice: its last row)."""
     latest = list({attempt["id"]: attempt for attempt in attempts}.values())
     if latest:
-        await cur.execute(_SQL["upsert_attempts"], _columns(latest))
+        await cur.execute(_SQL["upsert_attempts"], _recordset(latest))
 
 
 async def _insert_events(cur: _Cursor, events: Sequence[Params]) -> None:
     """Log entries in one statement, in order."""
     if events:
-        await cur.execute(_SQL["insert_events"], _columns(events))
+        await cur.execute(_SQL["insert_events"], _recordset(events))
 
 
 class PostgresStore(NamedReads):
@@ -263,15 +265,19 @@ class PostgresStore(NamedReads):
         return options
 
     @asynccontextmanager
-    async def _cursor(self, *, transaction: bool = False) -> AsyncIterator[_Cursor]:
-        """A cursor on a pooled connection (in a transaction, if asked); psycopg's errors
-        become :class:`StoreError`."""
+    async def _cursor(
+        self, *, transaction: bool = False, pipelined: bool = False
+    ) -> AsyncIterator[_Cursor]:
+        """A cursor on a pooled connection (in a transaction, if asked; ``pipelined``: its
+        statements go out without waiting for each one's answer, until one is read); psycopg's
+        errors become :class:`StoreError`."""
         if self._pool is None:
             raise StoreError("the store is not open; use 'async with AsyncClient(...)'")
         try:
             async with self._pool.connection() as conn:
                 if transaction:
-                    async with conn.transaction(), conn.cursor() as cur:
+                    pipeline = conn.pipeline() if pipelined else nullcontext()
+                    async with pipeline, conn.transaction(), conn.cursor() as cur:
                         yield cur
                 else:
                     async with conn.cursor() as cur:
@@ -461,7 +467,9 @@ class PostgresStore(NamedReads):
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
         plans = self._plans.of([child for change in changes for child in change.children])
         encoded = [_ENCODER.change(change, plans.fingerprints) for change in changes]
-        async with self._cursor(transaction=True) as cur:
+        # Pipelined: the lock, the plans and the updates go out together, and the rest with
+        # the commit once the updates' answer says which changes are kept.
+        async with self._cursor(transaction=True, pipelined=True) as cur:
             if any(e.events for e in encoded):
                 await self._lock_events(cur)
             await _run_many(cur, _SQL["insert_plan"], plans.rows())

@@ -116,38 +116,41 @@ RETURNING id
 
 -- name: update_notifications --
 -- update_notification for a group of changes of distinct notifications, in one statement:
--- the columns come as parallel arrays (psycopg adapts an array far more cheaply than it runs
--- a statement per row). Returns the ids written.
+-- the rows come as one JSON array of objects, %(rows)s (one text parameter, encoded in one
+-- call: psycopg adapts parallel arrays element by element in Python). Returns the ids written.
 UPDATE notifications AS n SET
     status = c.status, due_at = c.due_at, version = c.new_version, state = c.state,
     lease_until = CASE WHEN n.lease_owner = c.owner THEN NULL ELSE n.lease_until END,
     lease_owner = CASE WHEN n.lease_owner = c.owner THEN NULL ELSE n.lease_owner END
-FROM unnest(
-    %(id)b::text[], %(version)b::integer[], %(new_version)b::integer[], %(status)b::text[],
-    %(due_at)b::timestamptz[], %(state)b::text[], %(owner)b::text[], %(fence)b::bigint[]
-) AS c (id, version, new_version, status, due_at, state, owner, fence)
+FROM json_to_recordset(%(rows)s::json) AS c (
+    id text, version integer, new_version integer, status text, due_at timestamptz,
+    state text, owner text, fence bigint
+)
 WHERE n.id = c.id AND n.version = c.version
   AND (c.fence IS NULL OR n.lease_epoch = c.fence)
 RETURNING n.id
 
 -- name: upsert_attempts --
--- upsert_attempt for attempts of distinct ids, in one statement (arrays, as above).
+-- upsert_attempt for attempts of distinct ids, in one statement (a JSON array, as above).
 INSERT INTO attempts
     (id, notification_id, medium, address, sender, provider_id, status, sent_at)
-SELECT * FROM unnest(
-    %(id)b::text[], %(notification_id)b::text[], %(medium)b::text[], %(address)b::text[],
-    %(sender)b::text[], %(provider_id)b::text[], %(status)b::text[], %(sent_at)b::timestamptz[]
+SELECT id, notification_id, medium, address, sender, provider_id, status, sent_at
+FROM json_to_recordset(%(rows)s::json) AS a (
+    id text, notification_id text, medium text, address text, sender text,
+    provider_id text, status text, sent_at timestamptz
 )
 ON CONFLICT (id) DO UPDATE SET
     sender = excluded.sender, provider_id = excluded.provider_id,
     status = excluded.status, sent_at = excluded.sent_at
 
 -- name: insert_events --
--- insert_event for a list of entries, in one statement; they get their seq in list order.
+-- insert_event for a list of entries (a JSON array, as above), in one statement; they get
+-- their seq in list order.
 INSERT INTO events (at, notification_id, kind, attempt_id, data)
-SELECT at, notification_id, kind, attempt_id, data FROM unnest(
-    %(at)b::timestamptz[], %(notification_id)b::text[], %(kind)b::text[],
-    %(attempt_id)b::text[], %(data)b::text[]
+SELECT at, notification_id, kind, attempt_id, data FROM ROWS FROM (
+    json_to_recordset(%(rows)s::json) AS (
+        at timestamptz, notification_id text, kind text, attempt_id text, data text
+    )
 ) WITH ORDINALITY AS e (at, notification_id, kind, attempt_id, data, rank)
 ORDER BY rank
 
