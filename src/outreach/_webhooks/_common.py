@@ -77,27 +77,30 @@ class Form:
     parameters are signed the way Twilio signs them.
     """
 
-    __slots__ = ("_pairs",)
+    __slots__ = ("_values",)
 
     def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
-        self._pairs = tuple(pairs)
+        self._values: dict[str, list[str]] = {}
+        for key, value in pairs:
+            self._values.setdefault(key, []).append(value)
 
     def get(self, name: str, default: str = "") -> str:
         """The first value of ``name``, or ``default``."""
-        return next((value for key, value in self._pairs if key == name), default)
+        values = self._values.get(name)
+        return values[0] if values else default
 
     def getlist(self, name: str) -> list[str]:
         """Every value of ``name``."""
-        return [value for key, value in self._pairs if key == name]
+        return list(self._values.get(name, ()))
 
     def __contains__(self, name: object) -> bool:
-        return any(key == name for key, _ in self._pairs)
+        return name in self._values
 
     def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(key for key, _ in self._pairs))
+        return iter(self._values)
 
     def __len__(self) -> int:
-        return len(self._pairs)
+        return sum(map(len, self._values.values()))
 
     def __repr__(self) -> str:
         return f"Form({list(self)!r})"
