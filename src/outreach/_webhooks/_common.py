@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlparse
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sendgrid.helpers.eventwebhook import (  # type: ignore[import-untyped, unused-ignore]
@@ -25,6 +25,9 @@ from starlette.types import Scope
 from twilio.request_validator import (  # type: ignore[import-untyped, unused-ignore]
     SIGNATURE_SETTINGS_HEADER,
     RequestValidator,
+    add_port,
+    compare,
+    remove_port,
 )
 
 from outreach._client import AsyncClient
@@ -145,6 +148,16 @@ def route_path(scope: Scope) -> str:
     return f"{text}?{query.decode('latin-1')}" if query else text
 
 
+def _signed_urls(url: str) -> Iterator[str]:
+    """The URLs Twilio may have signed for ``url``, as the SDK's ``validate`` tries them
+    (without the port and with it), the one as given first: the other is only worked out
+    when the first does not match."""
+    parsed = urlparse(url)
+    first, second = (add_port, remove_port) if parsed.port else (remove_port, add_port)
+    yield first(parsed)
+    yield second(parsed)
+
+
 class TwilioVerifier:
     """Checks ``X-Twilio-Signature`` against every configured account's auth token."""
 
@@ -160,7 +173,10 @@ class TwilioVerifier:
         url = self._urls.for_request(route_path(request.scope))
         for validator in self._validators:
             try:
-                if validator.validate(url, form, signature):
+                if any(
+                    compare(validator.compute_signature(signed, form), signature)
+                    for signed in _signed_urls(url)
+                ):
                     return
             except Exception:  # a validator bug or odd input is a failed check, never a 500
                 log.debug("Twilio signature check raised", exc_info=True)

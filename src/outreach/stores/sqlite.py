@@ -97,9 +97,12 @@ class SQLiteStore(NamedReads):
         if not self._running:
             raise StoreError("the store is not open; use 'async with AsyncClient(...)'")
         try:
+            loop = asyncio.get_running_loop()
             if self._executor is None:  # in memory: nothing to wait for, so no handoff
-                return fn(*args)
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+                done: asyncio.Future[T] = loop.create_future()
+                loop.call_soon(done.set_result, fn(*args))
+                return await done
+            return await loop.run_in_executor(self._executor, fn, *args)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self._path}: {exc}") from exc
         except UnicodeEncodeError as exc:  # sqlite3 binds text as UTF-8: a lone surrogate fails
