@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
@@ -35,6 +35,7 @@ from outreach._simulator import (
 )
 from outreach._simulator._browser import ack_link, first_form
 from outreach._simulator._server import LoopbackServer
+from outreach._simulator._twilio import form_encoded
 from outreach._webhooks._twiml import call_twiml
 from outreach.channels._base import Message
 from outreach.channels.sendgrid import SendGridEmail
@@ -875,3 +876,9 @@ def test_personas_validate() -> None:
         Persona(email="nobody")
     assert EmailBehaviour(choose="2").click_delay == timedelta(minutes=10)
     assert EmailBehaviour().click_delay is None
+
+
+def test_callback_forms_are_encoded_as_urlencode_does() -> None:
+    fields = {"Body": "Réservé & payé 100%", "To": "+16175550123", "Empty": "", "A b": "c=d/e?"}
+    assert form_encoded(fields) == urlencode(fields)
+    assert form_encoded(fields) == form_encoded(dict(fields))  # the second time, from the cache

@@ -7,6 +7,7 @@ log) is tested on memory, SQLite and PostgreSQL alike in ``test_stores.py``.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,3 +107,24 @@ async def test_a_file_made_before_attention_upgrades_and_finds_old_notifications
     assert created.notification_id == "n1"
     assert await store.attentions() == []
     await store.close()
+
+
+async def test_an_in_memory_store_runs_on_the_loop_thread_and_a_file_on_its_own(
+    tmp_path: Path,
+) -> None:
+    def store_threads() -> int:
+        return sum(t.name.startswith("outreach-sqlite") for t in threading.enumerate())
+
+    before = store_threads()  # other tests' stores, if any are still open
+    memory = open_store("memory://")
+    await memory.open()
+    assert await memory.next_due() is None
+    assert store_threads() == before
+    file = SQLiteStore(tmp_path / "x.db")
+    await file.open()
+    assert await file.next_due() is None
+    assert store_threads() == before + 1
+    await file.close()
+    await memory.close()
+    with pytest.raises(StoreError, match="not open"):
+        await memory.next_due()

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from starlette.datastructures import MultiDict
+from twilio.request_validator import RequestValidator
 
 from outreach import AsyncClient, AttemptStatus, EventKind, Medium, Plan, Status, Step
 from outreach._settings import Settings
@@ -22,6 +24,7 @@ from outreach.webhooks import create_app
 from ._helpers import (
     PAX,
     PUBLIC,
+    TWILIO_TOKEN,
     call_status,
     connect,
     inbound,
@@ -93,6 +96,33 @@ async def test_status_callback_signed_for_another_attempt_is_refused(
     )
     assert response.status_code == 403
     assert await snapshot(client) == before
+
+
+@pytest.mark.parametrize("signed_host", ["hooks.example.com", "hooks.example.com:443"])
+async def test_a_signature_with_or_without_the_port_is_accepted(
+    client: AsyncClient, http: httpx.AsyncClient, plan: Plan, signed_host: str
+) -> None:
+    n = await start(client, plan)
+    signed = f"https://{signed_host}/twilio/sms"
+    response = await twilio_post(http, "/twilio/sms", inbound("1"), signed_url=signed)
+    assert response.status_code == 200
+    assert (await client.get(n.id)).status is Status.ACKNOWLEDGED
+
+
+async def test_repeated_fields_are_signed_value_by_value_and_a_dropped_one_is_refused(
+    client: AsyncClient, http: httpx.AsyncClient, plan: Plan
+) -> None:
+    await start(client, plan)
+    pairs = [*inbound("HELP").items(), ("MediaUrl", "https://a.example"), ("MediaUrl", "b")]
+    body = httpx.QueryParams(pairs)
+    signed = RequestValidator(TWILIO_TOKEN).compute_signature(
+        PUBLIC + "/twilio/sms", MultiDict(pairs)
+    )
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signed}
+    response = await http.post("/twilio/sms", content=str(body), headers=headers)
+    assert response.status_code == 200
+    dropped = str(httpx.QueryParams(pairs[:-1]))
+    assert (await http.post("/twilio/sms", content=dropped, headers=headers)).status_code == 403
 
 
 async def test_oversize_and_malformed_forms_get_4xx_and_change_nothing(

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlparse
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sendgrid.helpers.eventwebhook import (  # type: ignore[import-untyped, unused-ignore]
@@ -25,6 +25,9 @@ from starlette.types import Scope
 from twilio.request_validator import (  # type: ignore[import-untyped, unused-ignore]
     SIGNATURE_SETTINGS_HEADER,
     RequestValidator,
+    add_port,
+    compare,
+    remove_port,
 )
 
 from outreach._client import AsyncClient
@@ -77,27 +80,30 @@ class Form:
     parameters are signed the way Twilio signs them.
     """
 
-    __slots__ = ("_pairs",)
+    __slots__ = ("_values",)
 
     def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
-        self._pairs = tuple(pairs)
+        self._values: dict[str, list[str]] = {}
+        for key, value in pairs:
+            self._values.setdefault(key, []).append(value)
 
     def get(self, name: str, default: str = "") -> str:
         """The first value of ``name``, or ``default``."""
-        return next((value for key, value in self._pairs if key == name), default)
+        values = self._values.get(name)
+        return values[0] if values else default
 
     def getlist(self, name: str) -> list[str]:
         """Every value of ``name``."""
-        return [value for key, value in self._pairs if key == name]
+        return list(self._values.get(name, ()))
 
     def __contains__(self, name: object) -> bool:
-        return any(key == name for key, _ in self._pairs)
+        return name in self._values
 
     def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(key for key, _ in self._pairs))
+        return iter(self._values)
 
     def __len__(self) -> int:
-        return len(self._pairs)
+        return sum(map(len, self._values.values()))
 
     def __repr__(self) -> str:
         return f"Form({list(self)!r})"
@@ -142,6 +148,16 @@ def route_path(scope: Scope) -> str:
     return f"{text}?{query.decode('latin-1')}" if query else text
 
 
+def _signed_urls(url: str) -> Iterator[str]:
+    """The URLs Twilio may have signed for ``url``, as the SDK's ``validate`` tries them
+    (without the port and with it), the one as given first: the other is only worked out
+    when the first does not match."""
+    parsed = urlparse(url)
+    first, second = (add_port, remove_port) if parsed.port else (remove_port, add_port)
+    yield first(parsed)
+    yield second(parsed)
+
+
 class TwilioVerifier:
     """Checks ``X-Twilio-Signature`` against every configured account's auth token."""
 
@@ -157,7 +173,10 @@ class TwilioVerifier:
         url = self._urls.for_request(route_path(request.scope))
         for validator in self._validators:
             try:
-                if validator.validate(url, form, signature):
+                if any(
+                    compare(validator.compute_signature(signed, form), signature)
+                    for signed in _signed_urls(url)
+                ):
                     return
             except Exception:  # a validator bug or odd input is a failed check, never a 500
                 log.debug("Twilio signature check raised", exc_info=True)

@@ -118,10 +118,15 @@ def _xml(response: MessagingResponse | VoiceResponse) -> Response:
     return Response(str(response.to_xml()), media_type="text/xml")
 
 
+_NO_REPLY: Final = str(MessagingResponse().to_xml())
+"""The TwiML of no reply: most answers, built once."""
+
+
 def _sms(text: str | None = None) -> Response:
+    if not text:
+        return Response(_NO_REPLY, media_type="text/xml")
     response = MessagingResponse()
-    if text:
-        response.message(text)
+    response.message(text)
     return _xml(response)
 
 

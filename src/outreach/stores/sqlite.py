@@ -4,7 +4,9 @@ The file runs in WAL mode with a busy timeout, transactions are short and writes
 up front (``BEGIN IMMEDIATE``), so several processes can use one file. SQL runs on one private
 thread that owns the connection, keeping the event loop free while SQLite works; records are
 turned into rows and back on the event loop's thread, so the store's thread spends its time in
-SQLite (which lets go of Python's lock) rather than competing for the lock.
+SQLite (which lets go of Python's lock) rather than competing for the lock. An in-memory
+database has no disk and no other process to wait for, so its SQL runs on the event loop's
+thread, sparing every call the handoff to another thread and back.
 
 The statements are named blocks of ``sql/sqlite/queries.sql``, with named parameters; the
 numbered files beside it are the schema's migrations.
@@ -99,6 +101,7 @@ class SQLiteStore(NamedReads):
         self._path = str(path)
         self._busy_timeout = busy_timeout
         self._executor: ThreadPoolExecutor | None = None
+        self._running = False
         self._db: sqlite3.Connection | None = None
         self._plans = PlanCache()
         self._paced = 0  # sends paced since the last sweep of spent buckets
@@ -109,10 +112,14 @@ class SQLiteStore(NamedReads):
     # plumbing
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
+        if not self._running:
             raise StoreError("the store is not open; use 'async with AsyncClient(...)'")
-        loop = asyncio.get_running_loop()
         try:
+            loop = asyncio.get_running_loop()
+            if self._executor is None:  # in memory: nothing to wait for, so no handoff
+                done: asyncio.Future[T] = loop.create_future()
+                loop.call_soon(done.set_result, fn(*args))
+                return await done
             return await loop.run_in_executor(self._executor, fn, *args)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self._path}: {exc}") from exc
@@ -176,14 +183,18 @@ class SQLiteStore(NamedReads):
                 f" and the store needs {oldest} or newer (a newer Python, or a newer system"
                 " SQLite library)"
             )
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="outreach-sqlite")
+        if not self._running:
+            self._running = True
+            if self._path != ":memory:":
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="outreach-sqlite")
             try:
                 await self._call(connect)
             except BaseException:
                 # A failed open leaves no thread behind (and close() has nothing to do).
-                self._executor.shutdown(wait=True)
-                self._executor = None
+                self._running = False
+                if self._executor is not None:
+                    self._executor.shutdown(wait=True)
+                    self._executor = None
                 if self._db is not None:
                     self._db.close()
                     self._db = None
@@ -246,10 +257,12 @@ class SQLiteStore(NamedReads):
                     db.execute(_SQL["record_migration"], {"version": version})
 
     async def close(self) -> None:
-        if self._executor is not None:
+        if self._running:
             await self._call(self.db.close)
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+            self._running = False
             self._db = None
 
     # notifications
