@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -280,6 +282,40 @@ async def test_pacing_beyond_the_horizon_defers_the_step_without_recording_an_at
         assert all(n.due_at is not None and n.due_at > clock.now() for n in waiting)
         await _run_paced(ox, clock)
         assert len(sms.outbox) == 100
+
+
+async def test_a_backlog_deferred_together_comes_back_due_in_line(
+    clock: FakeClock, templates_dir: Path
+) -> None:
+    """100 texts at 1 a second: the ones beyond the horizon are given their places in line,
+    one interval apart, so each comes back due about when it can go (not all at the horizon,
+    to be deferred again and again)."""
+    sms = InMemoryChannel(name="sms", rate=1)
+    plan = Plan(name="p", steps=[Step(channel="sms", template="flight_cancelled", wait="1h")])
+    async with AsyncClient(
+        store="memory://", channels={"sms": sms}, templates=templates_dir, clock=clock
+    ) as ox:
+        people = [Recipient(id=f"p{i}", phone=f"+1617555{i:04d}") for i in range(100)]
+        await ox.start_many(plan, people, context=CONTEXT)
+        await ox.run_due()
+        waiting = [n for n in await ox.list(limit=500) if not n.attempts]
+        dues = sorted(n.due_at for n in waiting if n.due_at is not None)
+        assert len(dues) == len(waiting) == 100 - len(sms.outbox)
+        gaps = {round((b - a).total_seconds(), 3) for a, b in itertools.pairwise(dues)}
+        assert gaps == {1.0}
+        claims = 0
+        claim_due = ox.store.claim_due
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal claims
+            claimed = await claim_due(*args, **kwargs)
+            claims += len(claimed)
+            return claimed
+
+        ox.store.claim_due = counted  # type: ignore[method-assign]
+        await _run_paced(ox, clock)
+        assert len(sms.outbox) == 100
+        assert claims <= 2 * len(waiting)  # each deferred text claimed about once more
 
 
 async def test_one_person_is_not_texted_more_than_three_times_an_hour(

@@ -1,7 +1,10 @@
 """How the SQL stores answer :meth:`Store.pace`: a send's limits are charged in order, each by
 one upsert (the ``pace`` statement), the next one starting no earlier than the one before
 allows; a send one of whose limits is beyond the horizon gives back what the earlier ones
-charged, so a deferred send holds no place anywhere.
+charged, so a deferred send holds no place anywhere. Sends deferred by one bucket in one call
+are given starts one step apart, in order (the k-th, k steps after the first), not all the
+first one's: a backlog deferred together would otherwise come back due together, and be
+claimed and deferred again, horizon after horizon.
 
 The walk is shared by the stores and kept free of I/O: a store runs each round's statements
 (one pipeline or ``executemany``) in a single transaction and feeds the answers back.
@@ -37,6 +40,8 @@ class PaceWalk:
     horizon: timedelta
     delays: list[timedelta] = field(init=False)
     refunds: list[Limit] = field(init=False, default_factory=list)
+    _deferred: dict[tuple[str, str], timedelta] = field(init=False, default_factory=dict)
+    """Per bucket refusing sends in this call: the start the next one refused is given."""
     _round: int = field(init=False, default=0)
     _open: list[int] = field(init=False)
 
@@ -55,6 +60,10 @@ class PaceWalk:
         for charge, delay in zip(charges, delays, strict=True):
             self.delays[charge.send] = max(delay, charge.after)
             if delay > self.horizon:
+                bucket = (charge.limit.scope, charge.limit.key)
+                start = max(self.delays[charge.send], self._deferred.get(bucket, timedelta(0)))
+                self.delays[charge.send] = start
+                self._deferred[bucket] = start + charge.limit.step
                 refused.add(charge.send)
                 done = self.sends[charge.send][: self._round]
                 self.refunds += [dataclasses.replace(limit, cost=-limit.cost) for limit in done]
