@@ -252,8 +252,11 @@ async def test_a_wave_of_10dlc_rejections_alerts_once_and_clears(tmp_path: Path)
         }
         [alert] = raised
         assert (alert.channel, alert.code) == ("sms", "Twilio 30034")
-        assert alert.failures == 11  # the moment more than half of 20 came back undelivered
-        assert alert.rate == pytest.approx(11 / 20)
+        # The moment more than half of what came back (at least 10) was undelivered: how many
+        # had come back by then depends on how the paced sends and their callbacks interleave.
+        assert alert.sample >= 10
+        assert alert.failures > alert.sample / 2
+        assert alert.rate == pytest.approx(alert.failures / alert.sample)
         assert cleared == []
 
         for recipient in healthy:

@@ -2,7 +2,7 @@
 
 Runners claim due work with one statement (``FOR UPDATE SKIP LOCKED`` in a CTE), so claimers
 never wait for each other and never get the same row; every write is version-checked as in
-SQLite, and a group of changes is one transaction whose statements go out as one pipeline.
+SQLite, and a group of changes is one transaction, a statement per table.
 Records use the same JSON encoding as the SQLite store (``_codec``, ``_rows``); times are
 ``timestamptz`` columns.
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -265,19 +265,15 @@ class PostgresStore(NamedReads):
         return options
 
     @asynccontextmanager
-    async def _cursor(
-        self, *, transaction: bool = False, pipelined: bool = False
-    ) -> AsyncIterator[_Cursor]:
-        """A cursor on a pooled connection (in a transaction, if asked; ``pipelined``: its
-        statements go out without waiting for each one's answer, until one is read); psycopg's
-        errors become :class:`StoreError`."""
+    async def _cursor(self, *, transaction: bool = False) -> AsyncIterator[_Cursor]:
+        """A cursor on a pooled connection (in a transaction, if asked); psycopg's errors
+        become :class:`StoreError`."""
         if self._pool is None:
             raise StoreError("the store is not open; use 'async with AsyncClient(...)'")
         try:
             async with self._pool.connection() as conn:
                 if transaction:
-                    pipeline = conn.pipeline() if pipelined else nullcontext()
-                    async with pipeline, conn.transaction(), conn.cursor() as cur:
+                    async with conn.transaction(), conn.cursor() as cur:
                         yield cur
                 else:
                     async with conn.cursor() as cur:
@@ -467,9 +463,9 @@ class PostgresStore(NamedReads):
     async def save(self, changes: Sequence[Change]) -> list[Notification | None]:
         plans = self._plans.of([child for change in changes for child in change.children])
         encoded = [_ENCODER.change(change, plans.fingerprints) for change in changes]
-        # Pipelined: the lock, the plans and the updates go out together, and the rest with
-        # the commit once the updates' answer says which changes are kept.
-        async with self._cursor(transaction=True, pipelined=True) as cur:
+        # Not pipelined: a pipelined group let two concurrent changes of one notification's
+        # attention record both land (tests/test_attention_one_per_notification.py).
+        async with self._cursor(transaction=True) as cur:
             if any(e.events for e in encoded):
                 await self._lock_events(cur)
             await _run_many(cur, _SQL["insert_plan"], plans.rows())
