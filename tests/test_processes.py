@@ -13,15 +13,13 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,14 +29,13 @@ from outreach import AsyncClient, AttemptStatus, Notification, Plan, Recipient, 
 from outreach.testing import FakeClock, InMemoryChannel
 from outreach.webhooks import create_app
 from process_app import read_log
+from worker_processes import Worker, spawn_worker
 
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 
 SECRET = "process-tests-secret-key-0123456789abcdef"
-OUTREACH = Path(sys.executable).with_name("outreach")
-TESTS = Path(__file__).parent
 CONTEXT = {"flight": "9K 1042"}
 SENDING = AttemptStatus.SENDING
 ONE_TEXT = Plan(name="one-text", steps=[Step(channel="sms", template="flight_cancelled")])
@@ -62,36 +59,6 @@ def memory_channels() -> dict[str, InMemoryChannel]:
 
 
 @dataclass
-class Worker:
-    """One ``outreach worker`` process; its standard error goes to a file."""
-
-    process: subprocess.Popen[bytes]
-    stderr_path: Path
-    stderr_file: IO[bytes]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"worker {self.pid} exited with {self.process.returncode}:\n{self.stderr()}"
-            )
-
-    async def exit_code(self, timeout: float = WAIT) -> int:
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker {self.pid} did not exit:\n{self.stderr()}")
-            await asyncio.sleep(0.02)
-        return self.process.returncode
-
-
-@dataclass
 class Setup:
     """A SQLite file, a templates folder and the send log shared by the test and its workers."""
 
@@ -103,25 +70,14 @@ class Setup:
 
     def spawn(self, **settings: str) -> Worker:
         """Start ``outreach worker`` with this set-up and ``PROCESS_APP_<NAME>`` settings."""
-        env = {
-            **os.environ,
-            "OUTREACH_STORE": self.store,
-            "OUTREACH_SECRET_KEY": SECRET,
-            "OUTREACH_TEMPLATES": str(self.templates),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
-            "PROCESS_APP_LOG": str(self.log),
-            **{f"PROCESS_APP_{name.upper()}": value for name, value in settings.items()},
-        }
-        stderr_path = self.tmp / f"worker-{len(self.workers)}.stderr"
-        stderr_file = stderr_path.open("wb")
-        process = subprocess.Popen(
-            [str(OUTREACH), "worker", "--app", "process_app:make_client"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr_file,
+        worker = spawn_worker(
+            store=self.store,
+            secret=SECRET,
+            templates=self.templates,
+            log=self.log,
+            stderr_path=self.tmp / f"worker-{len(self.workers)}.stderr",
+            settings=settings,
         )
-        worker = Worker(process, stderr_path, stderr_file)
         self.workers.append(worker)
         return worker
 

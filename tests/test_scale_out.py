@@ -12,17 +12,15 @@ wait is a bounded poll; nothing is asserted about how long anything took.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -30,14 +28,13 @@ from outreach import AsyncClient, AttemptStatus, Notification, Plan, Recipient, 
 from outreach.stores import Store
 from outreach.testing import InMemoryChannel
 from process_app import MAX_IN_FLIGHT, read_log
+from worker_processes import Worker, spawn_worker
 
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 
 SECRET = "scale-out-secret-key-0123456789abcdef"
-OUTREACH = Path(sys.executable).with_name("outreach")
-TESTS = Path(__file__).parent
 CONTEXT = {"flight": "9K 1042"}
 TERMINAL = tuple(s.value for s in Status if s.is_terminal)
 TEXT_THEN_EMAIL = Plan(
@@ -69,27 +66,6 @@ def pax(number: int) -> Recipient:
 
 
 @dataclass
-class Worker:
-    """One ``outreach worker`` process; its standard error goes to a file."""
-
-    process: subprocess.Popen[bytes]
-    stderr_path: Path
-    stderr_file: IO[bytes]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """``kill -9``, and reap it."""
-        os.kill(self.pid, signal.SIGKILL)
-        assert self.process.wait(timeout=WAIT) == -signal.SIGKILL
-
-
-@dataclass
 class Fleet:
     """Workers on one store, the send log they share, and the test's own client."""
 
@@ -101,25 +77,14 @@ class Fleet:
 
     def spawn(self, **settings: str) -> Worker:
         """Start ``outreach worker`` on this store with ``PROCESS_APP_<NAME>`` settings."""
-        env = {
-            **os.environ,
-            "OUTREACH_STORE": self.store_url,
-            "OUTREACH_SECRET_KEY": SECRET,
-            "OUTREACH_TEMPLATES": str(self.templates),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
-            "PROCESS_APP_LOG": str(self.log),
-            **{f"PROCESS_APP_{name.upper()}": value for name, value in settings.items()},
-        }
-        stderr_path = self.tmp / f"worker-{len(self.workers)}.stderr"
-        stderr_file = stderr_path.open("wb")
-        process = subprocess.Popen(
-            [str(OUTREACH), "worker", "--app", "process_app:make_client"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr_file,
+        worker = spawn_worker(
+            store=self.store_url,
+            secret=SECRET,
+            templates=self.templates,
+            log=self.log,
+            stderr_path=self.tmp / f"worker-{len(self.workers)}.stderr",
+            settings=settings,
         )
-        worker = Worker(process, stderr_path, stderr_file)
         self.workers.append(worker)
         return worker
 
